@@ -1,0 +1,522 @@
+//! Request heads: parsed in place (httparse) and held to RFC 9112's framing rules,
+//! the ones request smuggling exploits.
+//!
+//! [`parse_head`] never allocates on success beyond the caller's reused header
+//! vector; every field is a [`Span`] into the read buffer. Anything ambiguous is an
+//! error with the status to answer; the caller closes the connection after a 400.
+
+use super::{is_hop_by_hop, list_items, parse_content_length, trim_ows, BodyKind, Span};
+
+/// The most header fields a request may carry; more is answered 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// Request methods the gateway treats specially; the rest are `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Patch,
+    Trace,
+    Other,
+}
+
+impl Method {
+    pub fn from_bytes(m: &[u8]) -> Method {
+        match m {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"OPTIONS" => Method::Options,
+            b"PATCH" => Method::Patch,
+            b"TRACE" => Method::Trace,
+            _ => Method::Other,
+        }
+    }
+
+    /// Idempotent per RFC 9110 §9.2.2: safe to send twice.
+    pub fn is_idempotent(self) -> bool {
+        matches!(
+            self,
+            Method::Get
+                | Method::Head
+                | Method::Put
+                | Method::Delete
+                | Method::Options
+                | Method::Trace
+        )
+    }
+}
+
+/// What a header means to the gateway; decides whether it is forwarded as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderRole {
+    /// Forwarded unchanged.
+    EndToEnd,
+    /// Connection-specific or framing: dropped, the gateway writes its own.
+    HopByHop,
+    /// Replaced by the gateway (`x-forwarded-host`, `-proto`, `x-request-id`).
+    Replaced,
+    /// `x-forwarded-for`: kept and extended only when the peer is a trusted proxy.
+    ForwardedFor,
+    Host,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    pub name: Span,
+    pub value: Span,
+    pub role: HeaderRole,
+}
+
+/// A parsed request head; spans point into the buffer given to [`parse_head`].
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: Method,
+    pub method_span: Span,
+    /// The origin-form target to forward: path and query.
+    pub target: Span,
+    /// The path alone (no query), what routes match.
+    pub path: Span,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub host: Option<Span>,
+    pub body: BodyKind,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    pub request_id: Option<Span>,
+    /// Bytes of the head, including the final empty line.
+    pub len: usize,
+}
+
+/// Why a head was refused, as the status to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadError {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+const fn bad(reason: &'static str) -> HeadError {
+    HeadError {
+        status: 400,
+        reason,
+    }
+}
+
+/// Parses the head at the start of `buf`. `Ok(None)`: not complete yet.
+/// `headers` is cleared and filled with the request's header fields.
+pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<RequestHead>, HeadError> {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut raw);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HeadError {
+                status: 431,
+                reason: "too many header fields",
+            })
+        }
+        Err(_) => return Err(bad("malformed request head")),
+    };
+    check_bytes(&buf[..len])?;
+
+    let method_bytes = req.method.ok_or(bad("no method"))?.as_bytes();
+    let method = Method::from_bytes(method_bytes);
+    if method_bytes == b"CONNECT" {
+        return Err(HeadError {
+            status: 405,
+            reason: "CONNECT is not supported",
+        });
+    }
+    let minor = req.version.ok_or(bad("no version"))?;
+    let raw_target = req.path.ok_or(bad("no target"))?;
+
+    headers.clear();
+    let mut host: Option<Span> = None;
+    let mut hosts = 0;
+    let mut content_length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut te_chunked_final = false;
+    let mut te_items = 0usize;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    let mut request_id = None;
+    let mut connection_values: [Option<Span>; 4] = [None; 4];
+    let mut n_conn = 0;
+
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = trim_ows(h.value);
+        let name_span = Span::of(buf, name);
+        let value_span = Span::of(buf, value);
+        let mut role = HeaderRole::EndToEnd;
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                hosts += 1;
+                host = Some(value_span);
+                role = HeaderRole::Host;
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let n = parse_content_length(value).ok_or(bad("invalid content-length"))?;
+                if content_length.is_some_and(|c| c != n) {
+                    return Err(bad("conflicting content-length"));
+                }
+                content_length = Some(n);
+                role = HeaderRole::HopByHop;
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                te_seen = true;
+                for item in list_items(value) {
+                    te_items += 1;
+                    te_chunked_final = item.eq_ignore_ascii_case(b"chunked");
+                }
+                role = HeaderRole::HopByHop;
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for item in list_items(value) {
+                    if item.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if item.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive_token = true;
+                    }
+                }
+                if n_conn < connection_values.len() {
+                    connection_values[n_conn] = Some(value_span);
+                    n_conn += 1;
+                } else {
+                    return Err(bad("too many connection headers"));
+                }
+                role = HeaderRole::HopByHop;
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                if value.eq_ignore_ascii_case(b"100-continue") {
+                    expect_continue = true;
+                }
+                role = HeaderRole::HopByHop;
+            }
+            12 if name.eq_ignore_ascii_case(b"x-request-id") => {
+                request_id = is_sane_request_id(value).then_some(value_span);
+                role = HeaderRole::Replaced;
+            }
+            15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => {
+                role = HeaderRole::ForwardedFor;
+            }
+            16 | 17
+                if name.eq_ignore_ascii_case(b"x-forwarded-host")
+                    || name.eq_ignore_ascii_case(b"x-forwarded-proto") =>
+            {
+                role = HeaderRole::Replaced;
+            }
+            _ if is_hop_by_hop(name) => role = HeaderRole::HopByHop,
+            _ => {}
+        }
+        headers.push(Header {
+            name: name_span,
+            value: value_span,
+            role,
+        });
+    }
+
+    // Headers named by Connection are hop-by-hop too.
+    for v in connection_values[..n_conn].iter().flatten() {
+        for token in list_items(v.get(buf)) {
+            for h in headers.iter_mut() {
+                if h.role == HeaderRole::EndToEnd && h.name.get(buf).eq_ignore_ascii_case(token) {
+                    h.role = HeaderRole::HopByHop;
+                }
+            }
+        }
+    }
+
+    let body = match (te_seen, content_length) {
+        (true, Some(_)) => return Err(bad("content-length with transfer-encoding")),
+        (true, None) if minor == 0 => return Err(bad("transfer-encoding in HTTP/1.0")),
+        (true, None) if te_items == 1 && te_chunked_final => BodyKind::Chunked,
+        (true, None) => return Err(bad("transfer-encoding other than chunked")),
+        (false, Some(0)) | (false, None) => BodyKind::None,
+        (false, Some(n)) => BodyKind::Length(n),
+    };
+
+    if hosts > 1 {
+        return Err(bad("more than one host"));
+    }
+    if hosts == 0 && minor == 1 {
+        return Err(bad("missing host"));
+    }
+    if let Some(h) = host {
+        if !is_valid_authority(h.get(buf)) {
+            return Err(bad("invalid host"));
+        }
+    }
+
+    let (target, path) = split_target(buf, raw_target, host, method)?;
+
+    Ok(Some(RequestHead {
+        method,
+        method_span: Span::of(buf, method_bytes),
+        target,
+        path,
+        minor,
+        host,
+        body,
+        keep_alive: if minor == 1 {
+            !close
+        } else {
+            keep_alive_token && !close
+        },
+        expect_continue: expect_continue && minor == 1,
+        request_id,
+        len,
+    }))
+}
+
+/// NUL anywhere in the head and CR not followed by LF are refused (RFC 9112 §2.2).
+fn check_bytes(head: &[u8]) -> Result<(), HeadError> {
+    if memchr::memchr(0, head).is_some() {
+        return Err(bad("NUL in head"));
+    }
+    for i in memchr::memchr_iter(b'\r', head) {
+        if head.get(i + 1) != Some(&b'\n') {
+            return Err(bad("bare CR in head"));
+        }
+    }
+    Ok(())
+}
+
+/// Returns the origin-form target and the path within it. Absolute-form must name
+/// the same authority as Host (RFC 9112 §3.2.2); dot segments are refused so a route
+/// cannot be sidestepped with `/public/../admin`.
+fn split_target(
+    buf: &[u8],
+    raw: &str,
+    host: Option<Span>,
+    method: Method,
+) -> Result<(Span, Span), HeadError> {
+    let bytes = raw.as_bytes();
+    let target: &[u8] =
+        if bytes.first() == Some(&b'/') || (bytes == b"*" && method == Method::Options) {
+            bytes
+        } else if let Some(rest) = strip_scheme(bytes) {
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
+            let authority = &rest[..end];
+            let host = host.map(|h| h.get(buf)).unwrap_or(b"");
+            if authority.is_empty() || !authority.eq_ignore_ascii_case(host) {
+                return Err(bad("absolute-form authority differs from host"));
+            }
+            let t = &rest[end..];
+            if t.is_empty() || t[0] != b'/' {
+                // `http://host` or `http://host?q`: forwarding needs an origin-form; refuse
+                // the odd shapes rather than invent a path.
+                return Err(bad("absolute-form without path"));
+            }
+            t
+        } else {
+            return Err(bad("invalid request target"));
+        };
+    let path_len = target
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(target.len());
+    if target.contains(&b'#') {
+        return Err(bad("fragment in request target"));
+    }
+    let path = &target[..path_len];
+    if has_dot_segment(path) {
+        return Err(bad("dot segment in path"));
+    }
+    Ok((Span::of(buf, target), Span::of(buf, path)))
+}
+
+fn strip_scheme(t: &[u8]) -> Option<&[u8]> {
+    for scheme in [&b"http://"[..], b"https://"] {
+        if t.len() > scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            return Some(&t[scheme.len()..]);
+        }
+    }
+    None
+}
+
+/// A path segment that is `.` or `..`, literally or percent-encoded (`%2e`).
+pub fn has_dot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/').any(|seg| {
+        let mut dots = 0;
+        let mut i = 0;
+        while i < seg.len() {
+            if seg[i] == b'.' {
+                i += 1;
+            } else if seg.len() >= i + 3
+                && seg[i] == b'%'
+                && seg[i + 1] == b'2'
+                && (seg[i + 2] | 0x20) == b'e'
+            {
+                i += 3;
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
+    })
+}
+
+/// `host[:port]` with the characters a URI authority allows (no userinfo).
+fn is_valid_authority(h: &[u8]) -> bool {
+    h.len() <= 255
+        && h.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
+}
+
+/// A client-sent request id is kept when it is 1–128 of `[A-Za-z0-9._:-]`.
+pub fn is_sane_request_id(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.len() <= 128
+        && v.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Option<RequestHead>, HeadError> {
+        parse_head(s.as_bytes(), &mut Vec::new())
+    }
+
+    fn status(s: &str) -> u16 {
+        match parse(s) {
+            Ok(Some(_)) => 200,
+            Ok(None) => 0,
+            Err(e) => e.status,
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let s = "GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Request-Id: abc-1\r\n\r\nrest";
+        let mut hs = Vec::new();
+        let h = parse_head(s.as_bytes(), &mut hs).unwrap().unwrap();
+        assert_eq!(h.method, Method::Get);
+        assert_eq!(h.target.get(s.as_bytes()), b"/a/b?x=1");
+        assert_eq!(h.path.get(s.as_bytes()), b"/a/b");
+        assert_eq!(h.host.unwrap().get(s.as_bytes()), b"example.com");
+        assert_eq!(h.request_id.unwrap().get(s.as_bytes()), b"abc-1");
+        assert_eq!(h.body, BodyKind::None);
+        assert!(h.keep_alive);
+        assert_eq!(&s[h.len..], "rest");
+    }
+
+    #[test]
+    fn partial() {
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\n"), 0);
+    }
+
+    #[test]
+    fn framing() {
+        let ok = "POST / HTTP/1.1\r\nHost: a\r\n";
+        assert_eq!(status(&format!("{ok}Content-Length: 5\r\n\r\n")), 200);
+        assert_eq!(
+            status(&format!(
+                "{ok}Content-Length: 5\r\nContent-Length: 5\r\n\r\n"
+            )),
+            200
+        );
+        assert_eq!(
+            status(&format!("{ok}Transfer-Encoding: chunked\r\n\r\n")),
+            200
+        );
+        assert_eq!(
+            status(&format!("{ok}Transfer-Encoding: Chunked\r\n\r\n")),
+            200
+        );
+        for bad in [
+            "Content-Length: 5\r\nContent-Length: 6\r\n",
+            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+            "Content-Length: -1\r\n",
+            "Content-Length: 5, 5\r\n",
+            "Content-Length: 99999999999999999999\r\n",
+            "Transfer-Encoding: gzip, chunked\r\n",
+            "Transfer-Encoding: chunked, gzip\r\n",
+            "Transfer-Encoding: identity\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "X: a\r\n b\r\n",
+            "X : a\r\n",
+            "X: a\rb\r\n",
+            "X: a\0b\r\n",
+            "Host: b\r\n",
+        ] {
+            assert_eq!(status(&format!("{ok}{bad}\r\n")), 400, "{bad:?}");
+        }
+        assert_eq!(
+            status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.0\r\n\r\n"), 200);
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            status("GET http://a.com/x HTTP/1.1\r\nHost: a.com\r\n\r\n"),
+            200
+        );
+        assert_eq!(
+            status("GET http://b.com/x HTTP/1.1\r\nHost: a.com\r\n\r\n"),
+            400
+        );
+        assert_eq!(status("GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("GET /a/%2E%2e/b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("GET /a/./b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("GET /a/.../b HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+        assert_eq!(status("GET /a/.x HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+        assert_eq!(status("GET x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), 405);
+        assert_eq!(status("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+    }
+
+    #[test]
+    fn connection_named_headers_are_hop_by_hop() {
+        let s = "GET / HTTP/1.1\r\nHost: a\r\nConnection: x-secret, close\r\nX-Secret: 1\r\nX-Keep: 2\r\n\r\n";
+        let mut hs = Vec::new();
+        let h = parse_head(s.as_bytes(), &mut hs).unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let roles: Vec<_> = hs.iter().map(|h| h.role).collect();
+        assert_eq!(
+            roles,
+            [
+                HeaderRole::Host,
+                HeaderRole::HopByHop,
+                HeaderRole::HopByHop,
+                HeaderRole::EndToEnd
+            ]
+        );
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut s = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..MAX_HEADERS {
+            s.push_str(&format!("X-{i}: v\r\n"));
+        }
+        s.push_str("\r\n");
+        assert_eq!(status(&s), 431);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = parse_head(&bytes, &mut Vec::new());
+        }
+    }
+}

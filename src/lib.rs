@@ -1,0 +1,23 @@
+//! portcullis: a self-hosted edge API gateway — a thread-per-core HTTP/1.1 reverse
+//! proxy on io_uring with the security layer of AWS API Gateway in front of it.
+//!
+//! The map:
+//! - [`config`]: the TOML file → typed `Config`, errors with file, line and field.
+//! - [`gateway`]: `Config` → the immutable compiled `Gateway` snapshot a reload swaps.
+//! - [`route`]: the route table (host, path, method → route).
+//! - [`guard`]: the per-route guard pipeline run before a request is forwarded.
+//! - [`http`]: the HTTP/1.1 codec — strict request heads, chunked framing, replies.
+//! - [`server`]: listeners and the client connection loop.
+//! - [`proxy`]: per-core upstream pools, balancing, forwarding and header rewriting.
+//! - [`runtime`]: worker threads per core, io driver choice, signals, reload, drain.
+//! - [`log`]: the access log, written off the request path.
+
+pub mod config;
+pub mod gateway;
+pub mod guard;
+pub mod http;
+pub mod log;
+pub mod proxy;
+pub mod route;
+pub mod runtime;
+pub mod server;

@@ -1,0 +1,225 @@
+//! The access log: per-core bounded queues drained by one writer thread.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+
+/// Lines a core may have queued before new ones are dropped.
+const QUEUE_LINES: usize = 16 * 1024;
+
+/// What one request leaves in the access log.
+pub struct AccessRecord<'a> {
+    pub request_id: &'a [u8],
+    pub client_ip: std::net::IpAddr,
+    pub method: &'a [u8],
+    pub path: &'a [u8],
+    pub route: Option<&'a str>,
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub upstream: Option<std::net::SocketAddr>,
+    pub upstream_time: Option<Duration>,
+    pub duration: Duration,
+}
+
+/// The shared half: every core's queue, the drop counter and the writer's stop flag.
+pub struct AccessLog {
+    queues: Vec<ArrayQueue<String>>,
+    dropped: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// One core's handle: pushes onto that core's queue.
+pub struct AccessSink {
+    log: Arc<AccessLog>,
+    core: usize,
+}
+
+impl AccessLog {
+    pub fn new(cores: usize) -> Arc<AccessLog> {
+        Arc::new(AccessLog {
+            queues: (0..cores).map(|_| ArrayQueue::new(QUEUE_LINES)).collect(),
+            dropped: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    pub fn sink(self: &Arc<Self>, core: usize) -> AccessSink {
+        AccessSink {
+            log: self.clone(),
+            core,
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Starts the writer thread. `out` is the destination; lines are flushed at least
+    /// every 100 ms. The thread ends after [`AccessLog::stop`] once the queues are empty.
+    pub fn spawn_writer(
+        self: &Arc<Self>,
+        mut out: Box<dyn std::io::Write + Send>,
+    ) -> std::thread::JoinHandle<()> {
+        let log = self.clone();
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut reported = 0;
+                loop {
+                    let stopping = log.stop.load(Ordering::Acquire);
+                    let mut wrote = false;
+                    for q in &log.queues {
+                        while let Some(line) = q.pop() {
+                            let _ = out.write_all(line.as_bytes());
+                            wrote = true;
+                        }
+                    }
+                    if wrote {
+                        let _ = out.flush();
+                    }
+                    let dropped = log.dropped();
+                    if dropped != reported {
+                        tracing::warn!(dropped, "access log queue full: lines dropped");
+                        reported = dropped;
+                    }
+                    if stopping {
+                        let _ = out.flush();
+                        return;
+                    }
+                    if !wrote {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+            .expect("spawn access log writer")
+    }
+
+    /// Asks the writer to drain what is queued and exit.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl AccessSink {
+    pub fn record(&self, r: &AccessRecord<'_>) {
+        let mut line = String::with_capacity(256);
+        format_record(&mut line, r);
+        if self.log.queues[self.core].push(line).is_err() {
+            self.log.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn format_record(s: &mut String, r: &AccessRecord<'_>) {
+    s.push_str("{\"time\":\"");
+    super::rfc3339_now(s);
+    s.push_str("\",\"request_id\":");
+    json_str(s, r.request_id);
+    let _ = write!(s, ",\"client_ip\":\"{}\",\"method\":", r.client_ip);
+    json_str(s, r.method);
+    s.push_str(",\"path\":");
+    json_str(s, r.path);
+    s.push_str(",\"route\":");
+    match r.route {
+        Some(name) => json_str(s, name.as_bytes()),
+        None => s.push_str("null"),
+    }
+    let _ = write!(
+        s,
+        ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"upstream\":",
+        r.status, r.bytes_in, r.bytes_out
+    );
+    match r.upstream {
+        Some(a) => {
+            let _ = write!(s, "\"{a}\"");
+        }
+        None => s.push_str("null"),
+    }
+    s.push_str(",\"upstream_ms\":");
+    match r.upstream_time {
+        Some(d) => {
+            let _ = write!(s, "{:.3}", d.as_secs_f64() * 1000.0);
+        }
+        None => s.push_str("null"),
+    }
+    let _ = writeln!(
+        s,
+        ",\"duration_ms\":{:.3}}}",
+        r.duration.as_secs_f64() * 1000.0
+    );
+}
+
+/// Appends `bytes` as a JSON string; bytes that are not UTF-8 become U+FFFD.
+fn json_str(s: &mut String, bytes: &[u8]) {
+    s.push('"');
+    for c in String::from_utf8_lossy(bytes).chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_json_line() {
+        let mut s = String::new();
+        format_record(
+            &mut s,
+            &AccessRecord {
+                request_id: b"id",
+                client_ip: "127.0.0.1".parse().unwrap(),
+                method: b"GET",
+                path: b"/a\"b",
+                route: Some("r"),
+                status: 200,
+                bytes_in: 10,
+                bytes_out: 20,
+                upstream: Some("127.0.0.1:9".parse().unwrap()),
+                upstream_time: Some(Duration::from_micros(1500)),
+                duration: Duration::from_micros(2000),
+            },
+        );
+        let tail = s.split_once("\",\"request_id\"").unwrap().1;
+        assert_eq!(
+            tail,
+            ":\"id\",\"client_ip\":\"127.0.0.1\",\"method\":\"GET\",\"path\":\"/a\\\"b\",\"route\":\"r\",\"status\":200,\"bytes_in\":10,\"bytes_out\":20,\"upstream\":\"127.0.0.1:9\",\"upstream_ms\":1.500,\"duration_ms\":2.000}\n"
+        );
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts() {
+        let log = AccessLog::new(1);
+        let sink = log.sink(0);
+        let r = AccessRecord {
+            request_id: b"x",
+            client_ip: "::1".parse().unwrap(),
+            method: b"GET",
+            path: b"/",
+            route: None,
+            status: 404,
+            bytes_in: 0,
+            bytes_out: 0,
+            upstream: None,
+            upstream_time: None,
+            duration: Duration::ZERO,
+        };
+        for _ in 0..QUEUE_LINES + 5 {
+            sink.record(&r);
+        }
+        assert_eq!(log.dropped(), 5);
+    }
+}

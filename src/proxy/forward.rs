@@ -1,0 +1,485 @@
+//! Forwarding one request: pick a target, take a pooled connection or connect, send
+//! the rewritten head with the body streamed behind it, read the response head and
+//! stream the response body back, then return the connection to the pool.
+//!
+//! Retries: a failed connect is retried once on another target (nothing was sent);
+//! a pooled connection that turns out closed before any response byte is replaced by
+//! a fresh one when the whole request is still in hand. Errors become 502 (refused,
+//! reset, malformed response) or 504 (connect or response timeout).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::headers::{self, ClientFraming, Forwarding};
+use crate::gateway::{Gateway, Upstream};
+use crate::http::chunked::ChunkedScanner;
+use crate::http::reply::Reply;
+use crate::http::request::{Header, Method, RequestHead};
+use crate::http::response::{parse_response, ResponseHead};
+use crate::http::BodyKind;
+use crate::runtime::Core;
+use crate::server::{pump, BodyError, BodyState, ClientConn};
+
+/// What the access log learns about a request.
+#[derive(Debug, Default)]
+pub struct Exchange {
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub upstream: Option<SocketAddr>,
+    pub upstream_time: Option<Duration>,
+}
+
+/// How a forward failed before any response reached the client.
+enum Failure {
+    /// Answer with this status; `close` the client connection afterwards.
+    Status(u16, bool),
+    /// The client is gone or unusable: just close.
+    Close,
+}
+
+impl From<BodyError> for Failure {
+    fn from(e: BodyError) -> Failure {
+        match e {
+            BodyError::TooLarge => Failure::Status(413, true),
+            BodyError::Malformed => Failure::Status(400, true),
+            BodyError::Timeout => Failure::Status(408, true),
+            BodyError::ClientGone => Failure::Close,
+            BodyError::Upstream => Failure::Status(502, true),
+        }
+    }
+}
+
+/// Forwards the request whose head starts at `conn.buf[base]` to `up`. Writes the
+/// response (or the error) to the client; returns whether the client connection
+/// stays open.
+#[allow(clippy::too_many_arguments)]
+pub async fn forward(
+    core: &Core,
+    gw: &Gateway,
+    up: &Upstream,
+    conn: &mut ClientConn,
+    base: usize,
+    head: &RequestHead,
+    headers: &[Header],
+    request_id: &[u8],
+    body_limit: u64,
+    ex: &mut Exchange,
+) -> bool {
+    let mut out = core.take_buffer();
+    let result = exchange(
+        core, gw, up, conn, base, head, headers, request_id, body_limit, ex, &mut out,
+    )
+    .await;
+    let keep = match result {
+        Ok(keep) => keep,
+        Err(Failure::Close) => false,
+        Err(Failure::Status(status, close)) => {
+            ex.status = status;
+            let close = close || !head.keep_alive || core.draining.get();
+            out.clear();
+            crate::http::reply::render(
+                &mut out,
+                &Reply::error(status),
+                request_id,
+                close,
+                head.method == Method::Head,
+            );
+            let len = out.len() as u64;
+            let (r, o) = conn.stream.write_all(out).await;
+            out = o;
+            ex.bytes_out += len;
+            r.is_ok() && !close
+        }
+    };
+    core.give_buffer(out);
+    keep
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    core: &Core,
+    gw: &Gateway,
+    up: &Upstream,
+    conn: &mut ClientConn,
+    base: usize,
+    head: &RequestHead,
+    headers: &[Header],
+    request_id: &[u8],
+    body_limit: u64,
+    ex: &mut Exchange,
+    out: &mut Vec<u8>,
+) -> Result<bool, Failure> {
+    let limits = &gw.limits;
+    {
+        let hb = &conn.buf[base..base + head.len];
+        let fwd = Forwarding {
+            peer_ip: &conn.peer_ip,
+            peer_trusted: conn.peer_trusted(&gw.trusted_proxies),
+            request_id,
+            proto: "http",
+        };
+        headers::upstream_request(out, hb, head, headers, &fwd);
+    }
+    conn.start = base + head.len;
+    let mut body = BodyState::new(
+        head.body,
+        body_limit,
+        head.expect_continue,
+        limits.max_header_bytes,
+    )?;
+    if !body.is_done() {
+        let n = body.take(&conn.buf[conn.start..])?;
+        out.extend_from_slice(&conn.buf[conn.start..conn.start + n]);
+        conn.start += n;
+    }
+    // The whole request is in `out`: it can be sent again on a fresh connection.
+    let replayable = body.is_done();
+
+    let mut excluded: Option<SocketAddr> = None;
+    let mut fresh_only = false;
+    let (mut stream, addr, mut rbuf, resp) = loop {
+        let now = Instant::now();
+        let picked = core.upstreams.borrow_mut().pick(up, excluded, now);
+        let Some(addr) = picked else {
+            return Err(Failure::Status(502, false));
+        };
+        let pooled = if fresh_only {
+            None
+        } else {
+            core.upstreams
+                .borrow_mut()
+                .take_idle(addr, up.keepalive_timeout, now)
+        };
+        let reused = pooled.is_some();
+        ex.upstream = Some(addr);
+        let mut stream = match pooled {
+            Some(s) => s,
+            None => match connect(addr, up.connect_timeout).await {
+                Ok(s) => s,
+                Err(timed_out) => {
+                    core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                    if excluded.is_none() && up.targets.len() > 1 {
+                        excluded = Some(addr);
+                        continue;
+                    }
+                    return Err(Failure::Status(
+                        if timed_out { 504 } else { 502 },
+                        !body.is_done(),
+                    ));
+                }
+            },
+        };
+        let started = Instant::now();
+        core.upstreams.borrow_mut().started(addr);
+        let attempt = send_and_receive(
+            core,
+            conn,
+            &mut stream,
+            out,
+            &mut body,
+            head,
+            up,
+            limits.idle_timeout,
+        )
+        .await;
+        core.upstreams.borrow_mut().finished(addr);
+        ex.upstream_time = Some(started.elapsed());
+        match attempt {
+            Ok((rbuf, resp)) => break (stream, addr, rbuf, resp),
+            Err(Attempt::Stale) if reused && replayable => {
+                fresh_only = true;
+                continue;
+            }
+            Err(Attempt::Stale) | Err(Attempt::Upstream) => {
+                core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                return Err(Failure::Status(502, !body.is_done()));
+            }
+            Err(Attempt::Timeout) => {
+                core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                return Err(Failure::Status(504, !body.is_done()));
+            }
+            Err(Attempt::Client(f)) => return Err(f),
+        }
+    };
+    core.upstreams.borrow_mut().succeeded(addr);
+    ex.status = resp.status;
+
+    let result = relay_response(
+        core,
+        conn,
+        &mut stream,
+        &mut rbuf,
+        &resp,
+        head,
+        request_id,
+        up,
+        ex,
+        out,
+    )
+    .await;
+    core.give_buffer(rbuf);
+    match result {
+        Ok((keep_client, reuse_upstream)) => {
+            if reuse_upstream {
+                core.upstreams.borrow_mut().put_idle(
+                    addr,
+                    stream,
+                    up.max_idle_per_core,
+                    Instant::now(),
+                );
+            }
+            Ok(keep_client)
+        }
+        Err(()) => Ok(false),
+    }
+}
+
+enum Attempt {
+    /// The pooled connection was closed before any response byte.
+    Stale,
+    Upstream,
+    Timeout,
+    Client(Failure),
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, bool> {
+    match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(_)) => Err(false),
+        Err(_) => Err(true),
+    }
+}
+
+/// Sends `out` (head and what of the body was buffered), pumps the rest of the body,
+/// and reads the final response head (skipping 1xx).
+#[allow(clippy::too_many_arguments)]
+async fn send_and_receive(
+    core: &Core,
+    conn: &mut ClientConn,
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    body: &mut BodyState,
+    head: &RequestHead,
+    up: &Upstream,
+    idle: Duration,
+) -> Result<(Vec<u8>, ResponseHead), Attempt> {
+    let (r, o) = stream.write_all(std::mem::take(out)).await;
+    *out = o;
+    if r.is_err() {
+        return Err(Attempt::Stale);
+    }
+    if !body.is_done() {
+        pump(core, conn, body, Some(stream), idle)
+            .await
+            .map_err(|e| Attempt::Client(e.into()))?;
+    }
+    let mut rbuf = core.take_buffer();
+    let deadline = monoio::time::Instant::now() + up.response_timeout;
+    let head_request = head.method == Method::Head;
+    loop {
+        if rbuf.len() == rbuf.capacity() {
+            core.give_buffer(rbuf);
+            return Err(Attempt::Upstream);
+        }
+        let len = rbuf.len();
+        let cap = rbuf.capacity();
+        let (r, b) =
+            match monoio::time::timeout_at(deadline, stream.read(rbuf.slice_mut(len..cap))).await {
+                Ok(v) => v,
+                Err(_) => return Err(Attempt::Timeout),
+            };
+        rbuf = b.into_inner();
+        match r {
+            Ok(0) | Err(_) if rbuf.is_empty() => {
+                core.give_buffer(rbuf);
+                return Err(Attempt::Stale);
+            }
+            Ok(0) | Err(_) => {
+                core.give_buffer(rbuf);
+                return Err(Attempt::Upstream);
+            }
+            Ok(_) => {}
+        }
+        loop {
+            match parse_response(&rbuf, head_request, &mut conn.resp_headers) {
+                Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => {
+                    // An interim response: drop it, the final one follows.
+                    rbuf.drain(..resp.len);
+                }
+                Ok(Some(resp)) if resp.status == 101 => {
+                    core.give_buffer(rbuf);
+                    return Err(Attempt::Upstream);
+                }
+                Ok(Some(resp)) => return Ok((rbuf, resp)),
+                Ok(None) => break,
+                Err(_) => {
+                    core.give_buffer(rbuf);
+                    return Err(Attempt::Upstream);
+                }
+            }
+        }
+    }
+}
+
+/// Tracks the response body as it passes to the client.
+struct ResponseBody {
+    framing: ClientFraming,
+    remaining: u64,
+    scanner: Option<ChunkedScanner>,
+    done: bool,
+    /// The upstream sent bytes beyond the body: do not reuse the connection.
+    extra: bool,
+}
+
+impl ResponseBody {
+    /// Makes `buf[from..]` hold what goes to the client and returns its end.
+    fn process(&mut self, buf: &mut [u8], from: usize) -> Result<usize, ()> {
+        let piece_len = buf.len() - from;
+        match self.framing {
+            ClientFraming::Empty(_) => {
+                self.extra |= piece_len > 0;
+                self.done = true;
+                Ok(from)
+            }
+            ClientFraming::Length(_) => {
+                let take = self.remaining.min(piece_len as u64) as usize;
+                self.remaining -= take as u64;
+                self.extra |= take < piece_len;
+                self.done = self.remaining == 0;
+                Ok(from + take)
+            }
+            ClientFraming::Close => Ok(buf.len()),
+            ClientFraming::Chunked => {
+                let s = self
+                    .scanner
+                    .as_mut()
+                    .expect("chunked framing has a scanner");
+                let n = s.feed(&buf[from..], |_| {}).map_err(|_| ())?;
+                self.extra |= n < piece_len;
+                self.done = s.is_done();
+                Ok(from + n)
+            }
+            ClientFraming::Decoded => {
+                let s = self
+                    .scanner
+                    .as_mut()
+                    .expect("decoded framing has a scanner");
+                let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+                let n = s.feed(&buf[from..], |r| ranges.push(r)).map_err(|_| ())?;
+                self.extra |= n < piece_len;
+                self.done = s.is_done();
+                let mut w = from;
+                for r in ranges {
+                    let len = r.len();
+                    buf.copy_within(from + r.start..from + r.end, w);
+                    w += len;
+                }
+                Ok(w)
+            }
+        }
+    }
+}
+
+/// Writes the response head and streams the body. `Ok((keep_client, reuse_upstream))`;
+/// `Err(())` when the exchange broke midway and the client must be closed.
+#[allow(clippy::too_many_arguments)]
+async fn relay_response(
+    core: &Core,
+    conn: &mut ClientConn,
+    stream: &mut TcpStream,
+    rbuf: &mut Vec<u8>,
+    resp: &ResponseHead,
+    head: &RequestHead,
+    request_id: &[u8],
+    up: &Upstream,
+    ex: &mut Exchange,
+    out: &mut Vec<u8>,
+) -> Result<(bool, bool), ()> {
+    let client_10 = head.minor == 0;
+    let framing = match resp.body {
+        BodyKind::None if head.method == Method::Head || resp.status == 304 => {
+            ClientFraming::Empty(resp.content_length)
+        }
+        BodyKind::None if resp.status == 204 || resp.status < 200 => ClientFraming::Empty(None),
+        BodyKind::None => ClientFraming::Empty(Some(0)),
+        BodyKind::Length(n) => ClientFraming::Length(n),
+        BodyKind::Chunked if client_10 => ClientFraming::Decoded,
+        BodyKind::Chunked => ClientFraming::Chunked,
+        BodyKind::UntilClose => ClientFraming::Close,
+    };
+    let close = !head.keep_alive
+        || core.draining.get()
+        || matches!(framing, ClientFraming::Decoded | ClientFraming::Close);
+    let mut body = ResponseBody {
+        framing,
+        remaining: if let ClientFraming::Length(n) = framing {
+            n
+        } else {
+            0
+        },
+        scanner: matches!(framing, ClientFraming::Chunked | ClientFraming::Decoded)
+            .then(|| ChunkedScanner::new(64 << 10)),
+        done: false,
+        extra: false,
+    };
+
+    out.clear();
+    headers::client_response(
+        out,
+        rbuf,
+        resp,
+        &conn.resp_headers,
+        request_id,
+        framing,
+        close,
+        client_10 && !close,
+    );
+    let end = body.process(rbuf, resp.len)?;
+    out.extend_from_slice(&rbuf[resp.len..end]);
+    let n = out.len() as u64;
+    let (r, o) = conn.stream.write_all(std::mem::take(out)).await;
+    *out = o;
+    r.map_err(|_| ())?;
+    ex.bytes_out += n;
+
+    let deadline_each = up.response_timeout;
+    while !body.done {
+        rbuf.clear();
+        let cap = rbuf.capacity();
+        let (r, b) = match monoio::time::timeout(
+            deadline_each,
+            stream.read(std::mem::take(rbuf).slice_mut(0..cap)),
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(_) => return Err(()),
+        };
+        *rbuf = b.into_inner();
+        match r {
+            Ok(0) if framing == ClientFraming::Close => break,
+            Ok(0) | Err(_) => return Err(()),
+            Ok(_) => {}
+        }
+        let end = body.process(rbuf, 0)?;
+        if end > 0 {
+            let (r, b) = conn
+                .stream
+                .write_all(std::mem::take(rbuf).slice(0..end))
+                .await;
+            *rbuf = b.into_inner();
+            r.map_err(|_| ())?;
+            ex.bytes_out += end as u64;
+        }
+    }
+    let reuse = resp.keep_alive && body.done && !body.extra;
+    Ok((!close, reuse))
+}

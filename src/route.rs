@@ -1,0 +1,279 @@
+//! The route table: which compiled [`Route`] takes a request, by host, path and method.
+//!
+//! Routes are sorted once at compile time by specificity — a route naming the host
+//! before one that doesn't, `path_exact` before prefixes, longer prefixes first, then
+//! config order — so matching is one scan that stops at the first route that fits.
+//! Prefixes match on segment boundaries: `/v1/orders` takes `/v1/orders/7`, never
+//! `/v1/ordersX`.
+
+use std::sync::Arc;
+
+use crate::guard::Guard;
+use crate::http::reply::Reply;
+
+/// What a route does with a request that passed its guards.
+#[derive(Debug)]
+pub enum Action {
+    /// Forward to the upstream with this index in [`crate::gateway::Gateway::upstreams`].
+    Proxy(usize),
+    /// Answer with a canned response.
+    Mock(Reply),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    Any,
+    /// Lowercase host without port.
+    Exact(Box<str>),
+    /// `*.example.com` stored as `.example.com`.
+    Suffix(Box<str>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Prefix(Box<str>),
+    Exact(Box<str>),
+}
+
+/// A compiled route.
+#[derive(Debug)]
+pub struct Route {
+    pub name: Arc<str>,
+    pub host: HostMatch,
+    pub path: PathMatch,
+    /// Empty: any method.
+    pub methods: Vec<Box<[u8]>>,
+    /// The guard pipeline, run in order before the action.
+    pub guards: Vec<Guard>,
+    pub max_body_bytes: u64,
+    pub action: Action,
+}
+
+/// The outcome of a lookup.
+pub enum RouteMatch<'a> {
+    Found(&'a Route),
+    /// Host and path matched some routes, none of them allows the method.
+    MethodNotAllowed(String),
+    NotFound,
+}
+
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Builds the table; `routes` are in config order.
+    pub fn new(routes: Vec<Route>) -> RouteTable {
+        let mut indexed: Vec<(usize, Route)> = routes.into_iter().enumerate().collect();
+        indexed.sort_by(|(ia, a), (ib, b)| {
+            host_rank(&b.host)
+                .cmp(&host_rank(&a.host))
+                .then(path_rank(&b.path).cmp(&path_rank(&a.path)))
+                .then(ia.cmp(ib))
+        });
+        RouteTable {
+            routes: indexed.into_iter().map(|(_, r)| r).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Finds the route for a request. `host` is the Host header as sent (may carry a port).
+    pub fn find(&self, host: &[u8], path: &[u8], method: &[u8]) -> RouteMatch<'_> {
+        let host = strip_port(host);
+        let mut allowed: Option<Vec<&[u8]>> = None;
+        for r in &self.routes {
+            if !host_matches(&r.host, host) || !path_matches(&r.path, path) {
+                continue;
+            }
+            if r.methods.is_empty() || r.methods.iter().any(|m| **m == *method) {
+                return RouteMatch::Found(r);
+            }
+            let list = allowed.get_or_insert_with(Vec::new);
+            for m in &r.methods {
+                if !list.contains(&&**m) {
+                    list.push(m);
+                }
+            }
+        }
+        match allowed {
+            Some(list) => RouteMatch::MethodNotAllowed(
+                list.iter()
+                    .map(|m| String::from_utf8_lossy(m))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => RouteMatch::NotFound,
+        }
+    }
+}
+
+fn host_rank(h: &HostMatch) -> (u8, usize) {
+    match h {
+        HostMatch::Exact(_) => (2, 0),
+        HostMatch::Suffix(s) => (1, s.len()),
+        HostMatch::Any => (0, 0),
+    }
+}
+
+fn path_rank(p: &PathMatch) -> (u8, usize) {
+    match p {
+        PathMatch::Exact(_) => (1, 0),
+        PathMatch::Prefix(s) => (0, s.len()),
+    }
+}
+
+fn strip_port(host: &[u8]) -> &[u8] {
+    if host.first() == Some(&b'[') {
+        // [v6]:port
+        return match host.iter().position(|&b| b == b']') {
+            Some(i) => &host[..=i],
+            None => host,
+        };
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(i) => &host[..i],
+        None => host,
+    }
+}
+
+fn host_matches(m: &HostMatch, host: &[u8]) -> bool {
+    match m {
+        HostMatch::Any => true,
+        HostMatch::Exact(h) => h.as_bytes().eq_ignore_ascii_case(host),
+        HostMatch::Suffix(s) => {
+            let s = s.as_bytes();
+            host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+        }
+    }
+}
+
+fn path_matches(m: &PathMatch, path: &[u8]) -> bool {
+    match m {
+        PathMatch::Exact(p) => p.as_bytes() == path,
+        PathMatch::Prefix(p) => {
+            let p = p.as_bytes();
+            path.starts_with(p)
+                && (path.len() == p.len() || p.ends_with(b"/") || path[p.len()] == b'/')
+        }
+    }
+}
+
+/// Parses a config `host` value into a matcher.
+pub fn host_match(host: &str) -> HostMatch {
+    let h = host.trim().to_ascii_lowercase();
+    match h.strip_prefix('*') {
+        Some(suffix) => HostMatch::Suffix(suffix.into()),
+        None => HostMatch::Exact(h.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str, host: HostMatch, path: PathMatch, methods: &[&str]) -> Route {
+        Route {
+            name: name.into(),
+            host,
+            path,
+            methods: methods.iter().map(|m| m.as_bytes().into()).collect(),
+            guards: Vec::new(),
+            max_body_bytes: 0,
+            action: Action::Mock(Reply::error(404)),
+        }
+    }
+
+    fn found(t: &RouteTable, host: &str, path: &str, method: &str) -> String {
+        match t.find(host.as_bytes(), path.as_bytes(), method.as_bytes()) {
+            RouteMatch::Found(r) => r.name.to_string(),
+            RouteMatch::MethodNotAllowed(a) => format!("405 {a}"),
+            RouteMatch::NotFound => "404".into(),
+        }
+    }
+
+    #[test]
+    fn precedence() {
+        let t = RouteTable::new(vec![
+            route("root", HostMatch::Any, PathMatch::Prefix("/".into()), &[]),
+            route("v1", HostMatch::Any, PathMatch::Prefix("/v1".into()), &[]),
+            route(
+                "orders",
+                HostMatch::Any,
+                PathMatch::Prefix("/v1/orders".into()),
+                &["GET", "POST"],
+            ),
+            route(
+                "health",
+                HostMatch::Any,
+                PathMatch::Exact("/v1/orders/health".into()),
+                &[],
+            ),
+            route(
+                "api",
+                host_match("api.example.com"),
+                PathMatch::Prefix("/v1".into()),
+                &[],
+            ),
+            route(
+                "wild",
+                host_match("*.example.com"),
+                PathMatch::Prefix("/v1".into()),
+                &[],
+            ),
+            route(
+                "first",
+                HostMatch::Any,
+                PathMatch::Prefix("/dup".into()),
+                &[],
+            ),
+            route(
+                "second",
+                HostMatch::Any,
+                PathMatch::Prefix("/dup".into()),
+                &[],
+            ),
+        ]);
+        assert_eq!(found(&t, "x", "/v1/orders/7", "GET"), "orders");
+        assert_eq!(found(&t, "x", "/v1/orders", "POST"), "orders");
+        assert_eq!(found(&t, "x", "/v1/ordersX", "GET"), "v1");
+        assert_eq!(found(&t, "x", "/v1/orders", "DELETE"), "v1");
+        assert_eq!(found(&t, "x", "/v1/orders/health", "GET"), "health");
+        assert_eq!(
+            found(&t, "API.example.com:8080", "/v1/orders", "GET"),
+            "api"
+        );
+        assert_eq!(found(&t, "eu.example.com", "/v1/orders", "GET"), "wild");
+        assert_eq!(found(&t, "example.com", "/v1/orders", "GET"), "orders");
+        assert_eq!(found(&t, "x", "/dup", "GET"), "first");
+        assert_eq!(found(&t, "x", "/other", "GET"), "root");
+    }
+
+    #[test]
+    fn method_not_allowed_and_not_found() {
+        let t = RouteTable::new(vec![
+            route(
+                "a",
+                HostMatch::Any,
+                PathMatch::Prefix("/a".into()),
+                &["GET"],
+            ),
+            route(
+                "a2",
+                HostMatch::Any,
+                PathMatch::Exact("/a".into()),
+                &["POST", "GET"],
+            ),
+        ]);
+        assert_eq!(found(&t, "x", "/a", "PUT"), "405 POST, GET");
+        assert_eq!(found(&t, "x", "/b", "GET"), "404");
+        assert_eq!(found(&t, "[::1]:80", "/a/x", "GET"), "a");
+    }
+}

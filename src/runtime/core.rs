@@ -1,0 +1,138 @@
+//! `Core`: the state one worker thread owns — its view of the current Gateway, its
+//! upstream pools, its buffer pool, its request-id generator and its counters.
+//!
+//! Everything here is core-local (`Cell`, `RefCell`, `Rc`): the request path touches
+//! no lock and writes no shared atomic. The one shared read per request is the
+//! reload generation, an atomic that only the control thread writes.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::Shared;
+use crate::gateway::Gateway;
+use crate::log::AccessSink;
+use crate::proxy::pool::UpstreamPools;
+
+/// Capacity of the pooled buffers used for bodies and outgoing heads.
+pub const IO_BUF: usize = 64 << 10;
+const MAX_POOLED_BUFFERS: usize = 256;
+
+pub struct Core {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    // Rc around the Arc on purpose: a request clones the Rc (a core-local count)
+    // rather than the Arc, whose count every core would write.
+    #[allow(clippy::redundant_allocation)]
+    gateway: RefCell<Rc<Arc<Gateway>>>,
+    seen_generation: Cell<u64>,
+    /// Open client connections on this core.
+    pub connections: Cell<usize>,
+    /// Requests between head read and response end.
+    pub in_flight: Cell<usize>,
+    /// Set when shutdown begins: finish the current request, then close.
+    pub draining: Cell<bool>,
+    pub upstreams: RefCell<UpstreamPools>,
+    buffers: RefCell<Vec<Vec<u8>>>,
+    rng: Cell<[u64; 2]>,
+    pub access: Option<AccessSink>,
+}
+
+impl Core {
+    pub fn new(id: usize, shared: Arc<Shared>, access: Option<AccessSink>) -> Core {
+        let gateway = shared.gateway.load_full();
+        let generation = shared.generation.load(Ordering::Acquire);
+        let mut seed = [0u8; 16];
+        fill_random(&mut seed);
+        let s0 = u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")) | 1;
+        let s1 = u64::from_le_bytes(seed[8..].try_into().expect("8 bytes"))
+            ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Core {
+            id,
+            shared,
+            gateway: RefCell::new(Rc::new(gateway)),
+            seen_generation: Cell::new(generation),
+            connections: Cell::new(0),
+            in_flight: Cell::new(0),
+            draining: Cell::new(false),
+            upstreams: RefCell::new(UpstreamPools::default()),
+            buffers: RefCell::new(Vec::new()),
+            rng: Cell::new([s0, s1]),
+            access,
+        }
+    }
+
+    /// The Gateway snapshot to serve the next request with.
+    #[allow(clippy::redundant_allocation)]
+    pub fn gateway(&self) -> Rc<Arc<Gateway>> {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if generation != self.seen_generation.get() {
+            *self.gateway.borrow_mut() = Rc::new(self.shared.gateway.load_full());
+            self.seen_generation.set(generation);
+        }
+        self.gateway.borrow().clone()
+    }
+
+    /// An empty buffer of capacity [`IO_BUF`].
+    pub fn take_buffer(&self) -> Vec<u8> {
+        self.buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(IO_BUF))
+    }
+
+    pub fn give_buffer(&self, mut buf: Vec<u8>) {
+        let mut pool = self.buffers.borrow_mut();
+        if buf.capacity() == IO_BUF && pool.len() < MAX_POOLED_BUFFERS {
+            buf.clear();
+            pool.push(buf);
+        }
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift128+: fast, core-local; request ids need uniqueness, not secrecy.
+        let [mut s1, s0] = self.rng.get();
+        let result = s0.wrapping_add(s1);
+        s1 ^= s1 << 23;
+        s1 = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+        self.rng.set([s0, s1]);
+        result
+    }
+
+    /// A new UUID v4 in text form.
+    pub fn new_request_id(&self) -> [u8; 36] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.next_random().to_le_bytes());
+        b[8..].copy_from_slice(&self.next_random().to_le_bytes());
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut o = 0;
+        for (i, byte) in b.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                o += 1;
+            }
+            out[o] = HEX[usize::from(byte >> 4)];
+            out[o + 1] = HEX[usize::from(byte & 0xf)];
+            o += 2;
+        }
+        out
+    }
+}
+
+fn fill_random(buf: &mut [u8]) {
+    // SAFETY: getrandom writes at most `buf.len()` bytes into the valid, writable
+    // buffer it is given; a short or failed read leaves the rest as it was.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b ^= (t >> ((i % 16) * 8)) as u8;
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The runtime: one worker thread per core, each pinned and running its own monoio
+//! runtime with its own SO_REUSEPORT listeners, plus the control thread (the main
+//! thread) that owns signals — SIGHUP reloads, SIGTERM/SIGINT drain and exit.
+//!
+//! A reload compiles a new [`Gateway`] on the control thread and publishes it through
+//! an `ArcSwap` and a generation counter that each core checks per request; a config
+//! that fails to load or compile is logged and the old snapshot keeps serving.
+
+pub mod core;
+mod worker;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::{Config, DriverChoice};
+use crate::gateway::Gateway;
+use crate::log::AccessLog;
+
+pub use self::core::Core;
+
+/// What the control thread and the cores share; written only by the control thread.
+pub struct Shared {
+    pub gateway: ArcSwap<Gateway>,
+    pub generation: AtomicU64,
+    pub shutdown: AtomicBool,
+}
+
+/// Starts the gateway from the config at `path` and runs until SIGTERM/SIGINT.
+pub fn run(path: &Path) -> Result<(), String> {
+    let (config, source, gateway) = crate::gateway::load(path).map_err(|e| e.to_string())?;
+    crate::log::init_tracing(&config.log.level);
+
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let listen = config.server.listen.clone();
+    if listen.is_empty() {
+        return Err(format!(
+            "{}: server.listen: no listener configured",
+            path.display()
+        ));
+    }
+    // Bind every core's listeners before any thread starts, so a bad address fails
+    // the start with a clear error instead of a dead worker.
+    let mut listeners: Vec<Vec<std::net::TcpListener>> = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let mut mine = Vec::with_capacity(listen.len());
+        for addr in &listen {
+            mine.push(bind_reuseport(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+        }
+        listeners.push(mine);
+    }
+
+    let shared = Arc::new(Shared {
+        gateway: ArcSwap::from_pointee(gateway),
+        generation: AtomicU64::new(1),
+        shutdown: AtomicBool::new(false),
+    });
+    let (access, writer) = start_access_log(&config, source.dir(), workers)?;
+
+    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let driver = config.server.driver;
+    let drivers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut handles = Vec::with_capacity(workers);
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    for (id, mine) in listeners.into_iter().enumerate() {
+        let shared = shared.clone();
+        let sink = access.as_ref().map(|a| a.sink(id));
+        let pin = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+        let drivers = drivers.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("core-{id}"))
+            .spawn(move || {
+                if let Some(c) = pin {
+                    core_affinity::set_for_current(c);
+                }
+                worker::run(id, shared, sink, mine, driver, &drivers)
+            })
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        handles.push(handle);
+    }
+    // Wait until each worker has chosen its driver, then say what runs.
+    let started = std::time::Instant::now();
+    while drivers.lock().map(|d| d.len()).unwrap_or(workers) < workers
+        && started.elapsed().as_secs() < 5
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let names: Vec<&str> = drivers.lock().map(|d| d.clone()).unwrap_or_default();
+    let driver_name = names.first().copied().unwrap_or("unknown");
+    tracing::info!(
+        "portcullis running: workers={workers} driver={driver_name} listen={} routes={} config={}",
+        listen
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        shared.gateway.load().routes.len(),
+        path.display()
+    );
+
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => reload(path, &shared, &config),
+            _ => {
+                tracing::info!(
+                    "signal {signal}: draining (up to {:?})",
+                    shared.gateway.load().limits.drain_timeout
+                );
+                shared.shutdown.store(true, Ordering::Release);
+                break;
+            }
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    if let Some(a) = access {
+        a.stop();
+    }
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads and compiles the config again; on success publishes it to every core.
+fn reload(path: &Path, shared: &Shared, started_with: &Config) {
+    match crate::gateway::load(path) {
+        Ok((config, _, gateway)) => {
+            if config.server.listen != started_with.server.listen
+                || config.server.workers != started_with.server.workers
+            {
+                tracing::warn!(
+                    "reload: server.listen and server.workers take effect at restart only"
+                );
+            }
+            let routes = gateway.routes.len();
+            shared.gateway.store(Arc::new(gateway));
+            shared.generation.fetch_add(1, Ordering::AcqRel);
+            tracing::info!(routes, "reload ok");
+        }
+        Err(e) => tracing::error!("reload failed: {e}; keeping the running config"),
+    }
+}
+
+/// The access log handle and its writer thread, when the log is on.
+type AccessLogParts = (Option<Arc<AccessLog>>, Option<std::thread::JoinHandle<()>>);
+
+fn start_access_log(config: &Config, dir: &Path, workers: usize) -> Result<AccessLogParts, String> {
+    let out: Box<dyn std::io::Write + Send> = match config.log.access.as_str() {
+        "off" => return Ok((None, None)),
+        "stdout" => Box::new(std::io::stdout()),
+        file => {
+            let p: PathBuf = dir.join(file);
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map_err(|e| format!("log.access: cannot open {}: {e}", p.display()))?;
+            Box::new(std::io::BufWriter::with_capacity(64 << 10, f))
+        }
+    };
+    let log = AccessLog::new(workers);
+    let writer = log.spawn_writer(out);
+    Ok((Some(log), Some(writer)))
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// Which driver a worker should try first.
+pub(crate) fn wants_uring(choice: DriverChoice) -> bool {
+    choice != DriverChoice::Epoll
+}

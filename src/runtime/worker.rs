@@ -1,0 +1,108 @@
+//! One worker: build the core's monoio runtime (io_uring with COOP_TASKRUN and
+//! SINGLE_ISSUER, epoll when io_uring is unavailable), serve its listeners, and on
+//! shutdown stop accepting and wait for in-flight requests up to the drain timeout.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Core, Shared};
+use crate::config::DriverChoice;
+use crate::log::AccessSink;
+
+pub(super) fn run(
+    id: usize,
+    shared: Arc<Shared>,
+    sink: Option<AccessSink>,
+    listeners: Vec<std::net::TcpListener>,
+    choice: DriverChoice,
+    drivers: &Mutex<Vec<&'static str>>,
+) {
+    let report = |name: &'static str| {
+        if let Ok(mut d) = drivers.lock() {
+            d.push(name);
+        }
+    };
+    if super::wants_uring(choice) {
+        let mut ring = io_uring::IoUring::builder();
+        ring.setup_coop_taskrun().setup_single_issuer();
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .uring_builder(ring)
+            .with_entries(1024)
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => {
+                report("io_uring");
+                rt.block_on(serve(id, shared, sink, listeners));
+                return;
+            }
+            Err(e) if choice == DriverChoice::IoUring => {
+                tracing::error!(
+                    "core {id}: io_uring unavailable ({e}) and server.driver = \"io_uring\""
+                );
+                report("none");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("core {id}: io_uring unavailable ({e}); falling back to epoll")
+            }
+        }
+    }
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+    {
+        Ok(mut rt) => {
+            report("epoll");
+            rt.block_on(serve(id, shared, sink, listeners));
+        }
+        Err(e) => {
+            tracing::error!("core {id}: cannot build epoll runtime: {e}");
+            report("none");
+        }
+    }
+}
+
+async fn serve(
+    id: usize,
+    shared: Arc<Shared>,
+    sink: Option<AccessSink>,
+    listeners: Vec<std::net::TcpListener>,
+) {
+    let core = Rc::new(Core::new(id, shared.clone(), sink));
+    let mut fds = Vec::new();
+    for l in listeners {
+        use std::os::fd::AsRawFd;
+        fds.push(l.as_raw_fd());
+        match monoio::net::TcpListener::from_std(l) {
+            Ok(l) => {
+                monoio::spawn(crate::server::accept_loop(core.clone(), l));
+            }
+            Err(e) => tracing::error!("core {id}: cannot register listener: {e}"),
+        }
+    }
+    while !shared.shutdown.load(Ordering::Acquire) {
+        monoio::time::sleep(Duration::from_millis(50)).await;
+    }
+    core.draining.set(true);
+    for fd in fds {
+        // SAFETY: `fd` belongs to a listener owned by this core's accept task, which
+        // is still alive (the runtime has not been dropped). shutdown(2) only changes
+        // the socket's state: it stops listening and wakes a pending accept.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
+    let deadline = Instant::now() + core.gateway().limits.drain_timeout;
+    while core.in_flight.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if core.in_flight.get() > 0 {
+        tracing::warn!(
+            "core {id}: drain timeout with {} requests in flight",
+            core.in_flight.get()
+        );
+    }
+}

@@ -1,0 +1,448 @@
+//! The client connection loop: read a head (bounded by `max_header_bytes`, under
+//! `header_timeout`; `idle_timeout` between requests), route it, run the route's
+//! guards, then mock or forward; repeat while keep-alive holds. Pipelined requests
+//! wait in the read buffer and are answered in order.
+//!
+//! A head is parsed in place in the connection's read buffer; the buffer starts
+//! small (idle connections stay cheap) and grows only for a large head.
+
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::body::{pump, BodyError, BodyState};
+use crate::config::Cidr;
+use crate::gateway::Gateway;
+use crate::guard::{self, RequestCtx, Verdict};
+use crate::http::reply::{render, Reply};
+use crate::http::request::{parse_head, Header, Method, RequestHead};
+use crate::log::AccessRecord;
+use crate::proxy::{forward, headers::client_ip, Exchange};
+use crate::route::{Action, RouteMatch};
+use crate::runtime::Core;
+
+const INITIAL_BUF: usize = 4096;
+
+/// One client connection and its read buffer.
+pub struct ClientConn {
+    pub stream: TcpStream,
+    /// Bytes read and not yet consumed are `buf[start..]`.
+    pub buf: Vec<u8>,
+    pub start: usize,
+    pub peer: SocketAddr,
+    /// The peer's IP as text, formatted once per connection.
+    pub peer_ip: String,
+    /// Reused for each upstream response head.
+    pub resp_headers: Vec<Header>,
+}
+
+impl ClientConn {
+    pub fn peer_trusted(&self, trusted: &[Cidr]) -> bool {
+        !trusted.is_empty() && trusted.iter().any(|c| c.contains(self.peer.ip()))
+    }
+}
+
+/// Keeps the core's in-flight count right even if the request's future is dropped.
+struct InFlight<'a>(&'a Core);
+
+impl<'a> InFlight<'a> {
+    fn new(core: &'a Core) -> Self {
+        core.in_flight.set(core.in_flight.get() + 1);
+        InFlight(core)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
+
+enum HeadRead {
+    Head(RequestHead),
+    /// Closed by the client, idle timeout, or draining: close quietly.
+    Closed,
+    /// Answer with this status and close.
+    Refuse(u16),
+}
+
+pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
+    let mut conn = ClientConn {
+        stream,
+        buf: Vec::with_capacity(INITIAL_BUF),
+        start: 0,
+        peer,
+        peer_ip: peer.ip().to_canonical().to_string(),
+        resp_headers: Vec::new(),
+    };
+    let mut headers: Vec<Header> = Vec::new();
+    let accepted = Instant::now();
+    let mut first = true;
+    loop {
+        let gw = core.gateway();
+        let head = match read_head(
+            &core,
+            &gw,
+            &mut conn,
+            &mut headers,
+            first.then_some(accepted),
+        )
+        .await
+        {
+            HeadRead::Head(h) => h,
+            HeadRead::Closed => return,
+            HeadRead::Refuse(status) => {
+                let id = core.new_request_id();
+                let mut out = core.take_buffer();
+                render(&mut out, &Reply::error(status), &id, true, false);
+                let (_, out) = conn.stream.write_all(out).await;
+                core.give_buffer(out);
+                log_refusal(&core, &conn, &id, status);
+                return;
+            }
+        };
+        first = false;
+        let keep = {
+            let _in_flight = InFlight::new(&core);
+            handle(&core, &gw, &mut conn, &head, &headers).await
+        };
+        if !keep || core.draining.get() {
+            return;
+        }
+        if conn.start == conn.buf.len() {
+            conn.buf.clear();
+            conn.start = 0;
+            if conn.buf.capacity() > INITIAL_BUF * 4 {
+                conn.buf = Vec::with_capacity(INITIAL_BUF);
+            }
+        }
+    }
+}
+
+/// Reads until `conn.buf[conn.start..]` begins with a complete head.
+/// `accepted`: the connection's first request, timed from accept.
+async fn read_head(
+    core: &Core,
+    gw: &Gateway,
+    conn: &mut ClientConn,
+    headers: &mut Vec<Header>,
+    accepted: Option<Instant>,
+) -> HeadRead {
+    let limits = &gw.limits;
+    let mut deadline: Option<Instant> = accepted.map(|t| t + limits.header_timeout);
+    loop {
+        let pending = conn.buf.len() - conn.start;
+        if pending > 0 {
+            match parse_head(&conn.buf[conn.start..], headers) {
+                Ok(Some(head)) if head.len > limits.max_header_bytes => {
+                    return HeadRead::Refuse(431)
+                }
+                Ok(Some(head)) => return HeadRead::Head(head),
+                Ok(None) if pending >= limits.max_header_bytes => return HeadRead::Refuse(431),
+                Ok(None) => {}
+                Err(e) => return HeadRead::Refuse(e.status),
+            }
+            if deadline.is_none() {
+                deadline = Some(Instant::now() + limits.header_timeout);
+            }
+        } else if core.draining.get() {
+            return HeadRead::Closed;
+        }
+        make_room(conn, limits.max_header_bytes);
+        let buf = std::mem::take(&mut conn.buf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let read = conn.stream.read(buf.slice_mut(len..cap));
+        let result = match deadline {
+            Some(d) => match monoio::time::timeout_at(d.into(), read).await {
+                Ok(r) => r,
+                Err(_) => return HeadRead::Refuse(408),
+            },
+            None => match monoio::time::timeout(limits.idle_timeout, read).await {
+                Ok(r) => r,
+                Err(_) => return HeadRead::Closed,
+            },
+        };
+        let (r, b) = result;
+        conn.buf = b.into_inner();
+        match r {
+            Ok(0) | Err(_) => return HeadRead::Closed,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Ensures free space after `buf.len()`: compacts consumed bytes away, then grows
+/// the buffer, never past what a head of `max_header` bytes needs.
+fn make_room(conn: &mut ClientConn, max_header: usize) {
+    if conn.start > 0 && conn.buf.len() == conn.buf.capacity() {
+        conn.buf.drain(..conn.start);
+        conn.start = 0;
+    }
+    if conn.buf.len() == conn.buf.capacity() {
+        let want = (conn.buf.capacity() * 2)
+            .min(max_header + 1)
+            .max(conn.buf.len() + 1);
+        conn.buf.reserve_exact(want - conn.buf.len());
+    }
+}
+
+/// The request id to use: the client's if sane, else a fresh UUID.
+struct RequestId {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl RequestId {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Serves one request whose head is at `conn.buf[conn.start..]`. Returns whether the
+/// connection stays open.
+async fn handle(
+    core: &Core,
+    gw: &Gateway,
+    conn: &mut ClientConn,
+    head: &RequestHead,
+    headers: &[Header],
+) -> bool {
+    let started = Instant::now();
+    let base = conn.start;
+    let mut rid = RequestId {
+        bytes: [0; 128],
+        len: 0,
+    };
+    let client: IpAddr;
+    let routed;
+    {
+        let hb = &conn.buf[base..base + head.len];
+        match head.request_id {
+            Some(s) => {
+                rid.len = s.len();
+                rid.bytes[..rid.len].copy_from_slice(s.get(hb));
+            }
+            None => {
+                rid.len = 36;
+                rid.bytes[..36].copy_from_slice(&core.new_request_id());
+            }
+        }
+        client = client_ip(
+            conn.peer.ip().to_canonical(),
+            hb,
+            headers,
+            &gw.trusted_proxies,
+        );
+        let host = head.host.map_or(&b""[..], |h| h.get(hb));
+        routed = gw
+            .routes
+            .find(host, head.path.get(hb), head.method_span.get(hb));
+    }
+    let mut ex = Exchange {
+        bytes_in: head.len as u64,
+        ..Exchange::default()
+    };
+    let head_only = head.method == Method::Head;
+    let mut route_name = None;
+    let keep = match routed {
+        RouteMatch::NotFound => {
+            answer(
+                core,
+                conn,
+                head,
+                &Reply::error(404),
+                rid.as_bytes(),
+                gw.limits.max_body_bytes,
+                &mut ex,
+            )
+            .await
+        }
+        RouteMatch::MethodNotAllowed(allow) => {
+            let reply = Reply::error(405).with_header("allow", &allow);
+            answer(
+                core,
+                conn,
+                head,
+                &reply,
+                rid.as_bytes(),
+                gw.limits.max_body_bytes,
+                &mut ex,
+            )
+            .await
+        }
+        RouteMatch::Found(route) => {
+            route_name = Some(&*route.name);
+            let verdict = {
+                let hb = &conn.buf[base..base + head.len];
+                let ctx = RequestCtx {
+                    client_ip: client,
+                    method: head.method_span.get(hb),
+                    path: head.path.get(hb),
+                };
+                guard::run(&route.guards, &ctx)
+            };
+            match (verdict, &route.action) {
+                (Verdict::Respond(reply), _) => {
+                    answer(
+                        core,
+                        conn,
+                        head,
+                        &reply,
+                        rid.as_bytes(),
+                        route.max_body_bytes,
+                        &mut ex,
+                    )
+                    .await
+                }
+                (Verdict::Continue, Action::Mock(reply)) => {
+                    answer(
+                        core,
+                        conn,
+                        head,
+                        reply,
+                        rid.as_bytes(),
+                        route.max_body_bytes,
+                        &mut ex,
+                    )
+                    .await
+                }
+                (Verdict::Continue, Action::Proxy(idx)) => {
+                    let up = &gw.upstreams[*idx];
+                    let keep = forward(
+                        core,
+                        gw,
+                        up,
+                        conn,
+                        base,
+                        head,
+                        headers,
+                        rid.as_bytes(),
+                        route.max_body_bytes,
+                        &mut ex,
+                    )
+                    .await;
+                    ex.bytes_in = ((conn.start - base) as u64).max(head.len as u64);
+                    keep
+                }
+            }
+        }
+    };
+    let _ = head_only;
+    if let Some(sink) = &core.access {
+        let hb = &conn.buf[base..base + head.len];
+        sink.record(&AccessRecord {
+            request_id: rid.as_bytes(),
+            client_ip: client,
+            method: head.method_span.get(hb),
+            path: head.target.get(hb),
+            route: route_name,
+            status: ex.status,
+            bytes_in: ex.bytes_in,
+            bytes_out: ex.bytes_out,
+            upstream: ex.upstream,
+            upstream_time: ex.upstream_time,
+            duration: started.elapsed(),
+        });
+    }
+    keep
+}
+
+/// Answers with a reply the gateway made (mock, 404, guard refusal). A request body
+/// is read and dropped first so the connection can carry the next request.
+async fn answer(
+    core: &Core,
+    conn: &mut ClientConn,
+    head: &RequestHead,
+    reply: &Reply,
+    rid: &[u8],
+    body_limit: u64,
+    ex: &mut Exchange,
+) -> bool {
+    let gw_limits = core.gateway().limits.clone();
+    conn.start += head.len;
+    let mut keep = head.keep_alive && !core.draining.get();
+    let mut status = reply.status;
+    match BodyState::new(head.body, body_limit, false, gw_limits.max_header_bytes) {
+        Err(e) => {
+            status = body_error_status(e);
+            keep = false;
+        }
+        Ok(mut body) if !body.is_done() => {
+            let before = conn.start;
+            let buffered = body.take(&conn.buf[conn.start..]);
+            match buffered {
+                Err(e) => {
+                    status = body_error_status(e);
+                    keep = false;
+                }
+                Ok(n) => {
+                    conn.start += n;
+                    if !body.is_done() {
+                        if head.expect_continue {
+                            // The client waits for 100 before sending: answer now, close.
+                            keep = false;
+                        } else if let Err(e) =
+                            pump(core, conn, &mut body, None, gw_limits.idle_timeout).await
+                        {
+                            if e == BodyError::ClientGone {
+                                return false;
+                            }
+                            status = body_error_status(e);
+                            keep = false;
+                        }
+                    }
+                }
+            }
+            ex.bytes_in += (conn.start - before) as u64
+                + body
+                    .received
+                    .saturating_sub(body.received.min((conn.start - before) as u64));
+        }
+        Ok(_) => {}
+    }
+    let replacement;
+    let reply = if status == reply.status {
+        reply
+    } else {
+        replacement = Reply::error(status);
+        &replacement
+    };
+    ex.status = status;
+    let mut out = core.take_buffer();
+    render(&mut out, reply, rid, !keep, head.method == Method::Head);
+    ex.bytes_out += out.len() as u64;
+    let (r, out) = conn.stream.write_all(out).await;
+    core.give_buffer(out);
+    r.is_ok() && keep
+}
+
+fn body_error_status(e: BodyError) -> u16 {
+    match e {
+        BodyError::TooLarge => 413,
+        BodyError::Malformed => 400,
+        BodyError::Timeout => 408,
+        BodyError::ClientGone | BodyError::Upstream => 400,
+    }
+}
+
+fn log_refusal(core: &Core, conn: &ClientConn, id: &[u8], status: u16) {
+    if let Some(sink) = &core.access {
+        sink.record(&AccessRecord {
+            request_id: id,
+            client_ip: conn.peer.ip().to_canonical(),
+            method: b"-",
+            path: b"-",
+            route: None,
+            status,
+            bytes_in: (conn.buf.len() - conn.start) as u64,
+            bytes_out: 0,
+            upstream: None,
+            upstream_time: None,
+            duration: Duration::ZERO,
+        });
+    }
+}
