@@ -23,7 +23,14 @@ fn bench_parse(c: &mut Criterion) {
     for (name, req) in [("wrk_get", WRK_GET), ("browser_get", BROWSER_GET)] {
         g.throughput(Throughput::Bytes(req.len() as u64));
         let mut headers = Vec::with_capacity(32);
-        g.bench_function(name, |b| b.iter(|| parse_head(black_box(req), &mut headers).unwrap().unwrap().len));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                parse_head(black_box(req), &mut headers)
+                    .unwrap()
+                    .unwrap()
+                    .len
+            })
+        });
     }
     g.finish();
 }

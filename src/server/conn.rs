@@ -246,7 +246,6 @@ async fn handle(
         bytes_in: head.len as u64,
         ..Exchange::default()
     };
-    let head_only = head.method == Method::Head;
     let mut route_name = None;
     let keep = match routed {
         RouteMatch::NotFound => {
@@ -331,7 +330,6 @@ async fn handle(
             }
         }
     };
-    let _ = head_only;
     if let Some(sink) = &core.access {
         let hb = &conn.buf[base..base + head.len];
         sink.record(&AccessRecord {
@@ -362,17 +360,22 @@ async fn answer(
     body_limit: u64,
     ex: &mut Exchange,
 ) -> bool {
-    let gw_limits = core.gateway().limits.clone();
+    let gw = core.gateway();
+    let gw_limits = &gw.limits;
     conn.start += head.len;
     let mut keep = head.keep_alive && !core.draining.get();
     let mut status = reply.status;
-    match BodyState::new(head.body, body_limit, false, gw_limits.max_header_bytes) {
+    match BodyState::new(
+        head.body,
+        body_limit,
+        head.expect_continue,
+        gw_limits.max_header_bytes,
+    ) {
         Err(e) => {
             status = body_error_status(e);
             keep = false;
         }
         Ok(mut body) if !body.is_done() => {
-            let before = conn.start;
             let buffered = body.take(&conn.buf[conn.start..]);
             match buffered {
                 Err(e) => {
@@ -382,8 +385,9 @@ async fn answer(
                 Ok(n) => {
                     conn.start += n;
                     if !body.is_done() {
-                        if head.expect_continue {
-                            // The client waits for 100 before sending: answer now, close.
+                        if head.expect_continue && reply.status >= 400 {
+                            // The client waits for 100 before sending its body: refuse
+                            // without inviting it, and close.
                             keep = false;
                         } else if let Err(e) =
                             pump(core, conn, &mut body, None, gw_limits.idle_timeout).await
@@ -397,10 +401,7 @@ async fn answer(
                     }
                 }
             }
-            ex.bytes_in += (conn.start - before) as u64
-                + body
-                    .received
-                    .saturating_sub(body.received.min((conn.start - before) as u64));
+            ex.bytes_in += body.received;
         }
         Ok(_) => {}
     }
