@@ -73,9 +73,6 @@ fi
 # The peer configs write pid and error logs under /tmp/portcullis-peers (fixed path).
 PEER_DIR=/tmp/portcullis-peers
 RUN=$PEER_DIR/bench-run
-mkdir -p "$PEER_DIR"
-rm -rf "$RUN"
-mkdir -p "$RUN"
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
@@ -216,6 +213,9 @@ for key in "${ORDER[@]}"; do
     fi
 done
 if ((IDLE)) && port_open $IDLE_PORT; then echo "run.sh: port $IDLE_PORT is already in use" >&2; exit 1; fi
+mkdir -p "$PEER_DIR"
+rm -rf "$RUN"
+mkdir -p "$RUN"
 
 avail_mb=$(df -Pm /tmp | awk 'NR==2 {print $4}')
 ((avail_mb > 2048)) || log "warning: only ${avail_mb} MB free in /tmp; the access-log runs write up to ~200 MB each"

@@ -32,6 +32,8 @@ pub struct Exchange {
     pub bytes_out: u64,
     pub upstream: Option<SocketAddr>,
     pub upstream_time: Option<Duration>,
+    /// Whether to take timings (only the access log reads them).
+    pub timed: bool,
 }
 
 /// How a forward failed before any response reached the client.
@@ -174,7 +176,7 @@ async fn exchange(
                 }
             },
         };
-        let started = Instant::now();
+        let started = ex.timed.then(Instant::now);
         core.upstreams.borrow_mut().started(addr);
         let attempt = send_and_receive(
             core,
@@ -188,7 +190,7 @@ async fn exchange(
         )
         .await;
         core.upstreams.borrow_mut().finished(addr);
-        ex.upstream_time = Some(started.elapsed());
+        ex.upstream_time = started.map(|t| t.elapsed());
         match attempt {
             Ok((rbuf, resp)) => break (stream, addr, rbuf, resp),
             Err(Attempt::Stale) if reused && replayable => {

@@ -5,6 +5,7 @@
 //! target. Core-local: each core learns health on its own and no state is shared.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -22,11 +23,36 @@ struct TargetState {
     down_until: Option<Instant>,
 }
 
+/// FxHash (rustc's hasher): the keys are a core's own addresses and upstream names,
+/// not attacker-chosen, so a fast non-keyed hash is safe here.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 #[derive(Default)]
 pub struct UpstreamPools {
-    targets: HashMap<SocketAddr, TargetState>,
+    targets: FxMap<SocketAddr, TargetState>,
     /// Round-robin cursor per upstream name.
-    cursors: HashMap<std::sync::Arc<str>, usize>,
+    cursors: FxMap<std::sync::Arc<str>, usize>,
 }
 
 impl UpstreamPools {

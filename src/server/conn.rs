@@ -25,7 +25,8 @@ use crate::proxy::{forward, headers::client_ip, Exchange};
 use crate::route::{Action, RouteMatch};
 use crate::runtime::Core;
 
-const INITIAL_BUF: usize = 4096;
+/// A first read buffer that fits typical request heads; it grows for larger ones.
+const INITIAL_BUF: usize = 2048;
 
 /// One client connection and its read buffer.
 pub struct ClientConn {
@@ -108,7 +109,9 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
         first = false;
         let keep = {
             let _in_flight = InFlight::new(&core);
-            handle(&core, &gw, &mut conn, &head, &headers).await
+            // Boxed: the request's state (a few KiB) exists only while a request is
+            // in flight, so an idle keep-alive connection stays small.
+            Box::pin(handle(&core, &gw, &mut conn, &head, &headers)).await
         };
         if !keep || core.draining.get() {
             return;
@@ -211,7 +214,7 @@ async fn handle(
     head: &RequestHead,
     headers: &[Header],
 ) -> bool {
-    let started = Instant::now();
+    let started = core.access.is_some().then(Instant::now);
     let base = conn.start;
     let mut rid = RequestId {
         bytes: [0; 128],
@@ -244,6 +247,7 @@ async fn handle(
     }
     let mut ex = Exchange {
         bytes_in: head.len as u64,
+        timed: started.is_some(),
         ..Exchange::default()
     };
     let mut route_name = None;
@@ -330,7 +334,7 @@ async fn handle(
             }
         }
     };
-    if let Some(sink) = &core.access {
+    if let (Some(sink), Some(started)) = (&core.access, started) {
         let hb = &conn.buf[base..base + head.len];
         sink.record(&AccessRecord {
             request_id: rid.as_bytes(),

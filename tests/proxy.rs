@@ -1,0 +1,755 @@
+//! Proxying behaviour: methods, keep-alive on both sides, pipelining, body
+//! framing both ways, 100-continue, 502/504, failover, header handling.
+
+mod common;
+
+use common::*;
+use std::thread;
+use std::time::Duration;
+
+fn gw_for(up: &Upstream) -> Gateway {
+    Gateway::start("", &proxy_all(&[up.port], ""))
+}
+
+fn body_lines(r: &Response) -> Vec<String> {
+    r.body_str().lines().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn get_is_proxied_with_query_and_http11() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(
+        b"GET /hello/world?q=1&r=two HTTP/1.1\r\nHost: example.test\r\nX-Custom: abc\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        r.header("x-upstream-port"),
+        Some(up.port.to_string().as_str())
+    );
+    let lines = body_lines(&r);
+    assert_eq!(lines[0], "method=GET");
+    assert_eq!(lines[1], "target=/hello/world?q=1&r=two");
+    assert_eq!(lines[2], "version=HTTP/1.1");
+    assert!(r.has("x-request-id"));
+    let seen = up.last();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(seen.target, "/hello/world?q=1&r=two");
+    assert_eq!(seen.version, "HTTP/1.1");
+    assert_eq!(seen.header("x-custom"), Some("abc"));
+    assert_eq!(seen.body_len, 0);
+}
+
+#[test]
+fn post_body_is_forwarded() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(b"POST /submit HTTP/1.1\r\nHost: example.test\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world");
+    assert_eq!(r.status, 200, "{:?}", r);
+    let seen = up.last();
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.target, "/submit");
+    assert_eq!(seen.body, b"hello world".to_vec());
+    assert_eq!(seen.header("content-length"), Some("11"));
+    assert!(!seen.has("transfer-encoding"));
+    assert!(body_lines(&r).contains(&"body_len=11".to_string()));
+}
+
+#[test]
+fn head_has_no_body_and_connection_stays_usable() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let get = c.request(b"GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    assert_eq!(get.status, 200);
+    c.send(b"HEAD /x HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    let head = c.read_head_response();
+    assert_eq!(head.status, 200);
+    assert_eq!(up.last().method, "HEAD");
+    // the upstream announces the length of the echo body it would have sent
+    assert!(head.has("content-length"), "{:?}", head);
+    // if the gateway had sent body bytes after the HEAD response, the next
+    // response would not start with a status line
+    let after = c.request(b"GET /after HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    assert_eq!(after.status, 200);
+    assert_eq!(body_lines(&after)[1], "target=/after");
+}
+
+#[test]
+fn keepalive_is_reused_on_both_sides() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    for i in 0..25 {
+        let r =
+            c.request(format!("GET /ka/{} HTTP/1.1\r\nHost: example.test\r\n\r\n", i).as_bytes());
+        assert_eq!(r.status, 200, "request {}: {:?}", i, r);
+        assert_eq!(body_lines(&r)[1], format!("target=/ka/{}", i));
+    }
+    assert_eq!(up.seen().len(), 25);
+    assert_eq!(
+        up.accepted(),
+        1,
+        "the gateway must reuse one pooled upstream connection"
+    );
+    let conns: Vec<usize> = up.seen().iter().map(|s| s.conn_id).collect();
+    assert!(conns.iter().all(|&id| id == conns[0]));
+}
+
+#[test]
+fn upstream_connection_reused_across_client_connections() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    for i in 0..5 {
+        let mut c = gw.connect();
+        let r = c.get(&format!("/seq/{}", i));
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(up.accepted(), 1);
+}
+
+#[test]
+fn pipelined_requests_answered_in_order() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    c.send(
+        b"GET /p1 HTTP/1.1\r\nHost: example.test\r\n\r\n\
+          POST /p2 HTTP/1.1\r\nHost: example.test\r\nContent-Length: 3\r\n\r\nabc\
+          GET /p3?x=y HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    );
+    let r1 = c.read_response();
+    let r2 = c.read_response();
+    let r3 = c.read_response();
+    for r in [&r1, &r2, &r3] {
+        assert_eq!(r.status, 200, "{:?}", r);
+    }
+    assert_eq!(body_lines(&r1)[1], "target=/p1");
+    assert_eq!(body_lines(&r2)[0], "method=POST");
+    assert_eq!(body_lines(&r2)[1], "target=/p2");
+    assert_eq!(body_lines(&r2)[3], "body_len=3");
+    assert_eq!(body_lines(&r3)[1], "target=/p3?x=y");
+    // still usable afterwards
+    assert_eq!(c.get("/p4").status, 200);
+}
+
+#[test]
+fn pipelined_mock_and_proxy_in_order() {
+    let up = Upstream::start();
+    let rest = format!(
+        "{}{}{}",
+        upstream_block("u", &[up.port], ""),
+        mock_route("m", "/mock", 200, "mocked"),
+        proxy_route("p", "/", "u")
+    );
+    let gw = Gateway::start("", &rest);
+    let mut c = gw.connect();
+    c.send(
+        b"GET /slow?ms=200 HTTP/1.1\r\nHost: a\r\n\r\nGET /mock HTTP/1.1\r\nHost: a\r\n\r\nGET /nope/x HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    let r1 = c.read_response();
+    let r2 = c.read_response();
+    let r3 = c.read_response();
+    assert_eq!(r1.status, 200);
+    assert_eq!(body_lines(&r1)[1], "target=/slow?ms=200");
+    assert_eq!(r2.status, 200);
+    assert_eq!(r2.body_str(), "mocked");
+    assert_eq!(r3.status, 200);
+    assert_eq!(body_lines(&r3)[1], "target=/nope/x");
+}
+
+#[test]
+fn chunked_request_body_is_forwarded() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    c.send(b"POST /upload HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.send(b"5\r\nhello\r\n");
+    thread::sleep(Duration::from_millis(50));
+    c.send(b"1;ext=1\r\n \r\n");
+    c.send(b"a\r\nchunked!!!\r\n0\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.body_str(), "received=16 pattern=bad");
+    let seen = up.last();
+    assert_eq!(seen.body, b"hello chunked!!!".to_vec());
+    assert_eq!(seen.body_len, 16);
+    // framing towards the upstream must be unambiguous
+    assert!(
+        !(seen.has("transfer-encoding") && seen.has("content-length")),
+        "upstream got both TE and CL: {:?}",
+        seen.headers
+    );
+    // keep-alive continues after a chunked body
+    assert_eq!(c.get("/next").status, 200);
+}
+
+#[test]
+fn chunked_request_with_trailers_is_forwarded() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(
+        b"POST /upload HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.body_str(), "received=3 pattern=bad");
+    assert_eq!(c.get("/next").status, 200);
+}
+
+#[test]
+fn chunked_response_passed_through_as_chunked() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/chunked");
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert!(r.chunked, "response should be chunked: {:?}", r.headers);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert!(!r.has("content-length"));
+    assert_eq!(r.body_str(), "hello chunked world");
+    // keep-alive continues
+    let r2 = c.get("/after");
+    assert_eq!(r2.status, 200);
+}
+
+#[test]
+fn close_delimited_upstream_response_gets_connection_close() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/close");
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.body_str(), "this body is delimited by close");
+    assert_eq!(r.header("connection"), Some("close"));
+    c.assert_closed();
+}
+
+#[test]
+fn expect_100_continue_answered_by_gateway() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    c.send(b"POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let interim = c.read_response();
+    assert_eq!(interim.status, 100, "{:?}", interim);
+    assert_eq!(interim.version, "HTTP/1.1");
+    assert_eq!(interim.reason, "Continue");
+    c.send(b"hello");
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.body_str(), "received=5 pattern=bad");
+    let seen = up.last();
+    assert!(
+        !seen.has("expect"),
+        "Expect must not be forwarded: {:?}",
+        seen.headers
+    );
+    assert_eq!(seen.body, b"hello".to_vec());
+}
+
+#[test]
+fn expect_100_continue_over_limit_gets_413_without_continue() {
+    let up = Upstream::start();
+    let gw = Gateway::start("max_body_bytes = 100\n", &proxy_all(&[up.port], ""));
+    let mut c = gw.connect();
+    c.send(b"POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 413, "{:?}", r);
+    assert_eq!(r.body_str(), TOO_LARGE);
+    assert_eq!(up.seen().len(), 0);
+}
+
+#[test]
+fn expect_100_continue_no_route_gets_404_without_continue() {
+    let gw = Gateway::start("", &mock_route("m", "/only", 200, "x"));
+    let mut c = gw.connect();
+    c.send(b"POST /elsewhere HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 404, "{:?}", r);
+    assert_eq!(r.body_str(), NOT_FOUND);
+}
+
+#[test]
+fn upstream_refused_gives_502_and_keeps_connection() {
+    let dead = dead_port();
+    let gw = Gateway::start("", &proxy_all(&[dead], ""));
+    let mut c = gw.connect();
+    let r = c.get("/x");
+    assert_eq!(r.status, 502, "{:?}", r);
+    assert_eq!(r.body_str(), BAD_GATEWAY);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(BAD_GATEWAY.len().to_string().as_str())
+    );
+    assert!(r.has("x-request-id"));
+    // request was fully read: connection kept
+    let r2 = c.get("/y");
+    assert_eq!(r2.status, 502);
+    assert_eq!(r2.body_str(), BAD_GATEWAY);
+}
+
+#[test]
+fn upstream_garbage_response_gives_502() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/garbage");
+    assert_eq!(r.status, 502, "{:?}", r);
+    assert_eq!(r.body_str(), BAD_GATEWAY);
+    let r2 = c.get("/fine");
+    assert_eq!(r2.status, 200);
+}
+
+#[test]
+fn upstream_closing_without_response_gives_502() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/reset");
+    assert_eq!(r.status, 502, "{:?}", r);
+    assert_eq!(r.body_str(), BAD_GATEWAY);
+    let r2 = c.get("/fine");
+    assert_eq!(r2.status, 200);
+}
+
+#[test]
+fn upstream_slow_gives_504() {
+    let up = Upstream::start();
+    let gw = Gateway::start("", &proxy_all(&[up.port], "response_timeout = \"300ms\""));
+    let mut c = gw.connect();
+    let r = c.get("/slow?ms=3000");
+    assert_eq!(r.status, 504, "{:?}", r);
+    assert_eq!(r.body_str(), GATEWAY_TIMEOUT);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.has("x-request-id"));
+}
+
+#[test]
+fn upstream_fast_enough_within_response_timeout() {
+    let up = Upstream::start();
+    let gw = Gateway::start("", &proxy_all(&[up.port], "response_timeout = \"5s\""));
+    let mut c = gw.connect();
+    let r = c.get("/slow?ms=100");
+    assert_eq!(r.status, 200, "{:?}", r);
+}
+
+#[test]
+fn failover_from_dead_target_to_live_one() {
+    let up = Upstream::start();
+    let dead = dead_port();
+    let gw = Gateway::start("", &proxy_all(&[dead, up.port], ""));
+    // new connections and one keep-alive connection: every request succeeds
+    for i in 0..6 {
+        let mut c = gw.connect();
+        let r = c.get(&format!("/f/{}", i));
+        assert_eq!(r.status, 200, "request {}: {:?}", i, r);
+        assert_eq!(
+            r.header("x-upstream-port"),
+            Some(up.port.to_string().as_str())
+        );
+    }
+    let mut c = gw.connect();
+    for i in 0..6 {
+        let r = c.get(&format!("/g/{}", i));
+        assert_eq!(r.status, 200, "request {}: {:?}", i, r);
+    }
+    assert_eq!(up.seen().len(), 12);
+}
+
+#[test]
+fn round_robin_spreads_requests() {
+    let a = Upstream::start();
+    let b = Upstream::start();
+    let gw = Gateway::start(
+        "",
+        &proxy_all(&[a.port, b.port], "balance = \"round_robin\""),
+    );
+    let mut c = gw.connect();
+    for i in 0..4 {
+        assert_eq!(c.get(&format!("/rr/{}", i)).status, 200);
+    }
+    assert_eq!(a.seen().len(), 2, "round robin over 2 targets, 4 requests");
+    assert_eq!(b.seen().len(), 2, "round robin over 2 targets, 4 requests");
+}
+
+#[test]
+fn hop_by_hop_request_headers_removed() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(
+        b"GET /hop-req HTTP/1.1\r\nHost: example.test\r\n\
+          Connection: keep-alive, X-Drop-Me\r\n\
+          X-Drop-Me: 1\r\n\
+          Keep-Alive: timeout=5\r\n\
+          Proxy-Connection: keep-alive\r\n\
+          TE: trailers\r\n\
+          Trailer: x-t\r\n\
+          Upgrade: foo/1\r\n\
+          Proxy-Authorization: Basic Zm9vOmJhcg==\r\n\
+          X-Keep: yes\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{:?}", r);
+    let seen = up.last();
+    for h in [
+        "x-drop-me",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "transfer-encoding",
+    ] {
+        assert!(
+            !seen.has(h),
+            "hop-by-hop header {:?} forwarded: {:?}",
+            h,
+            seen.headers
+        );
+    }
+    for v in seen.header_all("connection") {
+        assert_eq!(
+            v.to_ascii_lowercase(),
+            "keep-alive",
+            "connection header towards upstream: {:?}",
+            seen.headers
+        );
+    }
+    assert_eq!(seen.header("x-keep"), Some("yes"));
+}
+
+#[test]
+fn hop_by_hop_response_headers_removed() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/hop");
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.body_str(), "hop");
+    for h in [
+        "x-up-hop",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-connection",
+        "upgrade",
+        "trailer",
+    ] {
+        assert!(
+            !r.has(h),
+            "hop-by-hop header {:?} returned: {:?}",
+            h,
+            r.headers
+        );
+    }
+    for v in r.header_all("connection") {
+        assert_eq!(
+            v.to_ascii_lowercase(),
+            "keep-alive",
+            "connection header towards client: {:?}",
+            r.headers
+        );
+    }
+    assert_eq!(r.header("x-up-keep"), Some("yes"));
+    assert_eq!(c.get("/after").status, 200);
+}
+
+#[test]
+fn upstream_interim_responses_skipped() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/interim");
+    assert_eq!(
+        r.status, 200,
+        "first response must be the final one: {:?}",
+        r
+    );
+    assert_eq!(body_lines(&r)[1], "target=/interim");
+    assert_eq!(c.get("/after").status, 200);
+}
+
+#[test]
+fn upstream_204_and_status_passthrough() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/status?code=204");
+    assert_eq!(r.status, 204, "{:?}", r);
+    assert!(r.body.is_empty());
+    let r = c.get("/status?code=418");
+    assert_eq!(r.status, 418);
+    assert_eq!(r.body_str(), "status 418");
+    let r = c.get("/status?code=500");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body_str(), "status 500");
+    assert_eq!(c.get("/after").status, 200);
+}
+
+#[test]
+fn x_forwarded_headers_added() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(b"GET /xf HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.header_all("x-forwarded-for"), vec!["127.0.0.1"]);
+    assert_eq!(seen.header_all("x-forwarded-proto"), vec!["http"]);
+    assert_eq!(seen.header_all("x-forwarded-host"), vec!["example.test"]);
+}
+
+#[test]
+fn untrusted_peer_xff_replaced() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(
+        b"GET /xf HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.header_all("x-forwarded-for"), vec!["127.0.0.1"]);
+    assert_eq!(seen.header_all("x-forwarded-proto"), vec!["http"]);
+    assert_eq!(seen.header_all("x-forwarded-host"), vec!["example.test"]);
+}
+
+#[test]
+fn untrusted_peer_when_trusted_proxies_do_not_match() {
+    let up = Upstream::start();
+    let gw = Gateway::start(
+        "trusted_proxies = [\"10.0.0.0/8\"]\n",
+        &proxy_all(&[up.port], ""),
+    );
+    let mut c = gw.connect();
+    let r =
+        c.request(b"GET /xf HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(up.last().header_all("x-forwarded-for"), vec!["127.0.0.1"]);
+}
+
+#[test]
+fn trusted_proxy_xff_appended() {
+    let up = Upstream::start();
+    let gw = Gateway::start(
+        "trusted_proxies = [\"127.0.0.0/8\"]\n",
+        &proxy_all(&[up.port], ""),
+    );
+    let mut c = gw.connect();
+    let r =
+        c.request(b"GET /xf HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        up.last().header_all("x-forwarded-for"),
+        vec!["1.2.3.4, 127.0.0.1"]
+    );
+    // without an incoming XFF the peer alone
+    let r = c.request(b"GET /xf2 HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(up.last().header_all("x-forwarded-for"), vec!["127.0.0.1"]);
+}
+
+fn request_id_roundtrip(sent: Option<&str>) -> (String, String) {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let raw = match sent {
+        Some(id) => format!(
+            "GET /rid HTTP/1.1\r\nHost: example.test\r\nX-Request-Id: {}\r\n\r\n",
+            id
+        ),
+        None => "GET /rid HTTP/1.1\r\nHost: example.test\r\n\r\n".to_string(),
+    };
+    let r = c.request(raw.as_bytes());
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.header_all("x-request-id").len(), 1, "{:?}", r.headers);
+    let seen = up.last();
+    assert_eq!(
+        seen.header_all("x-request-id").len(),
+        1,
+        "{:?}",
+        seen.headers
+    );
+    (
+        r.header("x-request-id").unwrap().to_string(),
+        seen.header("x-request-id").unwrap().to_string(),
+    )
+}
+
+#[test]
+fn request_id_kept_when_sane() {
+    let id = "abc-123.X:y_z";
+    let (resp, up) = request_id_roundtrip(Some(id));
+    assert_eq!(resp, id);
+    assert_eq!(up, id);
+}
+
+#[test]
+fn request_id_kept_at_128_chars() {
+    let id = "a".repeat(128);
+    let (resp, up) = request_id_roundtrip(Some(&id));
+    assert_eq!(resp, id);
+    assert_eq!(up, id);
+}
+
+#[test]
+fn request_id_generated_when_absent() {
+    let (resp, up) = request_id_roundtrip(None);
+    assert!(is_uuid_v4(&resp), "not a uuid v4: {:?}", resp);
+    assert_eq!(resp, up);
+}
+
+#[test]
+fn request_id_generated_when_too_long() {
+    let id = "a".repeat(129);
+    let (resp, up) = request_id_roundtrip(Some(&id));
+    assert!(is_uuid_v4(&resp), "not a uuid v4: {:?}", resp);
+    assert_eq!(resp, up);
+}
+
+#[test]
+fn request_id_generated_when_bad_chars() {
+    for id in ["has space", "slash/no", "semi;colon", "quote\"x", "ümlaut"] {
+        let (resp, up) = request_id_roundtrip(Some(id));
+        assert!(is_uuid_v4(&resp), "id {:?}: not a uuid v4: {:?}", id, resp);
+        assert_eq!(resp, up);
+    }
+}
+
+#[test]
+fn request_id_generated_when_empty() {
+    let (resp, up) = request_id_roundtrip(Some(""));
+    assert!(is_uuid_v4(&resp), "not a uuid v4: {:?}", resp);
+    assert_eq!(resp, up);
+}
+
+#[test]
+fn request_ids_differ_between_requests() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let a = c.get("/1");
+    let b = c.get("/2");
+    let ia = a.header("x-request-id").unwrap();
+    let ib = b.header("x-request-id").unwrap();
+    assert!(is_uuid_v4(ia) && is_uuid_v4(ib));
+    assert_ne!(ia, ib);
+}
+
+#[test]
+fn absolute_form_target_sent_upstream_as_origin_form() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r =
+        c.request(b"GET http://example.test/abs/path?x=1 HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(up.last().target, "/abs/path?x=1");
+}
+
+#[test]
+fn http10_client_upstream_gets_http11() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(b"GET /old HTTP/1.0\r\nHost: example.test\r\n\r\n");
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(body_lines(&r)[1], "target=/old");
+    assert_eq!(up.last().version, "HTTP/1.1");
+}
+
+#[test]
+fn client_connection_close_is_honoured() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(b"GET /bye HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.header("connection"), Some("close"));
+    c.assert_closed();
+    // upstream side stays keep-alive: the gateway does not forward "close"
+    let seen = up.last();
+    for v in seen.header_all("connection") {
+        assert_eq!(v.to_ascii_lowercase(), "keep-alive");
+    }
+}
+
+#[test]
+fn multi_megabyte_response_streamed() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let n = 5 * 1024 * 1024 + 7;
+    let r = c.get(&format!("/big?bytes={}", n));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), n);
+    let mut chk = PatternChecker::new();
+    chk.feed(&r.body);
+    assert!(chk.ok, "response body corrupted");
+    assert_eq!(c.get("/after").status, 200);
+}
+
+#[test]
+fn multi_megabyte_upload_streamed() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let n: u64 = 3 * 1024 * 1024 + 5;
+    c.send(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: {}\r\n\r\n",
+            n
+        )
+        .as_bytes(),
+    );
+    write_pattern(c.reader.get_mut(), n).unwrap();
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.body_str(), format!("received={} pattern=ok", n));
+}
+
+#[test]
+fn idle_client_connection_closed_after_idle_timeout() {
+    let gw = Gateway::start("idle_timeout = \"1s\"\n", &mock_route("m", "/", 200, "ok"));
+    let mut c = gw.connect();
+    assert_eq!(c.get("/x").status, 200);
+    c.assert_closed();
+}
+
+#[test]
+fn over_max_connections_gets_503_and_close() {
+    let gw = Gateway::start("max_connections = 2\n", &mock_route("m", "/", 200, "ok"));
+    let mut a = gw.connect();
+    let mut b = gw.connect();
+    assert_eq!(a.get("/a").status, 200);
+    assert_eq!(b.get("/b").status, 200);
+    let mut c = gw.connect();
+    let _ = c.try_send(&get_req("/c", "test.local"));
+    let r = c.try_read_response(false).expect("a 503 response");
+    assert_eq!(r.status, 503, "{:?}", r);
+    assert_eq!(r.body_str(), SERVICE_UNAVAILABLE);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    c.assert_closed();
+    // existing connections unaffected
+    assert_eq!(a.get("/a2").status, 200);
+    // after one closes, a new connection is served
+    drop(b);
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut d = gw.connect();
+        let _ = d.try_send(&get_req("/d", "test.local"));
+        if let Ok(r) = d.try_read_response(false) {
+            if r.status == 200 {
+                ok = true;
+                break;
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "a slot must free up after a connection closes");
+}
