@@ -144,6 +144,11 @@ fn reload(path: &Path, shared: &Shared, started_with: &Config) {
                     "reload: server.listen and server.workers take effect at restart only"
                 );
             }
+            if config.log.access != started_with.log.access
+                || config.log.level != started_with.log.level
+            {
+                tracing::warn!("reload: log.access and log.level take effect at restart only");
+            }
             let routes = gateway.routes.len();
             shared.gateway.store(Arc::new(gateway));
             shared.generation.fetch_add(1, Ordering::AcqRel);
