@@ -496,7 +496,7 @@ fn body_at_limit_by_content_length_ok() {
     );
     let mut c = gw.connect();
     let mut raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n".to_vec();
-    raw.extend(std::iter::repeat(b'x').take(1024));
+    raw.extend(std::iter::repeat_n(b'x', 1024));
     let r = c.request(&raw);
     assert_eq!(r.status, 200, "{:?}", r);
     assert_eq!(c.get("/again").status, 200);
@@ -512,7 +512,7 @@ fn body_too_large_by_chunked_413() {
     let mut raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..3 {
         raw.extend_from_slice(b"200\r\n");
-        raw.extend(std::iter::repeat(b'y').take(0x200));
+        raw.extend(std::iter::repeat_n(b'y', 0x200));
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"0\r\n\r\n");
@@ -531,7 +531,7 @@ fn body_too_large_by_chunked_upstream_route_413() {
         b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..3 {
         raw.extend_from_slice(b"200\r\n");
-        raw.extend(std::iter::repeat(b'y').take(0x200));
+        raw.extend(std::iter::repeat_n(b'y', 0x200));
         raw.extend_from_slice(b"\r\n");
     }
     raw.extend_from_slice(b"0\r\n\r\n");

@@ -734,6 +734,7 @@ fn over_max_connections_gets_503_and_close() {
     assert_eq!(r.status, 503, "{:?}", r);
     assert_eq!(r.body_str(), SERVICE_UNAVAILABLE);
     assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.has("x-request-id"), "{:?}", r.headers);
     c.assert_closed();
     // existing connections unaffected
     assert_eq!(a.get("/a2").status, 200);
@@ -752,4 +753,246 @@ fn over_max_connections_gets_503_and_close() {
         thread::sleep(Duration::from_millis(100));
     }
     assert!(ok, "a slot must free up after a connection closes");
+}
+
+#[test]
+fn least_conn_avoids_busy_target() {
+    let a = Upstream::start();
+    let b = Upstream::start();
+    let gw = Gateway::start(
+        "",
+        &proxy_all(&[a.port, b.port], "balance = \"least_conn\""),
+    );
+    let port = gw.port;
+    let t = thread::spawn(move || {
+        let mut c = Client::connect(port);
+        c.send(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.try_read_response(false)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let busy = loop {
+        if a.wait_arrival("/slow", Duration::from_millis(10)) {
+            break a.port;
+        }
+        if b.wait_arrival("/slow", Duration::from_millis(10)) {
+            break b.port;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow request never arrived"
+        );
+    };
+    let idle = if busy == a.port { b.port } else { a.port };
+    for i in 0..3 {
+        let mut c = gw.connect();
+        let r = c.get(&format!("/fast/{}", i));
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("x-upstream-port"),
+            Some(idle.to_string().as_str()),
+            "least_conn must pick the target without the in-flight request"
+        );
+    }
+    let slow = t.join().unwrap().expect("slow response");
+    assert_eq!(slow.status, 200);
+}
+
+#[test]
+fn upstream_connect_timeout_gives_504() {
+    // a listener that never accepts, with its accept queue filled: further
+    // SYNs are dropped, so connecting to it times out
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    let mut full = false;
+    for _ in 0..4000 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => held.push(s),
+            Err(_) => {
+                full = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        full,
+        "could not fill the accept queue of the black-hole listener"
+    );
+    let gw = Gateway::start(
+        "",
+        &proxy_all(&[addr.port()], "connect_timeout = \"300ms\""),
+    );
+    let mut c = gw.connect();
+    let r = c.get("/x");
+    assert_eq!(r.status, 504, "{:?}", r);
+    assert_eq!(r.body_str(), GATEWAY_TIMEOUT);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    drop(held);
+    drop(listener);
+}
+
+#[test]
+fn upstream_own_request_id_not_duplicated() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(
+        b"GET /own-rid HTTP/1.1\r\nHost: example.test\r\nX-Request-Id: client-id-7\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(
+        r.header_all("x-request-id"),
+        vec!["client-id-7"],
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(up.last().header("x-request-id"), Some("client-id-7"));
+}
+
+#[test]
+fn upstream_invalid_content_length_gives_502() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/badcl");
+    assert_eq!(r.status, 502, "{:?}", r);
+    assert_eq!(r.body_str(), BAD_GATEWAY);
+    assert_eq!(c.get("/fine").status, 200);
+}
+
+#[test]
+fn upstream_truncated_body_closes_client_connection() {
+    // the head is already forwarded: the only honest signal left is closing
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    c.send(&get_req("/truncated", "example.test"));
+    match c.try_read_response(false) {
+        Err(_) => {}
+        Ok(r) => panic!(
+            "a truncated upstream body must not produce a complete response: {:?}",
+            r
+        ),
+    }
+    c.assert_closed();
+}
+
+#[test]
+fn many_pipelined_requests_in_one_write() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let mut raw = Vec::new();
+    for i in 0..100 {
+        raw.extend_from_slice(
+            format!("GET /pipe/{} HTTP/1.1\r\nHost: example.test\r\n\r\n", i).as_bytes(),
+        );
+    }
+    c.send(&raw);
+    for i in 0..100 {
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "response {}: {:?}", i, r);
+        assert_eq!(body_lines(&r)[1], format!("target=/pipe/{}", i));
+    }
+    assert_eq!(up.accepted(), 1);
+}
+
+#[test]
+fn head_to_chunked_upstream_has_no_body() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    c.send(b"HEAD /chunked HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    let r = c.read_head_response();
+    assert_eq!(r.status, 200, "{:?}", r);
+    let after = c.get("/after");
+    assert_eq!(after.status, 200, "{:?}", after);
+    assert_eq!(body_lines(&after)[1], "target=/after");
+}
+
+#[test]
+fn head_to_big_upstream_keeps_content_length_and_sends_no_body() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    c.send(b"HEAD /big?bytes=100000 HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    let r = c.read_head_response();
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.header("content-length"), Some("100000"));
+    let after = c.get("/after");
+    assert_eq!(after.status, 200, "{:?}", after);
+    assert_eq!(body_lines(&after)[1], "target=/after");
+}
+
+#[test]
+fn x_forwarded_host_keeps_port() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(b"GET /xf HTTP/1.1\r\nHost: example.test:8080\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        up.last().header_all("x-forwarded-host"),
+        vec!["example.test:8080"]
+    );
+}
+
+#[test]
+fn trusted_proxy_multiple_xff_headers_combined() {
+    let up = Upstream::start();
+    let gw = Gateway::start(
+        "trusted_proxies = [\"127.0.0.1/32\"]\n",
+        &proxy_all(&[up.port], ""),
+    );
+    let mut c = gw.connect();
+    let r = c.request(
+        b"GET /xf HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        up.last().header_all("x-forwarded-for"),
+        vec!["1.1.1.1, 2.2.2.2, 127.0.0.1"]
+    );
+}
+
+#[test]
+fn dots_in_query_are_not_path_segments() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.get("/q?next=../../etc&x=./y");
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(up.last().target, "/q?next=../../etc&x=./y");
+}
+
+#[test]
+fn client_abort_mid_upload_does_not_hurt_gateway() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    {
+        let mut c = gw.connect();
+        c.send(b"POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 1000000\r\n\r\n");
+        c.send(&[b'x'; 5000]);
+        // dropped: connection closed mid-body
+    }
+    {
+        let mut c = gw.connect();
+        c.send(&get_req("/slow?ms=500", "example.test"));
+        // dropped while the upstream is still working
+    }
+    for i in 0..5 {
+        let mut c = gw.connect();
+        let r = c.get(&format!("/alive/{}", i));
+        assert_eq!(r.status, 200, "{:?}", r);
+        assert_eq!(body_lines(&r)[1], format!("target=/alive/{}", i));
+    }
+    // let the slow one finish upstream, then check again (a stale pooled
+    // connection must not leak its late response into another request)
+    thread::sleep(Duration::from_millis(700));
+    let mut c = gw.connect();
+    for i in 0..5 {
+        let r = c.get(&format!("/later/{}", i));
+        assert_eq!(r.status, 200, "{:?}", r);
+        assert_eq!(body_lines(&r)[1], format!("target=/later/{}", i));
+    }
 }

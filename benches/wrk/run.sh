@@ -406,7 +406,8 @@ run_one() { # key round duration record(0|1)
     if [[ -n $lf ]]; then
         sleep 0.3 # let async / buffered log writers flush (≤100 ms)
         lines=$(wc -l <"$lf" 2>/dev/null || echo 0)
-        [[ -s $RUN/$key-sample.log ]] || head -n 1 "$lf" >"$RUN/$key-sample.log" 2>/dev/null || true
+        # last line: HAProxy's stdout loses O_APPEND, so after a truncation its file starts sparse
+        [[ -s $RUN/$key-sample.log ]] || tail -n 1 "$lf" 2>/dev/null | tr -d '\0' >"$RUN/$key-sample.log" || true
         : >"$lf"
     fi
     local requests rps p50 p99 non2xx sockerr
@@ -549,7 +550,7 @@ print("</details>")
 PY
     if ((LOGS)); then
         echo
-        echo "Access-log line written per request (first line of each log):"
+        echo "Access-log line written per request (a sample line of each log):"
         echo
         for key in nginx_log haproxy_log portcullis_log; do
             if [[ -s $RUN/$key-sample.log ]]; then

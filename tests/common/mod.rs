@@ -181,7 +181,7 @@ impl Gateway {
     }
 
     pub fn start_with_log(server_extra: &str, log_extra: &str, rest: &str) -> Gateway {
-        let dir = TempDir::new("gw");
+        let mut dir = TempDir::new("gw");
         let config_path = dir.path.join("gw.toml");
         let stdout_path = dir.path.join("stdout.log");
         let stderr_path = dir.path.join("stderr.log");
@@ -602,7 +602,7 @@ pub fn read_response<R: BufRead>(r: &mut R, head_request: bool) -> io::Result<Re
         let te = resp
             .header("transfer-encoding")
             .map(|s| s.to_ascii_lowercase());
-        if te.as_deref().map_or(false, |t| t.contains("chunked")) {
+        if te.as_deref().is_some_and(|t| t.contains("chunked")) {
             resp.chunked = true;
             let mut body = Vec::new();
             read_chunked_into(r, &mut count, &mut |d| body.extend_from_slice(d))?;
@@ -776,6 +776,22 @@ pub fn write_pattern<W: Write>(w: &mut W, n: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Write `n` pattern bytes as a chunked body (chunks of up to 65511 bytes),
+/// including the last chunk and the empty trailer section.
+pub fn write_pattern_chunked<W: Write>(w: &mut W, n: u64) -> io::Result<()> {
+    let block = pattern_block();
+    let step = (PERIOD * 261) as u64;
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(step) as usize;
+        w.write_all(format!("{:x}\r\n", k).as_bytes())?;
+        w.write_all(&block[..k])?;
+        w.write_all(b"\r\n")?;
+        left -= k as u64;
+    }
+    w.write_all(b"0\r\n\r\n")
+}
+
 pub struct PatternChecker {
     pub offset: u64,
     pub ok: bool,
@@ -852,12 +868,16 @@ impl SeenRequest {
 /// * `/chunked`: chunked response "hello chunked world"
 /// * `/close`: response without length, delimited by closing the connection
 /// * `/big?bytes=N`: N pattern bytes with Content-Length
+/// * `/bigchunked?bytes=N`: N pattern bytes, chunked
 /// * `/upload`: consumes the body, answers `received=N pattern=ok|bad`
 /// * `/hop`: answers with hop-by-hop headers (which the gateway must drop)
 /// * `/interim`: sends `100 Continue` and `103 Early Hints` before the final echo
 /// * `/garbage`: answers with something that is not HTTP, then closes
 /// * `/reset`: closes without answering
 /// * `/status?code=N`: answers status N
+/// * `/own-rid`: answers with its own `X-Request-Id: upstream-own-id`
+/// * `/badcl`: answers with `Content-Length: abc`, then closes
+/// * `/truncated`: announces 100 bytes, sends 10, closes
 pub struct Upstream {
     pub port: u16,
     pub accepted: Arc<AtomicUsize>,
@@ -928,7 +948,7 @@ impl Upstream {
         loop {
             if self.arrivals.lock().unwrap().iter().any(|a| {
                 a.split_once(' ')
-                    .map_or(false, |(_, t)| t.starts_with(prefix))
+                    .is_some_and(|(_, t)| t.starts_with(prefix))
             }) {
                 return true;
             }
@@ -1031,7 +1051,7 @@ fn serve_conn(
                 .iter()
                 .find(|(k, _)| k == "transfer-encoding")
                 .map(|(_, v)| v.to_ascii_lowercase());
-            if te.as_deref().map_or(false, |t| t.contains("chunked")) {
+            if te.as_deref().is_some_and(|t| t.contains("chunked")) {
                 seen.body_chunked = true;
                 read_chunked_into(&mut reader, &mut count, &mut sink)?;
             } else if let Some((_, cl)) = seen.headers.iter().find(|(k, _)| k == "content-length") {
@@ -1054,7 +1074,7 @@ fn serve_conn(
 
         let close_after = seen
             .header("connection")
-            .map_or(false, |c| c.to_ascii_lowercase().contains("close"));
+            .is_some_and(|c| c.to_ascii_lowercase().contains("close"));
         let path = target.split('?').next().unwrap_or("").to_string();
         let is_head = method == "HEAD";
         let echo = |w: &mut TcpStream, seen: &SeenRequest| -> io::Result<()> {
@@ -1105,6 +1125,33 @@ fn serve_conn(
                 if !is_head {
                     write_pattern(&mut w, n)?;
                 }
+            }
+            "/bigchunked" => {
+                let n: u64 = query_param(&target, "bytes")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+                if !is_head {
+                    write_pattern_chunked(&mut w, n)?;
+                }
+            }
+            "/own-rid" => {
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Request-Id: upstream-own-id\r\nContent-Length: 3\r\n\r\n")?;
+                if !is_head {
+                    w.write_all(b"own")?;
+                }
+            }
+            "/badcl" => {
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: abc\r\n\r\nhello")?;
+                w.flush()?;
+                let _ = w.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            "/truncated" => {
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly ten b")?;
+                w.flush()?;
+                let _ = w.shutdown(Shutdown::Both);
+                return Ok(());
             }
             "/upload" => {
                 let body = format!(
