@@ -51,21 +51,22 @@ pub enum BodyKind {
     UntilClose,
 }
 
-/// Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
+/// Headers that describe one connection, not the message: never forwarded (RFC 9110
+/// §7.6.1, plus the proxy-* fields and `expect`, which the gateway answers itself).
+/// Dispatches on length first: this runs for every header of every message.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    const HOP: [&[u8]; 10] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"proxy-authorization",
-        b"proxy-authenticate",
-        b"expect",
-    ];
-    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+    let is = |h: &[u8]| name.eq_ignore_ascii_case(h);
+    match name.len() {
+        2 => is(b"te"),
+        6 => is(b"expect"),
+        7 => is(b"trailer") || is(b"upgrade"),
+        10 => is(b"connection") || is(b"keep-alive"),
+        16 => is(b"proxy-connection"),
+        17 => is(b"transfer-encoding"),
+        18 => is(b"proxy-authenticate"),
+        19 => is(b"proxy-authorization"),
+        _ => false,
+    }
 }
 
 /// Splits a comma-separated header value into trimmed, non-empty elements.

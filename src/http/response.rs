@@ -58,34 +58,37 @@ pub fn parse_response(
         let value = trim_ows(h.value);
         let value_span = Span::of(buf, value);
         let mut role = HeaderRole::EndToEnd;
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_content_length(value).ok_or(BadResponse("invalid content-length"))?;
-            if content_length.is_some_and(|c| c != n) {
-                return Err(BadResponse("conflicting content-length"));
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let n = parse_content_length(value).ok_or(BadResponse("invalid content-length"))?;
+                if content_length.is_some_and(|c| c != n) {
+                    return Err(BadResponse("conflicting content-length"));
+                }
+                content_length = Some(n);
+                role = HeaderRole::HopByHop;
             }
-            content_length = Some(n);
-            role = HeaderRole::HopByHop;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te_seen = true;
-            for item in list_items(value) {
-                chunked_final = item.eq_ignore_ascii_case(b"chunked");
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                te_seen = true;
+                for item in list_items(value) {
+                    chunked_final = item.eq_ignore_ascii_case(b"chunked");
+                }
+                role = HeaderRole::HopByHop;
             }
-            role = HeaderRole::HopByHop;
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for item in list_items(value) {
-                close |= item.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= item.eq_ignore_ascii_case(b"keep-alive");
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for item in list_items(value) {
+                    close |= item.eq_ignore_ascii_case(b"close");
+                    keep_alive_token |= item.eq_ignore_ascii_case(b"keep-alive");
+                }
+                if n_conn == conn_spans.len() {
+                    return Err(BadResponse("too many connection headers"));
+                }
+                conn_spans[n_conn] = Some(value_span);
+                n_conn += 1;
+                role = HeaderRole::HopByHop;
             }
-            if n_conn == conn_spans.len() {
-                return Err(BadResponse("too many connection headers"));
-            }
-            conn_spans[n_conn] = Some(value_span);
-            n_conn += 1;
-            role = HeaderRole::HopByHop;
-        } else if name.eq_ignore_ascii_case(b"x-request-id") {
-            role = HeaderRole::Replaced;
-        } else if is_hop_by_hop(name) {
-            role = HeaderRole::HopByHop;
+            12 if name.eq_ignore_ascii_case(b"x-request-id") => role = HeaderRole::Replaced,
+            _ if is_hop_by_hop(name) => role = HeaderRole::HopByHop,
+            _ => {}
         }
         headers.push(Header {
             name: Span::of(buf, name),

@@ -6,6 +6,7 @@
 //! A head is parsed in place in the connection's read buffer; the buffer starts
 //! small (idle connections stay cheap) and grows only for a large head.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -193,6 +194,13 @@ fn make_room(conn: &mut ClientConn, max_header: usize) {
     }
 }
 
+/// What a routed request gets.
+enum Next<'a> {
+    /// A reply the gateway makes, and the body limit while the body is discarded.
+    Answer(Cow<'a, Reply>, u64),
+    Forward(&'a crate::gateway::Upstream, u64),
+}
+
 /// The request id to use: the client's if sane, else a fresh UUID.
 struct RequestId {
     bytes: [u8; 128],
@@ -251,32 +259,16 @@ async fn handle(
         ..Exchange::default()
     };
     let mut route_name = None;
-    let keep = match routed {
+    // Decide first, then await one of two futures: each `.await` site gets its own
+    // slot in this future's state, and a smaller state is cheaper to box per request.
+    let next = match routed {
         RouteMatch::NotFound => {
-            answer(
-                core,
-                conn,
-                head,
-                &Reply::error(404),
-                rid.as_bytes(),
-                gw.limits.max_body_bytes,
-                &mut ex,
-            )
-            .await
+            Next::Answer(Cow::Owned(Reply::error(404)), gw.limits.max_body_bytes)
         }
-        RouteMatch::MethodNotAllowed(allow) => {
-            let reply = Reply::error(405).with_header("allow", &allow);
-            answer(
-                core,
-                conn,
-                head,
-                &reply,
-                rid.as_bytes(),
-                gw.limits.max_body_bytes,
-                &mut ex,
-            )
-            .await
-        }
+        RouteMatch::MethodNotAllowed(allow) => Next::Answer(
+            Cow::Owned(Reply::error(405).with_header("allow", &allow)),
+            gw.limits.max_body_bytes,
+        ),
         RouteMatch::Found(route) => {
             route_name = Some(&*route.name);
             let verdict = {
@@ -290,48 +282,37 @@ async fn handle(
             };
             match (verdict, &route.action) {
                 (Verdict::Respond(reply), _) => {
-                    answer(
-                        core,
-                        conn,
-                        head,
-                        &reply,
-                        rid.as_bytes(),
-                        route.max_body_bytes,
-                        &mut ex,
-                    )
-                    .await
+                    Next::Answer(Cow::Owned(reply), route.max_body_bytes)
                 }
                 (Verdict::Continue, Action::Mock(reply)) => {
-                    answer(
-                        core,
-                        conn,
-                        head,
-                        reply,
-                        rid.as_bytes(),
-                        route.max_body_bytes,
-                        &mut ex,
-                    )
-                    .await
+                    Next::Answer(Cow::Borrowed(reply), route.max_body_bytes)
                 }
                 (Verdict::Continue, Action::Proxy(idx)) => {
-                    let up = &gw.upstreams[*idx];
-                    let keep = forward(
-                        core,
-                        gw,
-                        up,
-                        conn,
-                        base,
-                        head,
-                        headers,
-                        rid.as_bytes(),
-                        route.max_body_bytes,
-                        &mut ex,
-                    )
-                    .await;
-                    ex.bytes_in = ((conn.start - base) as u64).max(head.len as u64);
-                    keep
+                    Next::Forward(&gw.upstreams[*idx], route.max_body_bytes)
                 }
             }
+        }
+    };
+    let keep = match next {
+        Next::Answer(reply, limit) => {
+            answer(core, conn, head, &reply, rid.as_bytes(), limit, &mut ex).await
+        }
+        Next::Forward(up, limit) => {
+            let keep = forward(
+                core,
+                gw,
+                up,
+                conn,
+                base,
+                head,
+                headers,
+                rid.as_bytes(),
+                limit,
+                &mut ex,
+            )
+            .await;
+            ex.bytes_in = ((conn.start - base) as u64).max(head.len as u64);
+            keep
         }
     };
     if let (Some(sink), Some(started)) = (&core.access, started) {
