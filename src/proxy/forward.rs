@@ -187,6 +187,7 @@ async fn exchange(
             head,
             up,
             limits.idle_timeout,
+            now,
         )
         .await;
         core.upstreams.borrow_mut().finished(addr);
@@ -272,19 +273,24 @@ async fn send_and_receive(
     head: &RequestHead,
     up: &Upstream,
     idle: Duration,
+    now: Instant,
 ) -> Result<(Vec<u8>, ResponseHead), Attempt> {
     let (r, o) = stream.write_all(std::mem::take(out)).await;
     *out = o;
     if r.is_err() {
         return Err(Attempt::Stale);
     }
-    if !body.is_done() {
+    let pumped = !body.is_done();
+    if pumped {
         pump(core, conn, body, Some(stream), idle)
             .await
             .map_err(|e| Attempt::Client(e.into()))?;
     }
     let mut rbuf = core.take_buffer();
-    let deadline = monoio::time::Instant::now() + up.response_timeout;
+    // The response timeout runs from when the request was fully sent: `now` (taken
+    // just before sending) unless a streamed body made that a while ago.
+    let sent = if pumped { Instant::now() } else { now };
+    let deadline = monoio::time::Instant::from_std(sent + up.response_timeout);
     let head_request = head.method == Method::Head;
     loop {
         if rbuf.len() == rbuf.capacity() {
