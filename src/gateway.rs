@@ -189,6 +189,13 @@ impl Gateway {
                 }
                 (None, Some(m)) => {
                     let status = *m.status.get_ref();
+                    if matches!(status, 204 | 304) && !m.body.is_empty() {
+                        return Err(source.error_at(
+                            m.status.span(),
+                            &field("mock.status"),
+                            format!("status {status} cannot carry a body"),
+                        ));
+                    }
                     if !(200..=599).contains(&status) {
                         return Err(source.error_at(
                             m.status.span(),

@@ -11,6 +11,7 @@
 //! - [`proxy`]: per-core upstream pools, balancing, forwarding and header rewriting.
 //! - [`runtime`]: worker threads per core, io driver choice, signals, reload, drain.
 //! - [`log`]: the access log, written off the request path.
+//! - [`sock`]: socket options and probes monoio does not wrap.
 
 pub mod config;
 pub mod gateway;
@@ -21,3 +22,4 @@ pub mod proxy;
 pub mod route;
 pub mod runtime;
 pub mod server;
+pub mod sock;

@@ -18,6 +18,8 @@ pub struct RequestCtx<'a> {
     /// The client address the gateway believes (peer, or from trusted X-Forwarded-For).
     pub client_ip: IpAddr,
     pub method: &'a [u8],
+    /// The path as routed: percent-escapes of unreserved characters decoded and
+    /// slashes merged when the request had any (see `http::request::normalize_path`).
     pub path: &'a [u8],
 }
 

@@ -23,7 +23,9 @@ enum State {
     Size {
         digits: u8,
     },
-    /// After the size: optional whitespace and extensions until CR.
+    /// Whitespace after the size: only `;` (an extension) or CR may follow.
+    SizeWs,
+    /// Extensions until CR.
     Ext {
         quoted: bool,
         escaped: bool,
@@ -50,6 +52,7 @@ pub struct ChunkedScanner {
     size: u64,
     trailer_bytes: usize,
     max_trailer_bytes: usize,
+    ext_bytes: usize,
     /// Chunk data bytes seen so far (the decoded body length).
     pub data_len: u64,
 }
@@ -61,6 +64,7 @@ impl ChunkedScanner {
             size: 0,
             trailer_bytes: 0,
             max_trailer_bytes,
+            ext_bytes: 0,
             data_len: 0,
         }
     }
@@ -92,16 +96,22 @@ impl ChunkedScanner {
                     None if digits == 0 => return Err(ChunkError::BadSize),
                     None => match b {
                         b'\r' => self.state = State::SizeLf,
-                        b';' | b' ' | b'\t' => {
-                            self.state = State::Ext {
-                                quoted: false,
-                                escaped: false,
-                            }
-                        }
+                        b';' => self.start_ext(),
+                        b' ' | b'\t' => self.state = State::SizeWs,
                         _ => return Err(ChunkError::BadSize),
                     },
                 },
+                State::SizeWs => match b {
+                    b' ' | b'\t' => {}
+                    b';' => self.start_ext(),
+                    b'\r' => self.state = State::SizeLf,
+                    _ => return Err(ChunkError::BadSize),
+                },
                 State::Ext { quoted, escaped } => {
+                    self.ext_bytes += 1;
+                    if self.ext_bytes > MAX_EXTENSION_BYTES {
+                        return Err(ChunkError::BadExtension);
+                    }
                     if quoted {
                         let next_escaped = !escaped && b == b'\\';
                         let closes = !escaped && b == b'"';
@@ -191,6 +201,20 @@ impl ChunkedScanner {
     }
 }
 
+impl ChunkedScanner {
+    fn start_ext(&mut self) {
+        self.ext_bytes = 0;
+        self.state = State::Ext {
+            quoted: false,
+            escaped: false,
+        };
+    }
+}
+
+/// The longest chunk extension accepted on one chunk line. Extensions are forwarded
+/// but are not body data, so without a limit they would bypass `max_body_bytes`.
+const MAX_EXTENSION_BYTES: usize = 1024;
+
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -251,9 +275,25 @@ mod tests {
             b"-5\r\n",
             b"0x5\r\n",
             b"0\r\n\0\r\n\r\n",
+            b"5 xyz\r\n",
+            b"5 5\r\n",
         ] {
             assert!(scan_all(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn whitespace_before_extension() {
+        let (_, done, data) = scan_all(b"1 \t; a=b\r\nx\r\n0 \r\n\r\n").unwrap();
+        assert!(done);
+        assert_eq!(data, b"x");
+    }
+
+    #[test]
+    fn extension_limit() {
+        let mut line = b"1;".to_vec();
+        line.extend(std::iter::repeat_n(b'a', MAX_EXTENSION_BYTES + 1));
+        assert_eq!(scan_all(&line), Err(ChunkError::BadExtension));
     }
 
     #[test]

@@ -19,8 +19,15 @@ pub struct Span {
 }
 
 impl Span {
+    /// The span of `part` within `base`. A `part` that does not lie inside `base`
+    /// (httparse returns a static `""` for an absent reason phrase) is the empty span.
     pub fn of(base: &[u8], part: &[u8]) -> Span {
-        let start = part.as_ptr() as usize - base.as_ptr() as usize;
+        let b = base.as_ptr() as usize;
+        let p = part.as_ptr() as usize;
+        if p < b || p + part.len() > b + base.len() {
+            return Span::default();
+        }
+        let start = p - b;
         Span {
             start: start as u32,
             end: (start + part.len()) as u32,
@@ -38,6 +45,19 @@ impl Span {
 
     pub fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Span;
+
+    #[test]
+    fn span_outside_base_is_empty() {
+        let buf = b"HTTP/1.1 200\r\n";
+        assert_eq!(Span::of(buf, &buf[9..12]).get(buf), b"200");
+        assert_eq!(Span::of(buf, b""), Span::default());
+        assert_eq!(Span::of(buf, b"elsewhere"), Span::default());
     }
 }
 

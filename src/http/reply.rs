@@ -76,26 +76,59 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// What the `connection` header of a response says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// HTTP/1.1 default: nothing to say.
+    KeepAlive,
+    /// An HTTP/1.0 client that asked for keep-alive must be told it holds.
+    KeepAlive10,
+    Close,
+}
+
+impl Persistence {
+    /// For a request of HTTP/1.`minor` whose connection stays open if `keep`.
+    pub fn for_request(keep: bool, minor: u8) -> Persistence {
+        match (keep, minor) {
+            (false, _) => Persistence::Close,
+            (true, 0) => Persistence::KeepAlive10,
+            (true, _) => Persistence::KeepAlive,
+        }
+    }
+}
+
 /// Appends `reply` as a full HTTP/1.1 response to `out`. `head_only`: a HEAD request,
-/// send the headers (with the length the body would have) and no body.
-pub fn render(out: &mut Vec<u8>, reply: &Reply, request_id: &[u8], close: bool, head_only: bool) {
+/// send the headers (with the length the body would have) and no body. 204 and 304
+/// never carry a body or a length.
+pub fn render(
+    out: &mut Vec<u8>,
+    reply: &Reply,
+    request_id: &[u8],
+    persistence: Persistence,
+    head_only: bool,
+) {
+    let bodiless = matches!(reply.status, 204 | 304);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(reply.status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason(reply.status).as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: ");
     out.extend_from_slice(reply.content_type.as_bytes());
-    out.extend_from_slice(b"\r\ncontent-length: ");
-    out.extend_from_slice(itoa::Buffer::new().format(reply.body.len()).as_bytes());
+    if !bodiless {
+        out.extend_from_slice(b"\r\ncontent-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(reply.body.len()).as_bytes());
+    }
     out.extend_from_slice(b"\r\nx-request-id: ");
     out.extend_from_slice(request_id);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(reply.extra.as_bytes());
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
+    match persistence {
+        Persistence::KeepAlive => {}
+        Persistence::KeepAlive10 => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        Persistence::Close => out.extend_from_slice(b"connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
-    if !head_only {
+    if !head_only && !bodiless {
         out.extend_from_slice(reply.body.as_bytes());
     }
 }
@@ -107,7 +140,13 @@ mod tests {
     #[test]
     fn renders_error() {
         let mut out = Vec::new();
-        render(&mut out, &Reply::error(404), b"id-1", false, false);
+        render(
+            &mut out,
+            &Reply::error(404),
+            b"id-1",
+            Persistence::KeepAlive,
+            false,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 23\r\nx-request-id: id-1\r\n\r\n{\"message\":\"Not Found\"}"

@@ -83,6 +83,8 @@ pub struct RequestHead {
     pub target: Span,
     /// The path alone (no query), what routes match.
     pub path: Span,
+    /// Route on [`normalize_path`] of `path`, not on `path` as sent.
+    pub normalize: bool,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
     pub host: Option<Span>,
@@ -258,7 +260,7 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
         }
     }
 
-    let (target, path) = split_target(buf, raw_target, host, method)?;
+    let (target, path, normalize) = split_target(buf, raw_target, host, method)?;
 
     Ok(Some(RequestHead {
         method,
@@ -268,6 +270,7 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
         minor,
         host,
         body,
+        normalize,
         keep_alive: if minor == 1 {
             !close
         } else {
@@ -300,7 +303,7 @@ fn split_target(
     raw: &str,
     host: Option<Span>,
     method: Method,
-) -> Result<(Span, Span), HeadError> {
+) -> Result<(Span, Span, bool), HeadError> {
     let bytes = raw.as_bytes();
     let target: &[u8] =
         if bytes.first() == Some(&b'/') || (bytes == b"*" && method == Method::Options) {
@@ -333,10 +336,78 @@ fn split_target(
         return Err(bad("fragment in request target"));
     }
     let path = &target[..path_len];
+    let normalize = check_path(path)?;
+    Ok((Span::of(buf, target), Span::of(buf, path), normalize))
+}
+
+/// Refuses paths an upstream could read as a different path than the router does:
+/// dot segments (also `%2e` and `..;param`), encoded `/` or `\\`, a raw `\\`, and
+/// broken percent-encoding. Returns whether routing must use [`normalize_path`]
+/// (the path has `%` escapes or empty segments).
+fn check_path(path: &[u8]) -> Result<bool, HeadError> {
+    let mut normalize = false;
+    let mut i = 0;
+    while i < path.len() {
+        match path[i] {
+            b'\\' => return Err(bad("backslash in path")),
+            b'%' => {
+                let decoded = match (
+                    path.get(i + 1).and_then(|&b| hex(b)),
+                    path.get(i + 2).and_then(|&b| hex(b)),
+                ) {
+                    (Some(h), Some(l)) => (h << 4) | l,
+                    _ => return Err(bad("invalid percent-encoding in path")),
+                };
+                if matches!(decoded, b'/' | b'\\' | 0) {
+                    return Err(bad("encoded slash or NUL in path"));
+                }
+                normalize = true;
+                i += 3;
+                continue;
+            }
+            b'/' if path.get(i + 1) == Some(&b'/') => normalize = true,
+            _ => {}
+        }
+        i += 1;
+    }
     if has_dot_segment(path) {
         return Err(bad("dot segment in path"));
     }
-    Ok((Span::of(buf, target), Span::of(buf, path)))
+    Ok(normalize)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The path as most upstreams read it, for routing: percent-escapes of unreserved
+/// characters decoded (`/%61dmin` is `/admin`), other escapes upper-cased, runs of
+/// `/` merged. Only called for paths [`check_path`] flagged.
+pub fn normalize_path(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        let b = path[i];
+        if b == b'%' && i + 2 < path.len() {
+            if let (Some(h), Some(l)) = (hex(path[i + 1]), hex(path[i + 2])) {
+                let c = (h << 4) | l;
+                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                    out.push(c);
+                } else {
+                    out.push(b'%');
+                    out.push(path[i + 1].to_ascii_uppercase());
+                    out.push(path[i + 2].to_ascii_uppercase());
+                }
+                i += 3;
+                continue;
+            }
+        }
+        if !(b == b'/' && out.last() == Some(&b'/')) {
+            out.push(b);
+        }
+        i += 1;
+    }
+    out
 }
 
 fn strip_scheme(t: &[u8]) -> Option<&[u8]> {
@@ -351,6 +422,8 @@ fn strip_scheme(t: &[u8]) -> Option<&[u8]> {
 /// A path segment that is `.` or `..`, literally or percent-encoded (`%2e`).
 pub fn has_dot_segment(path: &[u8]) -> bool {
     path.split(|&b| b == b'/').any(|seg| {
+        // `..;jsessionid=x` is `..` to servlet containers.
+        let seg = seg.split(|&b| b == b';').next().unwrap_or(seg);
         let mut dots = 0;
         let mut i = 0;
         while i < seg.len() {
@@ -485,6 +558,37 @@ mod tests {
         assert_eq!(status("GET x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
         assert_eq!(status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), 405);
         assert_eq!(status("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+        for bad in [
+            "/a/..;x/b",
+            "/a/%2fb",
+            "/a/%5Cb",
+            "/a\\b",
+            "/a/%zz",
+            "/a/%2",
+            "/a%00",
+        ] {
+            assert_eq!(
+                status(&format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n")),
+                400,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn normalized_for_routing() {
+        let mut hs = Vec::new();
+        let s = "GET //%61dmin/%7e%41%2A//x?q HTTP/1.1\r\nHost: a\r\n\r\n";
+        let h = parse_head(s.as_bytes(), &mut hs).unwrap().unwrap();
+        assert!(h.normalize);
+        assert_eq!(normalize_path(h.path.get(s.as_bytes())), b"/admin/~A%2A/x");
+        let plain = "GET /a/b HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(
+            !parse_head(plain.as_bytes(), &mut hs)
+                .unwrap()
+                .unwrap()
+                .normalize
+        );
     }
 
     #[test]

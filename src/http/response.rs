@@ -18,6 +18,9 @@ pub struct ResponseHead {
     pub keep_alive: bool,
     /// The upstream's Content-Length, kept for HEAD and 304 answers.
     pub content_length: Option<u64>,
+    /// Transfer codings besides the final `chunked` (e.g. `gzip, chunked`): the
+    /// client must see the upstream's Transfer-Encoding as it was.
+    pub extra_codings: bool,
     pub len: usize,
 }
 
@@ -48,6 +51,7 @@ pub fn parse_response(
     headers.clear();
     let mut content_length: Option<u64> = None;
     let mut te_seen = false;
+    let mut te_items = 0usize;
     let mut chunked_final = false;
     let mut close = false;
     let mut keep_alive_token = false;
@@ -70,6 +74,7 @@ pub fn parse_response(
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 te_seen = true;
                 for item in list_items(value) {
+                    te_items += 1;
                     chunked_final = item.eq_ignore_ascii_case(b"chunked");
                 }
                 role = HeaderRole::HopByHop;
@@ -132,6 +137,7 @@ pub fn parse_response(
         body,
         keep_alive,
         content_length,
+        extra_codings: te_items > 1,
         len,
     }))
 }

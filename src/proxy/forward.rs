@@ -17,7 +17,7 @@ use monoio::net::TcpStream;
 use super::headers::{self, ClientFraming, Forwarding};
 use crate::gateway::{Gateway, Upstream};
 use crate::http::chunked::ChunkedScanner;
-use crate::http::reply::Reply;
+use crate::http::reply::{Persistence, Reply};
 use crate::http::request::{Header, Method, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::BodyKind;
@@ -88,7 +88,7 @@ pub async fn forward(
                 &mut out,
                 &Reply::error(status),
                 request_id,
-                close,
+                Persistence::for_request(!close, head.minor),
                 head.method == Method::Head,
             );
             let len = out.len() as u64;
@@ -124,6 +124,7 @@ async fn exchange(
             peer_trusted: conn.peer_trusted(&gw.trusted_proxies),
             request_id,
             proto: "http",
+            default_host: &up.name,
         };
         headers::upstream_request(out, hb, head, headers, &fwd);
     }
@@ -161,7 +162,7 @@ async fn exchange(
         ex.upstream = Some(addr);
         let mut stream = match pooled {
             Some(s) => s,
-            None => match connect(addr, up.connect_timeout).await {
+            None => match connect(addr, up.connect_timeout, up.response_timeout).await {
                 Ok(s) => s,
                 Err(timed_out) => {
                     core.upstreams.borrow_mut().failed(addr, up, Instant::now());
@@ -194,10 +195,13 @@ async fn exchange(
         ex.upstream_time = started.map(|t| t.elapsed());
         match attempt {
             Ok((rbuf, resp)) => break (stream, addr, rbuf, resp),
-            Err(Attempt::Stale) if reused && replayable => {
+            // A pooled connection the upstream closed before answering: resend on a
+            // fresh one when that is safe (RFC 9110 §9.2.2), and do not blame the target.
+            Err(Attempt::Stale) if reused && replayable && head.method.is_idempotent() => {
                 fresh_only = true;
                 continue;
             }
+            Err(Attempt::Stale) if reused => return Err(Failure::Status(502, !body.is_done())),
             Err(Attempt::Stale) | Err(Attempt::Upstream) => {
                 core.upstreams.borrow_mut().failed(addr, up, Instant::now());
                 return Err(Failure::Status(502, !body.is_done()));
@@ -210,6 +214,11 @@ async fn exchange(
         }
     };
     core.upstreams.borrow_mut().succeeded(addr);
+    if resp.body == BodyKind::Chunked && resp.extra_codings && head.minor == 0 {
+        // An HTTP/1.0 client gets the body decoded from chunked, which would leave
+        // the other codings unlabelled.
+        return Err(Failure::Status(502, false));
+    }
     ex.status = resp.status;
 
     let result = relay_response(
@@ -250,10 +259,17 @@ enum Attempt {
     Client(Failure),
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, bool> {
+/// Connects with `timeout`; `Err(true)` when it timed out. Writes that stall longer
+/// than `user_timeout` fail.
+async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    user_timeout: Duration,
+) -> Result<TcpStream, bool> {
     match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
+            crate::sock::set_user_timeout(&s, user_timeout);
             Ok(s)
         }
         Ok(Err(_)) => Err(false),

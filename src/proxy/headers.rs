@@ -49,6 +49,8 @@ pub struct Forwarding<'a> {
     pub peer_trusted: bool,
     pub request_id: &'a [u8],
     pub proto: &'static str,
+    /// The Host to send when the client sent none (HTTP/1.0): the upstream's name.
+    pub default_host: &'a str,
 }
 
 /// Appends the request head to send upstream: origin-form, HTTP/1.1.
@@ -70,6 +72,11 @@ pub fn upstream_request(
             out.extend_from_slice(h.value.get(hb));
             out.extend_from_slice(b"\r\n");
         }
+    }
+    if head.host.is_none() {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(fwd.default_host.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"x-forwarded-for: ");
     if fwd.peer_trusted {
@@ -149,6 +156,16 @@ pub fn client_response(
             out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+        ClientFraming::Chunked if resp.extra_codings => {
+            for h in headers
+                .iter()
+                .filter(|h| h.name.get(ub).eq_ignore_ascii_case(b"transfer-encoding"))
+            {
+                out.extend_from_slice(b"transfer-encoding: ");
+                out.extend_from_slice(h.value.get(ub));
+                out.extend_from_slice(b"\r\n");
+            }
+        }
         ClientFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         ClientFraming::Empty(None) | ClientFraming::Decoded | ClientFraming::Close => {}
     }
@@ -174,6 +191,7 @@ mod tests {
             peer_trusted: trusted,
             request_id: b"rid",
             proto: "http",
+            default_host: "up",
         };
         upstream_request(&mut out, raw.as_bytes(), &head, &hs, &fwd);
         String::from_utf8(out).unwrap()
@@ -187,6 +205,15 @@ mod tests {
             "POST /a?b HTTP/1.1\r\nHost: api\r\nAccept: */*\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: api\r\nx-request-id: rid\r\ncontent-length: 3\r\n\r\n"
         );
         assert!(forward(raw, true).contains("\r\nx-forwarded-for: 1.2.3.4, 10.0.0.1\r\n"));
+    }
+
+    #[test]
+    fn http10_without_host_gets_one() {
+        let out = forward("GET / HTTP/1.0\r\n\r\n", false);
+        assert!(
+            out.starts_with("GET / HTTP/1.1\r\nhost: up\r\nx-forwarded-for: 10.0.0.1\r\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -104,7 +104,8 @@ impl UpstreamPools {
             .copied()
     }
 
-    /// An idle connection to `addr` younger than `max_age`, if any.
+    /// An idle connection to `addr` younger than `max_age` that has nothing waiting
+    /// to be read, if any.
     pub fn take_idle(
         &mut self,
         addr: SocketAddr,
@@ -113,11 +114,15 @@ impl UpstreamPools {
     ) -> Option<TcpStream> {
         let s = self.targets.get_mut(&addr)?;
         while let Some((conn, since)) = s.idle.pop_back() {
-            if now.duration_since(since) < max_age {
+            if now.duration_since(since) >= max_age {
+                // Everything in front of an expired one is older still.
+                s.idle.clear();
+                break;
+            }
+            if crate::sock::is_quiet(&conn) {
                 return Some(conn);
             }
-            // Everything in front of an expired one is older still.
-            s.idle.clear();
+            // Closed by the upstream, or bytes nobody asked for: drop it.
         }
         None
     }

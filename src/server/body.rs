@@ -103,7 +103,7 @@ impl BodyState {
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Reads the rest of the body from the client and writes it to `sink` (or drops it).
-/// Bytes read past the body's end (a pipelined request) go back to `conn.buf`.
+/// Bytes read past the body's end (a pipelined request) go to `conn.carry`.
 pub async fn pump(
     core: &Core,
     conn: &mut ClientConn,
@@ -140,7 +140,9 @@ pub async fn pump(
             Err(e) => break Err(e),
         };
         if used < n {
-            conn.buf.extend_from_slice(&buf[used..n]);
+            // The start of a pipelined request: it waits in `carry` until this
+            // request is done (its head still lives in `conn.buf`).
+            conn.carry.extend_from_slice(&buf[used..n]);
         }
         if let Some(up) = sink.as_deref_mut() {
             let (r, b) = up.write_all(buf.slice(0..used)).await;

@@ -17,10 +17,10 @@ use monoio::net::TcpStream;
 
 use super::body::{pump, BodyError, BodyState};
 use crate::config::Cidr;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Limits};
 use crate::guard::{self, RequestCtx, Verdict};
-use crate::http::reply::{render, Reply};
-use crate::http::request::{parse_head, Header, Method, RequestHead};
+use crate::http::reply::{render, Persistence, Reply};
+use crate::http::request::{normalize_path, parse_head, Header, Method, RequestHead};
 use crate::log::AccessRecord;
 use crate::proxy::{forward, headers::client_ip, Exchange};
 use crate::route::{Action, RouteMatch};
@@ -40,6 +40,9 @@ pub struct ClientConn {
     pub peer_ip: String,
     /// Reused for each upstream response head.
     pub resp_headers: Vec<Header>,
+    /// Bytes of the next request read while finishing this one's body. Only ever
+    /// filled once `buf` is fully consumed, so it replaces `buf` after the request.
+    pub carry: Vec<u8>,
 }
 
 impl ClientConn {
@@ -80,15 +83,18 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
         peer,
         peer_ip: peer.ip().to_canonical().to_string(),
         resp_headers: Vec::new(),
+        carry: Vec::new(),
     };
     let mut headers: Vec<Header> = Vec::new();
     let accepted = Instant::now();
     let mut first = true;
     loop {
-        let gw = core.gateway();
+        // Only the limits while waiting: an idle connection holds no snapshot, and
+        // the request is served by the snapshot current when its head arrived.
+        let limits = core.gateway().limits.clone();
         let head = match read_head(
             &core,
-            &gw,
+            &limits,
             &mut conn,
             &mut headers,
             first.then_some(accepted),
@@ -100,7 +106,13 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
             HeadRead::Refuse(status) => {
                 let id = core.new_request_id();
                 let mut out = core.take_buffer();
-                render(&mut out, &Reply::error(status), &id, true, false);
+                render(
+                    &mut out,
+                    &Reply::error(status),
+                    &id,
+                    Persistence::Close,
+                    false,
+                );
                 let (_, out) = conn.stream.write_all(out).await;
                 core.give_buffer(out);
                 log_refusal(&core, &conn, &id, status);
@@ -108,6 +120,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
             }
         };
         first = false;
+        let gw = core.gateway();
         let keep = {
             let _in_flight = InFlight::new(&core);
             // Boxed: the request's state (a few KiB) exists only while a request is
@@ -117,7 +130,12 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
         if !keep || core.draining.get() {
             return;
         }
-        if conn.start == conn.buf.len() {
+        if !conn.carry.is_empty() {
+            conn.buf.clear();
+            conn.buf.extend_from_slice(&conn.carry);
+            conn.carry.clear();
+            conn.start = 0;
+        } else if conn.start == conn.buf.len() {
             conn.buf.clear();
             conn.start = 0;
             if conn.buf.capacity() > INITIAL_BUF * 4 {
@@ -131,12 +149,11 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
 /// `accepted`: the connection's first request, timed from accept.
 async fn read_head(
     core: &Core,
-    gw: &Gateway,
+    limits: &Limits,
     conn: &mut ClientConn,
     headers: &mut Vec<Header>,
     accepted: Option<Instant>,
 ) -> HeadRead {
-    let limits = &gw.limits;
     let mut deadline: Option<Instant> = accepted.map(|t| t + limits.header_timeout);
     loop {
         let pending = conn.buf.len() - conn.start;
@@ -230,6 +247,8 @@ async fn handle(
     };
     let client: IpAddr;
     let routed;
+    // The path routes and guards see, when it differs from the path as sent.
+    let mut normalized = Vec::new();
     {
         let hb = &conn.buf[base..base + head.len];
         match head.request_id {
@@ -249,9 +268,15 @@ async fn handle(
             &gw.trusted_proxies,
         );
         let host = head.host.map_or(&b""[..], |h| h.get(hb));
-        routed = gw
-            .routes
-            .find(host, head.path.get(hb), head.method_span.get(hb));
+        if head.normalize {
+            normalized = normalize_path(head.path.get(hb));
+        }
+        let path = if head.normalize {
+            &normalized[..]
+        } else {
+            head.path.get(hb)
+        };
+        routed = gw.routes.find(host, path, head.method_span.get(hb));
     }
     let mut ex = Exchange {
         bytes_in: head.len as u64,
@@ -276,7 +301,11 @@ async fn handle(
                 let ctx = RequestCtx {
                     client_ip: client,
                     method: head.method_span.get(hb),
-                    path: head.path.get(hb),
+                    path: if head.normalize {
+                        &normalized
+                    } else {
+                        head.path.get(hb)
+                    },
                 };
                 guard::run(&route.guards, &ctx)
             };
@@ -399,7 +428,13 @@ async fn answer(
     };
     ex.status = status;
     let mut out = core.take_buffer();
-    render(&mut out, reply, rid, !keep, head.method == Method::Head);
+    render(
+        &mut out,
+        reply,
+        rid,
+        Persistence::for_request(keep, head.minor),
+        head.method == Method::Head,
+    );
     ex.bytes_out += out.len() as u64;
     let (r, out) = conn.stream.write_all(out).await;
     core.give_buffer(out);

@@ -18,7 +18,7 @@ pub use body::{pump, BodyError, BodyState};
 pub use conn::ClientConn;
 pub use panic::CatchUnwind;
 
-use crate::http::reply::{render, Reply};
+use crate::http::reply::{render, Persistence, Reply};
 use crate::runtime::Core;
 
 /// Accepts connections until the listener is shut down.
@@ -30,7 +30,10 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
                     return;
                 }
                 let _ = stream.set_nodelay(true);
-                let limit = core.gateway().limits.max_connections;
+                let limits = &core.gateway().limits;
+                // A client that stops reading cannot hold a response write forever.
+                crate::sock::set_user_timeout(&stream, limits.idle_timeout);
+                let limit = limits.max_connections;
                 if core.connections.get() >= limit {
                     monoio::spawn(refuse(stream, core.new_request_id()));
                     continue;
@@ -62,6 +65,12 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
 
 async fn refuse(mut stream: monoio::net::TcpStream, request_id: [u8; 36]) {
     let mut out = Vec::with_capacity(256);
-    render(&mut out, &Reply::error(503), &request_id, true, false);
+    render(
+        &mut out,
+        &Reply::error(503),
+        &request_id,
+        Persistence::Close,
+        false,
+    );
     let _ = monoio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(out)).await;
 }
