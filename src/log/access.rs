@@ -37,6 +37,8 @@ pub struct AccessLog {
 pub struct AccessSink {
     log: Arc<AccessLog>,
     core: usize,
+    /// The last timestamp formatted, by millisecond: most lines share one.
+    time: std::cell::RefCell<(u128, String)>,
 }
 
 impl AccessLog {
@@ -52,6 +54,7 @@ impl AccessLog {
         AccessSink {
             log: self.clone(),
             core,
+            time: std::cell::RefCell::new((0, String::new())),
         }
     }
 
@@ -107,7 +110,21 @@ impl AccessLog {
 
 impl AccessSink {
     pub fn record(&self, r: &AccessRecord<'_>) {
-        let mut line = String::with_capacity(256);
+        let mut line = String::with_capacity(320);
+        line.push_str("{\"time\":\"");
+        {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis();
+            let mut cached = self.time.borrow_mut();
+            if cached.0 != now {
+                cached.1.clear();
+                super::time::format_unix_millis(&mut cached.1, now as i64);
+                cached.0 = now;
+            }
+            line.push_str(&cached.1);
+        }
         format_record(&mut line, r);
         if self.log.queues[self.core].push(line).is_err() {
             self.log.dropped.fetch_add(1, Ordering::Relaxed);
@@ -115,12 +132,14 @@ impl AccessSink {
     }
 }
 
+/// Appends everything after the timestamp.
 fn format_record(s: &mut String, r: &AccessRecord<'_>) {
-    s.push_str("{\"time\":\"");
-    super::rfc3339_now(s);
+    let mut num = itoa::Buffer::new();
     s.push_str("\",\"request_id\":");
     json_str(s, r.request_id);
-    let _ = write!(s, ",\"client_ip\":\"{}\",\"method\":", r.client_ip);
+    s.push_str(",\"client_ip\":\"");
+    push_ip(s, r.client_ip);
+    s.push_str("\",\"method\":");
     json_str(s, r.method);
     s.push_str(",\"path\":");
     json_str(s, r.path);
@@ -129,11 +148,13 @@ fn format_record(s: &mut String, r: &AccessRecord<'_>) {
         Some(name) => json_str(s, name.as_bytes()),
         None => s.push_str("null"),
     }
-    let _ = write!(
-        s,
-        ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"upstream\":",
-        r.status, r.bytes_in, r.bytes_out
-    );
+    s.push_str(",\"status\":");
+    s.push_str(num.format(r.status));
+    s.push_str(",\"bytes_in\":");
+    s.push_str(num.format(r.bytes_in));
+    s.push_str(",\"bytes_out\":");
+    s.push_str(num.format(r.bytes_out));
+    s.push_str(",\"upstream\":");
     match r.upstream {
         Some(a) => {
             let _ = write!(s, "\"{a}\"");
@@ -142,21 +163,58 @@ fn format_record(s: &mut String, r: &AccessRecord<'_>) {
     }
     s.push_str(",\"upstream_ms\":");
     match r.upstream_time {
-        Some(d) => {
-            let _ = write!(s, "{:.3}", d.as_secs_f64() * 1000.0);
-        }
+        Some(d) => push_ms(s, d),
         None => s.push_str("null"),
     }
-    let _ = writeln!(
-        s,
-        ",\"duration_ms\":{:.3}}}",
-        r.duration.as_secs_f64() * 1000.0
-    );
+    s.push_str(",\"duration_ms\":");
+    push_ms(s, r.duration);
+    s.push_str("}\n");
+}
+
+/// A duration in milliseconds with three decimals (microsecond resolution).
+fn push_ms(s: &mut String, d: Duration) {
+    let us = d.as_micros();
+    let mut num = itoa::Buffer::new();
+    s.push_str(num.format(us / 1000));
+    s.push('.');
+    let frac = (us % 1000) as u16;
+    if frac < 100 {
+        s.push('0');
+    }
+    if frac < 10 {
+        s.push('0');
+    }
+    s.push_str(num.format(frac));
+}
+
+fn push_ip(s: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut num = itoa::Buffer::new();
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                s.push_str(num.format(*o));
+            }
+        }
+        v6 => {
+            let _ = write!(s, "{v6}");
+        }
+    }
 }
 
 /// Appends `bytes` as a JSON string; bytes that are not UTF-8 become U+FFFD.
 fn json_str(s: &mut String, bytes: &[u8]) {
     s.push('"');
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        s.push_str(std::str::from_utf8(bytes).expect("printable ASCII is UTF-8"));
+        s.push('"');
+        return;
+    }
     for c in String::from_utf8_lossy(bytes).chars() {
         match c {
             '"' => s.push_str("\\\""),
@@ -176,7 +234,7 @@ mod tests {
 
     #[test]
     fn formats_json_line() {
-        let mut s = String::new();
+        let mut s = String::from("{\"time\":\"T");
         format_record(
             &mut s,
             &AccessRecord {

@@ -9,7 +9,6 @@ mod access;
 mod time;
 
 pub use access::{AccessLog, AccessRecord, AccessSink};
-pub use time::rfc3339_now;
 
 /// Installs the tracing subscriber for the operational log at `level`.
 pub fn init_tracing(level: &str) {

@@ -1,16 +1,7 @@
 //! Wall-clock timestamps for log lines, RFC 3339 in UTC with milliseconds.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Appends the current time as `2026-11-23T19:04:10.123Z`.
-pub fn rfc3339_now(out: &mut String) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format_unix_millis(out, d.as_millis() as i64);
-}
-
-fn format_unix_millis(out: &mut String, ms: i64) {
+/// Appends the time `ms` milliseconds after the Unix epoch.
+pub(super) fn format_unix_millis(out: &mut String, ms: i64) {
     use std::fmt::Write;
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
