@@ -232,6 +232,7 @@ async fn exchange(
         up,
         ex,
         out,
+        body.is_done(),
     )
     .await;
     core.give_buffer(rbuf);
@@ -298,9 +299,14 @@ async fn send_and_receive(
     }
     let pumped = !body.is_done();
     if pumped {
-        pump(core, conn, body, Some(stream), idle)
-            .await
-            .map_err(|e| Attempt::Client(e.into()))?;
+        match pump(core, conn, body, Some(stream), idle).await {
+            Ok(()) => {}
+            // The upstream stopped reading the body: it may have answered early
+            // (413, 401, ...). Read on; that answer goes to the client, which is then
+            // closed because the rest of its body was never read.
+            Err(BodyError::Upstream) => {}
+            Err(e) => return Err(Attempt::Client(e.into())),
+        }
     }
     let mut rbuf = core.take_buffer();
     // The response timeout runs from when the request was fully sent: `now` (taken
@@ -426,6 +432,7 @@ async fn relay_response(
     up: &Upstream,
     ex: &mut Exchange,
     out: &mut Vec<u8>,
+    body_read: bool,
 ) -> Result<(bool, bool), ()> {
     let client_10 = head.minor == 0;
     let framing = match resp.body {
@@ -439,7 +446,10 @@ async fn relay_response(
         BodyKind::Chunked => ClientFraming::Chunked,
         BodyKind::UntilClose => ClientFraming::Close,
     };
-    let close = !head.keep_alive
+    // A body the client is still sending (the upstream answered early) leaves
+    // the connection unusable.
+    let close = !body_read
+        || !head.keep_alive
         || core.draining.get()
         || matches!(framing, ClientFraming::Decoded | ClientFraming::Close);
     let mut body = ResponseBody {
@@ -504,6 +514,6 @@ async fn relay_response(
             ex.bytes_out += end as u64;
         }
     }
-    let reuse = resp.keep_alive && body.done && !body.extra;
+    let reuse = resp.keep_alive && body.done && !body.extra && body_read;
     Ok((!close, reuse))
 }

@@ -878,6 +878,14 @@ impl SeenRequest {
 /// * `/own-rid`: answers with its own `X-Request-Id: upstream-own-id`
 /// * `/badcl`: answers with `Content-Length: abc`, then closes
 /// * `/truncated`: announces 100 bytes, sends 10, closes
+/// * `/no-reason`: answers `HTTP/1.1 200` (no reason phrase) with body "ok"
+/// * `/late-extra`: answers "ok", then ~50 ms later writes a second,
+///   unsolicited response ("EVIL!") on the same connection and keeps it open
+/// * `/once`: answers "once" (without `Connection: close`), then closes
+/// * `/close-on-reuse`: echo when it is the first request on its connection;
+///   otherwise reads the request and closes without answering
+/// * `/gzip-chunked`: answers with `Transfer-Encoding: gzip, chunked` and the
+///   bytes of [`GZIP_CHUNKED_BODY`] in several chunks
 pub struct Upstream {
     pub port: u16,
     pub accepted: Arc<AtomicUsize>,
@@ -993,6 +1001,13 @@ fn echo_body(seen: &SeenRequest) -> String {
     s
 }
 
+/// The (gzip-coded) payload `/gzip-chunked` sends inside its chunked framing:
+/// `gzip` of "hello gzip\n".
+pub const GZIP_CHUNKED_BODY: &[u8] = &[
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x57,
+    0x48, 0xaf, 0xca, 0x2c, 0xe0, 0x02, 0x00, 0x39, 0x7c, 0x63, 0x56, 0x0b, 0x00, 0x00, 0x00,
+];
+
 fn serve_conn(
     stream: TcpStream,
     port: u16,
@@ -1004,7 +1019,9 @@ fn serve_conn(
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone()?);
     let mut w = stream;
+    let mut served_on_conn = 0usize;
     loop {
+        served_on_conn += 1;
         let mut count = 0usize;
         // request line (skip stray empty lines between requests)
         let line = loop {
@@ -1214,6 +1231,45 @@ fn serve_conn(
                 w.write_all(head.as_bytes())?;
                 if !is_head {
                     w.write_all(body.as_bytes())?;
+                }
+            }
+            "/no-reason" => {
+                w.write_all(b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\n")?;
+                if !is_head {
+                    w.write_all(b"ok")?;
+                }
+            }
+            "/late-extra" => {
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")?;
+                w.flush()?;
+                thread::sleep(Duration::from_millis(50));
+                // unsolicited: nobody asked for this one
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")?;
+            }
+            "/once" => {
+                w.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\n",
+                )?;
+                if !is_head {
+                    w.write_all(b"once")?;
+                }
+                w.flush()?;
+                let _ = w.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            "/close-on-reuse" if served_on_conn > 1 => {
+                let _ = w.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            "/gzip-chunked" => {
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")?;
+                if !is_head {
+                    for part in GZIP_CHUNKED_BODY.chunks(7) {
+                        w.write_all(format!("{:x}\r\n", part.len()).as_bytes())?;
+                        w.write_all(part)?;
+                        w.write_all(b"\r\n")?;
+                    }
+                    w.write_all(b"0\r\n\r\n")?;
                 }
             }
             _ => echo(&mut w, &seen)?,
