@@ -390,3 +390,33 @@ fn post_on_pooled_connection_closed_after_send_is_not_replayed() {
     let r3 = c.request(b"GET /close-on-reuse HTTP/1.1\r\nHost: example.test\r\n\r\n");
     assert_eq!(r3.status, 200, "{:?}", r3);
 }
+
+// ---- early upstream answer ----------------------------------------------------------
+
+#[test]
+fn upstream_early_answer_to_a_large_upload_is_relayed() {
+    let up = Upstream::start();
+    let gw = Gateway::start("", &proxy_all(&[up.port], ""));
+    let mut c = gw.connect();
+    // 8 MiB announced; the upstream answers 413 after the head and stops reading.
+    let len: u64 = 8 << 20;
+    c.send(
+        format!("POST /early-413 HTTP/1.1\r\nHost: example.test\r\nContent-Length: {len}\r\n\r\n")
+            .as_bytes(),
+    );
+    let writer = {
+        let mut s = c.stream().try_clone().unwrap();
+        thread::spawn(move || {
+            let _ = write_pattern(&mut s, len);
+        })
+    };
+    let r = c.read_response();
+    assert_eq!(r.status, 413, "{:?} {}", r, r.body_str());
+    assert_eq!(r.body_str(), "too big\n");
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    c.assert_closed();
+    let _ = writer.join();
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].target, "/early-413");
+}

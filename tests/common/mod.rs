@@ -1052,6 +1052,17 @@ fn serve_conn(
             pattern_ok: true,
             conn_id,
         };
+        if target.starts_with("/early-413") {
+            // Answers before reading the body, then closes without reading it: an
+            // upstream refusing an upload it will not take.
+            seen_log.lock().unwrap().push(seen.clone());
+            w.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n")?;
+            w.flush()?;
+            // Close with the body unread: the kernel answers the rest with a reset.
+            drop(reader);
+            drop(w);
+            return Ok(());
+        }
         let mut checker = PatternChecker::new();
         let keep = 1usize << 20;
         {
