@@ -22,7 +22,7 @@ use crate::http::request::{Header, Method, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::BodyKind;
 use crate::runtime::Core;
-use crate::server::{pump, BodyError, BodyState, ClientConn};
+use crate::server::{pump, BodyError, BodyState, ClientConn, Deadline};
 
 /// What the access log learns about a request.
 #[derive(Debug, Default)]
@@ -162,7 +162,14 @@ async fn exchange(
         ex.upstream = Some(addr);
         let mut stream = match pooled {
             Some(s) => s,
-            None => match connect(addr, up.connect_timeout, up.response_timeout).await {
+            None => match connect(
+                &mut conn.deadline,
+                addr,
+                up.connect_timeout,
+                up.response_timeout,
+            )
+            .await
+            {
                 Ok(s) => s,
                 Err(timed_out) => {
                     core.upstreams.borrow_mut().failed(addr, up, Instant::now());
@@ -263,11 +270,15 @@ enum Attempt {
 /// Connects with `timeout`; `Err(true)` when it timed out. Writes that stall longer
 /// than `user_timeout` fail.
 async fn connect(
+    deadline: &mut Deadline,
     addr: SocketAddr,
     timeout: Duration,
     user_timeout: Duration,
 ) -> Result<TcpStream, bool> {
-    match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+    match deadline
+        .within(timeout, TcpStream::connect_addr(addr))
+        .await
+    {
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
             crate::sock::set_user_timeout(&s, user_timeout);
@@ -321,11 +332,14 @@ async fn send_and_receive(
         }
         let len = rbuf.len();
         let cap = rbuf.capacity();
-        let (r, b) =
-            match monoio::time::timeout_at(deadline, stream.read(rbuf.slice_mut(len..cap))).await {
-                Ok(v) => v,
-                Err(_) => return Err(Attempt::Timeout),
-            };
+        let (r, b) = match conn
+            .deadline
+            .until(deadline, stream.read(rbuf.slice_mut(len..cap)))
+            .await
+        {
+            Ok(v) => v,
+            Err(_) => return Err(Attempt::Timeout),
+        };
         rbuf = b.into_inner();
         match r {
             Ok(0) | Err(_) if rbuf.is_empty() => {
@@ -488,11 +502,13 @@ async fn relay_response(
     while !body.done {
         rbuf.clear();
         let cap = rbuf.capacity();
-        let (r, b) = match monoio::time::timeout(
-            deadline_each,
-            stream.read(std::mem::take(rbuf).slice_mut(0..cap)),
-        )
-        .await
+        let (r, b) = match conn
+            .deadline
+            .within(
+                deadline_each,
+                stream.read(std::mem::take(rbuf).slice_mut(0..cap)),
+            )
+            .await
         {
             Ok(v) => v,
             Err(_) => return Err(()),

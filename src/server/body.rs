@@ -125,7 +125,11 @@ pub async fn pump(
         }
         let want = state.read_hint(buf.capacity());
         buf.clear();
-        let n = match monoio::time::timeout(idle, conn.stream.read(buf.slice_mut(0..want))).await {
+        let n = match conn
+            .deadline
+            .within(idle, conn.stream.read(buf.slice_mut(0..want)))
+            .await
+        {
             Err(_) => return Err(BodyError::Timeout),
             Ok((r, b)) => {
                 buf = b.into_inner();

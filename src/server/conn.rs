@@ -16,6 +16,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use super::body::{pump, BodyError, BodyState};
+use super::Deadline;
 use crate::config::Cidr;
 use crate::gateway::{Gateway, Limits};
 use crate::guard::{self, RequestCtx, Verdict};
@@ -43,6 +44,8 @@ pub struct ClientConn {
     /// Bytes of the next request read while finishing this one's body. Only ever
     /// filled once `buf` is fully consumed, so it replaces `buf` after the request.
     pub carry: Vec<u8>,
+    /// Bounds whichever read this connection's request waits on.
+    pub deadline: Deadline,
 }
 
 impl ClientConn {
@@ -84,6 +87,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
         peer_ip: peer.ip().to_canonical().to_string(),
         resp_headers: Vec::new(),
         carry: Vec::new(),
+        deadline: Deadline::new(),
     };
     let mut headers: Vec<Header> = Vec::new();
     let accepted = Instant::now();
@@ -178,11 +182,11 @@ async fn read_head(
         let (len, cap) = (buf.len(), buf.capacity());
         let read = conn.stream.read(buf.slice_mut(len..cap));
         let result = match deadline {
-            Some(d) => match monoio::time::timeout_at(d.into(), read).await {
+            Some(d) => match conn.deadline.until(d.into(), read).await {
                 Ok(r) => r,
                 Err(_) => return HeadRead::Refuse(408),
             },
-            None => match monoio::time::timeout(limits.idle_timeout, read).await {
+            None => match conn.deadline.within(limits.idle_timeout, read).await {
                 Ok(r) => r,
                 Err(_) => return HeadRead::Closed,
             },

@@ -7,6 +7,7 @@
 
 mod body;
 mod conn;
+mod deadline;
 mod panic;
 
 use std::rc::Rc;
@@ -16,6 +17,7 @@ use monoio::net::TcpListener;
 
 pub use body::{pump, BodyError, BodyState};
 pub use conn::ClientConn;
+pub use deadline::{Deadline, Elapsed};
 pub use panic::CatchUnwind;
 
 use crate::http::reply::{render, Persistence, Reply};
