@@ -22,7 +22,7 @@ use crate::http::request::{Header, Method, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::BodyKind;
 use crate::runtime::Core;
-use crate::server::{pump, BodyError, BodyState, ClientConn, Deadline};
+use crate::server::{pump, BodyError, BodyState, ClientConn, Deadline, TICK};
 
 /// What the access log learns about a request.
 #[derive(Debug, Default)]
@@ -146,7 +146,7 @@ async fn exchange(
     let mut excluded: Option<SocketAddr> = None;
     let mut fresh_only = false;
     let (mut stream, addr, mut rbuf, resp) = loop {
-        let now = Instant::now();
+        let now = core.timers.now();
         let picked = core.upstreams.borrow_mut().pick(up, excluded, now);
         let Some(addr) = picked else {
             return Err(Failure::Status(502, false));
@@ -250,7 +250,7 @@ async fn exchange(
                     addr,
                     stream,
                     up.max_idle_per_core,
-                    Instant::now(),
+                    core.timers.now(),
                 );
             }
             Ok(keep_client)
@@ -322,8 +322,9 @@ async fn send_and_receive(
     let mut rbuf = core.take_buffer();
     // The response timeout runs from when the request was fully sent: `now` (taken
     // just before sending) unless a streamed body made that a while ago.
-    let sent = if pumped { Instant::now() } else { now };
-    let deadline = monoio::time::Instant::from_std(sent + up.response_timeout);
+    // `now` is the core's coarse clock (up to a tick behind): allow the tick.
+    let sent = if pumped { Instant::now() } else { now + TICK };
+    let deadline = sent + up.response_timeout;
     let head_request = head.method == Method::Head;
     loop {
         if rbuf.len() == rbuf.capacity() {

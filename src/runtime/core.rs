@@ -14,6 +14,7 @@ use super::Shared;
 use crate::gateway::Gateway;
 use crate::log::AccessSink;
 use crate::proxy::pool::UpstreamPools;
+use crate::server::Timers;
 
 /// Capacity of the pooled buffers used for bodies and outgoing heads.
 pub const IO_BUF: usize = 64 << 10;
@@ -37,6 +38,8 @@ pub struct Core {
     buffers: RefCell<Vec<Vec<u8>>>,
     rng: Cell<[u64; 2]>,
     pub access: Option<AccessSink>,
+    /// The coarse clock and the deadlines of this core's connections.
+    pub timers: Rc<Timers>,
 }
 
 impl Core {
@@ -60,6 +63,7 @@ impl Core {
             buffers: RefCell::new(Vec::new()),
             rng: Cell::new([s0, s1]),
             access,
+            timers: Rc::new(Timers::default()),
         }
     }
 

@@ -72,6 +72,7 @@ async fn serve(
     listeners: Vec<std::net::TcpListener>,
 ) {
     let core = Rc::new(Core::new(id, shared.clone(), sink));
+    monoio::spawn(core.timers.clone().run());
     let mut fds = Vec::new();
     for l in listeners {
         use std::os::fd::AsRawFd;

@@ -87,7 +87,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
         peer_ip: peer.ip().to_canonical().to_string(),
         resp_headers: Vec::new(),
         carry: Vec::new(),
-        deadline: Deadline::new(),
+        deadline: Deadline::new(&core.timers),
     };
     let mut headers: Vec<Header> = Vec::new();
     let accepted = Instant::now();
@@ -182,7 +182,7 @@ async fn read_head(
         let (len, cap) = (buf.len(), buf.capacity());
         let read = conn.stream.read(buf.slice_mut(len..cap));
         let result = match deadline {
-            Some(d) => match conn.deadline.until(d.into(), read).await {
+            Some(d) => match conn.deadline.until(d, read).await {
                 Ok(r) => r,
                 Err(_) => return HeadRead::Refuse(408),
             },
