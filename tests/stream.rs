@@ -44,6 +44,10 @@ fn upload_1gib_content_length_streamed() {
     assert_eq!(seen.body_len, GIB);
     assert!(seen.pattern_ok);
     let hwm = gw.vm_hwm_kib();
+    eprintln!(
+        "upload_1gib_content_length_streamed: gateway peak RSS {} KiB",
+        hwm
+    );
     assert!(
         hwm < RSS_LIMIT_KIB,
         "gateway peak RSS {} KiB >= {} KiB",
@@ -104,6 +108,7 @@ fn download_1gib_streamed() {
     assert_eq!(chk.offset, GIB);
     assert!(chk.ok, "download corrupted");
     let hwm = gw.vm_hwm_kib();
+    eprintln!("download_1gib_streamed: gateway peak RSS {} KiB", hwm);
     assert!(
         hwm < RSS_LIMIT_KIB,
         "gateway peak RSS {} KiB >= {} KiB",
@@ -133,6 +138,7 @@ fn upload_1gib_chunked_streamed() {
     assert_eq!(r.status, 200, "{:?}", r);
     assert_eq!(r.body_str(), format!("received={} pattern=ok", GIB));
     let hwm = gw.vm_hwm_kib();
+    eprintln!("upload_1gib_chunked_streamed: gateway peak RSS {} KiB", hwm);
     assert!(
         hwm < RSS_LIMIT_KIB,
         "gateway peak RSS {} KiB >= {} KiB",
@@ -177,6 +183,10 @@ fn download_1gib_chunked_streamed() {
     assert_eq!(chk.offset, GIB);
     assert!(chk.ok, "download corrupted");
     let hwm = gw.vm_hwm_kib();
+    eprintln!(
+        "download_1gib_chunked_streamed: gateway peak RSS {} KiB",
+        hwm
+    );
     assert!(
         hwm < RSS_LIMIT_KIB,
         "gateway peak RSS {} KiB >= {} KiB",
