@@ -176,7 +176,13 @@ mock = { status = 200, body = "public", content_type = "text/plain" }
 "#;
     let gw = Gateway::start("", rest);
     let mut c = gw.connect();
-    for path in ["/%61dmin", "//admin", "/admin"] {
+    for path in [
+        "/%61dmin",
+        "//admin",
+        "/admin",
+        "/admin;jsessionid=1",
+        "/admin;x/secret",
+    ] {
         let r = c.request(&get_req(path, "a"));
         assert_eq!(r.status, 403, "{}: {:?} {}", path, r, r.body_str());
         assert_gateway_error(&r, 403, FORBIDDEN);
@@ -358,6 +364,11 @@ fn chunk_size_garbage_and_long_extension_rejected() {
     let mut raw =
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=".to_vec();
     raw.extend_from_slice(&[b'a'; 1100]);
+    raw.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+    expect_400(&gw, &raw);
+    // whitespace after the size counts against the same per-line budget
+    let mut raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5".to_vec();
+    raw.extend_from_slice(&[b' '; 1100]);
     raw.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
     expect_400(&gw, &raw);
     // the gateway still serves

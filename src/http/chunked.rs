@@ -97,12 +97,20 @@ impl ChunkedScanner {
                     None => match b {
                         b'\r' => self.state = State::SizeLf,
                         b';' => self.start_ext(),
-                        b' ' | b'\t' => self.state = State::SizeWs,
+                        b' ' | b'\t' => {
+                            self.ext_bytes = 1;
+                            self.state = State::SizeWs;
+                        }
                         _ => return Err(ChunkError::BadSize),
                     },
                 },
                 State::SizeWs => match b {
-                    b' ' | b'\t' => {}
+                    b' ' | b'\t' => {
+                        self.ext_bytes += 1;
+                        if self.ext_bytes > MAX_EXTENSION_BYTES {
+                            return Err(ChunkError::BadExtension);
+                        }
+                    }
                     b';' => self.start_ext(),
                     b'\r' => self.state = State::SizeLf,
                     _ => return Err(ChunkError::BadSize),
@@ -202,8 +210,11 @@ impl ChunkedScanner {
 }
 
 impl ChunkedScanner {
+    /// Enters the extensions of a chunk line; whitespace before `;` counts too.
     fn start_ext(&mut self) {
-        self.ext_bytes = 0;
+        if self.state != State::SizeWs {
+            self.ext_bytes = 0;
+        }
         self.state = State::Ext {
             quoted: false,
             escaped: false,
@@ -211,8 +222,9 @@ impl ChunkedScanner {
     }
 }
 
-/// The longest chunk extension accepted on one chunk line. Extensions are forwarded
-/// but are not body data, so without a limit they would bypass `max_body_bytes`.
+/// The most whitespace and extension bytes accepted on one chunk line. They are
+/// forwarded but are not body data; the body's wire size is bounded as a whole by
+/// the caller (see `BodyState`).
 const MAX_EXTENSION_BYTES: usize = 1024;
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -287,6 +299,13 @@ mod tests {
         let (_, done, data) = scan_all(b"1 \t; a=b\r\nx\r\n0 \r\n\r\n").unwrap();
         assert!(done);
         assert_eq!(data, b"x");
+    }
+
+    #[test]
+    fn whitespace_limit() {
+        let mut line = b"1".to_vec();
+        line.extend(std::iter::repeat_n(b' ', MAX_EXTENSION_BYTES + 1));
+        assert_eq!(scan_all(&line), Err(ChunkError::BadExtension));
     }
 
     #[test]

@@ -329,7 +329,7 @@ fn split_target(
 /// Refuses paths an upstream could read as a different path than the router does:
 /// dot segments (also `%2e` and `..;param`), encoded `/` or `\\`, a raw `\\`, and
 /// broken percent-encoding. Returns whether routing must use [`normalize_path`]
-/// (the path has `%` escapes or empty segments).
+/// (the path has `%` escapes, empty segments or `;` parameters).
 fn check_path(path: &[u8]) -> Result<bool, HeadError> {
     let mut normalize = false;
     let mut i = 0;
@@ -352,6 +352,7 @@ fn check_path(path: &[u8]) -> Result<bool, HeadError> {
                 continue;
             }
             b'/' if path.get(i + 1) == Some(&b'/') => normalize = true,
+            b';' => normalize = true,
             _ => {}
         }
         i += 1;
@@ -368,7 +369,7 @@ fn hex(b: u8) -> Option<u8> {
 
 /// The path as most upstreams read it, for routing: percent-escapes of unreserved
 /// characters decoded (`/%61dmin` is `/admin`), other escapes upper-cased, runs of
-/// `/` merged. Only called for paths [`check_path`] flagged.
+/// `/` merged, `;parameters` dropped from segments. Only called for paths [`check_path`] flagged.
 pub fn normalize_path(path: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.len());
     let mut i = 0;
@@ -387,6 +388,14 @@ pub fn normalize_path(path: &[u8]) -> Vec<u8> {
                 i += 3;
                 continue;
             }
+        }
+        if b == b';' {
+            // Path parameters (`/admin;x/`): servlet containers drop them, so the
+            // router must too or `/admin;x/secret` would miss the `/admin` route.
+            while i < path.len() && path[i] != b'/' {
+                i += 1;
+            }
+            continue;
         }
         if !(b == b'/' && out.last() == Some(&b'/')) {
             out.push(b);
@@ -568,6 +577,10 @@ mod tests {
         let h = parse_head(s.as_bytes(), &mut hs).unwrap().unwrap();
         assert!(h.normalize);
         assert_eq!(normalize_path(h.path.get(s.as_bytes())), b"/admin/~A%2A/x");
+        assert_eq!(
+            normalize_path(b"/admin;jsessionid=1/secret;v=2"),
+            b"/admin/secret"
+        );
         let plain = "GET /a/b HTTP/1.1\r\nHost: a\r\n\r\n";
         assert!(
             !parse_head(plain.as_bytes(), &mut hs)

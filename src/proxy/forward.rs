@@ -22,7 +22,7 @@ use crate::http::request::{Header, Method, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::BodyKind;
 use crate::runtime::Core;
-use crate::server::{pump, BodyError, BodyState, ClientConn, Deadline, TICK};
+use crate::server::{pump, BodyError, BodyState, ClientConn, Deadline};
 
 /// What the access log learns about a request.
 #[derive(Debug, Default)]
@@ -92,10 +92,14 @@ pub async fn forward(
                 head.method == Method::Head,
             );
             let len = out.len() as u64;
-            let (r, o) = conn.stream.write_all(out).await;
-            out = o;
             ex.bytes_out += len;
-            r.is_ok() && !close
+            match conn.write_all(out).await {
+                Ok(o) => {
+                    out = o;
+                    !close
+                }
+                Err(_) => return false,
+            }
         }
     };
     core.give_buffer(out);
@@ -195,7 +199,6 @@ async fn exchange(
             head,
             up,
             limits.idle_timeout,
-            now,
         )
         .await;
         core.upstreams.borrow_mut().finished(addr);
@@ -224,7 +227,7 @@ async fn exchange(
     if resp.body == BodyKind::Chunked && resp.extra_codings && head.minor == 0 {
         // An HTTP/1.0 client gets the body decoded from chunked, which would leave
         // the other codings unlabelled.
-        return Err(Failure::Status(502, false));
+        return Err(Failure::Status(502, !body.is_done()));
     }
     ex.status = resp.status;
 
@@ -301,15 +304,20 @@ async fn send_and_receive(
     head: &RequestHead,
     up: &Upstream,
     idle: Duration,
-    now: Instant,
 ) -> Result<(Vec<u8>, ResponseHead), Attempt> {
-    let (r, o) = stream.write_all(std::mem::take(out)).await;
-    *out = o;
-    if r.is_err() {
-        return Err(Attempt::Stale);
+    match conn
+        .deadline
+        .within(up.response_timeout, stream.write_all(std::mem::take(out)))
+        .await
+    {
+        Ok((Ok(_), o)) => *out = o,
+        Ok((Err(_), o)) => {
+            *out = o;
+            return Err(Attempt::Stale);
+        }
+        Err(_) => return Err(Attempt::Timeout),
     }
-    let pumped = !body.is_done();
-    if pumped {
+    if !body.is_done() {
         match pump(core, conn, body, Some(stream), idle).await {
             Ok(()) => {}
             // The upstream stopped reading the body: it may have answered early
@@ -320,11 +328,8 @@ async fn send_and_receive(
         }
     }
     let mut rbuf = core.take_buffer();
-    // The response timeout runs from when the request was fully sent: `now` (taken
-    // just before sending) unless a streamed body made that a while ago.
-    // `now` is the core's coarse clock (up to a tick behind): allow the tick.
-    let sent = if pumped { Instant::now() } else { now + TICK };
-    let deadline = sent + up.response_timeout;
+    // The response timeout runs from when the request was fully sent.
+    let deadline = conn.deadline.timers().deadline_tick(up.response_timeout);
     let head_request = head.method == Method::Head;
     loop {
         if rbuf.len() == rbuf.capacity() {
@@ -335,7 +340,7 @@ async fn send_and_receive(
         let cap = rbuf.capacity();
         let (r, b) = match conn
             .deadline
-            .until(deadline, stream.read(rbuf.slice_mut(len..cap)))
+            .at_tick(deadline, stream.read(rbuf.slice_mut(len..cap)))
             .await
         {
             Ok(v) => v,
@@ -494,9 +499,7 @@ async fn relay_response(
     let end = body.process(rbuf, resp.len)?;
     out.extend_from_slice(&rbuf[resp.len..end]);
     let n = out.len() as u64;
-    let (r, o) = conn.stream.write_all(std::mem::take(out)).await;
-    *out = o;
-    r.map_err(|_| ())?;
+    *out = conn.write_all(std::mem::take(out)).await.map_err(|_| ())?;
     ex.bytes_out += n;
 
     let deadline_each = up.response_timeout;
@@ -522,12 +525,11 @@ async fn relay_response(
         }
         let end = body.process(rbuf, 0)?;
         if end > 0 {
-            let (r, b) = conn
-                .stream
+            *rbuf = conn
                 .write_all(std::mem::take(rbuf).slice(0..end))
-                .await;
-            *rbuf = b.into_inner();
-            r.map_err(|_| ())?;
+                .await
+                .map_err(|_| ())?
+                .into_inner();
             ex.bytes_out += end as u64;
         }
     }

@@ -75,7 +75,12 @@ impl BodyState {
         let n = match &mut self.scanner {
             Some(s) => {
                 let n = s.feed(bytes, |_| {}).map_err(|_| BodyError::Malformed)?;
-                if s.data_len > self.limit {
+                // Framing is not data: bound the bytes on the wire too, or tiny chunks
+                // with long extensions would stream past the limit.
+                let wire = self.received + n as u64;
+                if s.data_len > self.limit
+                    || wire > self.limit.saturating_mul(8).saturating_add(64 << 10)
+                {
                     return Err(BodyError::TooLarge);
                 }
                 n
@@ -118,8 +123,7 @@ pub async fn pump(
         }
         if state.send_continue {
             state.send_continue = false;
-            let (r, _) = conn.stream.write_all(CONTINUE).await;
-            if r.is_err() {
+            if conn.write_all(CONTINUE).await.is_err() {
                 break Err(BodyError::ClientGone);
             }
         }
@@ -149,10 +153,14 @@ pub async fn pump(
             conn.carry.extend_from_slice(&buf[used..n]);
         }
         if let Some(up) = sink.as_deref_mut() {
-            let (r, b) = up.write_all(buf.slice(0..used)).await;
-            buf = b.into_inner();
-            if r.is_err() {
-                break Err(BodyError::Upstream);
+            // An upstream that stops reading fails the write after `idle`.
+            match conn
+                .deadline
+                .within(idle, up.write_all(buf.slice(0..used)))
+                .await
+            {
+                Ok((Ok(_), b)) => buf = b.into_inner(),
+                _ => return Err(BodyError::Upstream),
             }
         }
     };

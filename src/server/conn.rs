@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::buf::IoBufMut;
+use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
@@ -44,11 +44,27 @@ pub struct ClientConn {
     /// Bytes of the next request read while finishing this one's body. Only ever
     /// filled once `buf` is fully consumed, so it replaces `buf` after the request.
     pub carry: Vec<u8>,
-    /// Bounds whichever read this connection's request waits on.
+    /// Bounds whichever read or write this connection's request waits on.
     pub deadline: Deadline,
+    /// How long a write to the client may stall (the idle timeout).
+    pub write_timeout: Duration,
 }
 
 impl ClientConn {
+    /// Writes all of `buf` to the client within `write_timeout`; the buffer comes
+    /// back on success (on failure the connection is done with anyway).
+    pub async fn write_all<T: IoBuf + 'static>(&mut self, buf: T) -> std::io::Result<T> {
+        match self
+            .deadline
+            .within(self.write_timeout, self.stream.write_all(buf))
+            .await
+        {
+            Ok((Ok(_), buf)) => Ok(buf),
+            Ok((Err(e), _)) => Err(e),
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+
     pub fn peer_trusted(&self, trusted: &[Cidr]) -> bool {
         !trusted.is_empty() && trusted.iter().any(|c| c.contains(self.peer.ip()))
     }
@@ -88,6 +104,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
         resp_headers: Vec::new(),
         carry: Vec::new(),
         deadline: Deadline::new(&core.timers),
+        write_timeout: core.gateway().limits.idle_timeout,
     };
     let mut headers: Vec<Header> = Vec::new();
     let accepted = Instant::now();
@@ -117,14 +134,16 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
                     Persistence::Close,
                     false,
                 );
-                let (_, out) = conn.stream.write_all(out).await;
-                core.give_buffer(out);
+                if let Ok(out) = conn.write_all(out).await {
+                    core.give_buffer(out);
+                }
                 log_refusal(&core, &conn, &id, status);
                 return;
             }
         };
         first = false;
         let gw = core.gateway();
+        conn.write_timeout = gw.limits.idle_timeout;
         let keep = {
             let _in_flight = InFlight::new(&core);
             // Boxed: the request's state (a few KiB) exists only while a request is
@@ -138,6 +157,9 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
             conn.buf.clear();
             conn.buf.extend_from_slice(&conn.carry);
             conn.carry.clear();
+            if conn.carry.capacity() > INITIAL_BUF {
+                conn.carry = Vec::new();
+            }
             conn.start = 0;
         } else if conn.start == conn.buf.len() {
             conn.buf.clear();
@@ -440,9 +462,13 @@ async fn answer(
         head.method == Method::Head,
     );
     ex.bytes_out += out.len() as u64;
-    let (r, out) = conn.stream.write_all(out).await;
-    core.give_buffer(out);
-    r.is_ok() && keep
+    match conn.write_all(out).await {
+        Ok(out) => {
+            core.give_buffer(out);
+            keep
+        }
+        Err(_) => false,
+    }
 }
 
 fn body_error_status(e: BodyError) -> u16 {

@@ -1,13 +1,14 @@
 //! Timeouts without a timer per request: a core-local coarse clock and a sweeper.
 //!
 //! Every bounded wait on the request path (a client head or body read, a connect,
-//! an upstream response read) goes through a connection's [`Deadline`]. Arming it
-//! writes a number into a core-local slot; nothing is registered with the runtime's
-//! timer wheel and no clock is read. One sweeper task per core ticks every
-//! [`TICK`], advances the coarse clock and wakes the waits whose deadline passed.
-//! A timeout therefore fires between its limit and its limit plus two ticks, which
-//! is what idle, header and response timeouts need; in exchange the request path
-//! saves two timer registrations and several clock reads per request.
+//! an upstream response read, a write) goes through a connection's [`Deadline`].
+//! Arming it writes a tick number into a core-local slot; nothing is registered with
+//! the runtime's timer wheel and no clock is read. One sweeper task per core runs
+//! every [`TICK`], counts the tick and wakes the waits whose tick has come. Deadlines
+//! are counted in sweeps, not read off a clock, so a stalled core makes timeouts
+//! late, never early: a wait fires after at least its limit, and normally within
+//! two ticks of it. In exchange the request path saves timer registrations and
+//! clock reads.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -28,14 +29,16 @@ pub struct Elapsed;
 /// One core's coarse clock and the deadlines its connections have armed.
 pub struct Timers {
     epoch: Instant,
-    /// Milliseconds since `epoch`, as of the last tick.
+    /// Milliseconds since `epoch`, as of the last sweep.
     now_ms: Cell<u64>,
+    /// Sweeps so far.
+    ticks: Cell<u64>,
     slots: RefCell<Vec<Weak<Slot>>>,
 }
 
 struct Slot {
-    /// Milliseconds since the epoch at which the wait fails; `UNARMED` when idle.
-    deadline_ms: Cell<u64>,
+    /// The sweep at which the wait fails; `UNARMED` when idle.
+    deadline_tick: Cell<u64>,
     fired: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
@@ -45,6 +48,7 @@ impl Default for Timers {
         Timers {
             epoch: Instant::now(),
             now_ms: Cell::new(0),
+            ticks: Cell::new(0),
             slots: RefCell::new(Vec::new()),
         }
     }
@@ -56,20 +60,30 @@ impl Timers {
         self.epoch + Duration::from_millis(self.now_ms.get())
     }
 
-    fn ms_of(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.epoch).as_millis() as u64
+    /// The sweep by which at least `limit` will have passed from now: every sweep
+    /// is at least a [`TICK`] after the one before, and the current tick may be
+    /// nearly over, hence the one extra.
+    pub fn deadline_tick(&self, limit: Duration) -> u64 {
+        let tick = TICK.as_nanos();
+        let n = limit.as_nanos().div_ceil(tick) as u64;
+        self.ticks.get() + n + 1
     }
 
-    /// Advances the coarse clock and fails every wait whose deadline has passed.
+    /// Advances the coarse clock and fails every wait whose tick has come.
     /// Dropped connections' slots are forgotten here.
     pub fn sweep(&self) {
-        let now = self.ms_of(Instant::now());
-        self.now_ms.set(now);
+        self.now_ms.set(
+            Instant::now()
+                .saturating_duration_since(self.epoch)
+                .as_millis() as u64,
+        );
+        let tick = self.ticks.get() + 1;
+        self.ticks.set(tick);
         self.slots.borrow_mut().retain(|weak| {
             let Some(slot) = weak.upgrade() else {
                 return false;
             };
-            if slot.deadline_ms.get() <= now && !slot.fired.get() {
+            if slot.deadline_tick.get() <= tick && !slot.fired.get() {
                 slot.fired.set(true);
                 if let Some(w) = slot.waker.borrow_mut().take() {
                     w.wake();
@@ -95,9 +109,14 @@ pub struct Deadline {
 }
 
 impl Deadline {
+    /// The core's timers, for deadlines shared by several waits.
+    pub fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
     pub fn new(timers: &Rc<Timers>) -> Deadline {
         let slot = Rc::new(Slot {
-            deadline_ms: Cell::new(UNARMED),
+            deadline_tick: Cell::new(UNARMED),
             fired: Cell::new(false),
             waker: RefCell::new(None),
         });
@@ -108,21 +127,24 @@ impl Deadline {
         }
     }
 
-    /// Runs `fut` for at least `limit` (at most `limit` plus two ticks).
+    /// Runs `fut` for at least `limit` (normally at most `limit` plus two ticks).
     pub fn within<F: Future>(&mut self, limit: Duration, fut: F) -> Bounded<'_, F> {
-        // One tick added: the coarse clock may be up to a tick behind.
-        let ms = self.timers.now_ms.get() + (limit + TICK).as_millis() as u64;
-        self.arm(ms, fut)
+        let tick = self.timers.deadline_tick(limit);
+        self.at_tick(tick, fut)
     }
 
-    /// Runs `fut` until about `at` (no earlier).
+    /// Runs `fut` until at least `at` (reads the clock: for deadlines set earlier).
     pub fn until<F: Future>(&mut self, at: Instant, fut: F) -> Bounded<'_, F> {
-        let ms = self.timers.ms_of(at) + 1;
-        self.arm(ms, fut)
+        let tick = self
+            .timers
+            .deadline_tick(at.saturating_duration_since(Instant::now()));
+        self.at_tick(tick, fut)
     }
 
-    fn arm<F: Future>(&mut self, ms: u64, fut: F) -> Bounded<'_, F> {
-        self.slot.deadline_ms.set(ms);
+    /// Runs `fut` until sweep `tick` (from [`Timers::deadline_tick`]): one deadline
+    /// for several waits.
+    pub fn at_tick<F: Future>(&mut self, tick: u64, fut: F) -> Bounded<'_, F> {
+        self.slot.deadline_tick.set(tick);
         self.slot.fired.set(false);
         Bounded {
             slot: &self.slot,
@@ -141,7 +163,7 @@ pin_project_lite::pin_project! {
 
     impl<F> PinnedDrop for Bounded<'_, F> {
         fn drop(this: Pin<&mut Self>) {
-            this.slot.deadline_ms.set(UNARMED);
+            this.slot.deadline_tick.set(UNARMED);
         }
     }
 }
@@ -169,6 +191,23 @@ impl<F: Future> Future for Bounded<'_, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stalled_sweeper_fires_late_never_early() {
+        let timers = Rc::new(Timers::default());
+        let d = Deadline::new(&timers);
+        // 100 ms is two ticks, plus one for the tick already under way.
+        let tick = timers.deadline_tick(Duration::from_millis(100));
+        assert_eq!(tick, 3);
+        d.slot.deadline_tick.set(tick);
+        // However late each sweep runs, two sweeps are not enough...
+        timers.sweep();
+        timers.sweep();
+        assert!(!d.slot.fired.get());
+        // ...the third is.
+        timers.sweep();
+        assert!(d.slot.fired.get());
+    }
 
     #[test]
     fn bounds_rearms_and_forgets() {

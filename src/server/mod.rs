@@ -17,7 +17,7 @@ use monoio::net::TcpListener;
 
 pub use body::{pump, BodyError, BodyState};
 pub use conn::ClientConn;
-pub use deadline::{Deadline, Elapsed, Timers, TICK};
+pub use deadline::{Deadline, Elapsed, Timers};
 pub use panic::CatchUnwind;
 
 use crate::http::reply::{render, Persistence, Reply};
