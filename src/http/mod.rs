@@ -7,6 +7,7 @@
 //! validates framing while the bytes are forwarded as they are.
 
 pub mod chunked;
+pub mod framing;
 pub mod reply;
 pub mod request;
 pub mod response;

@@ -5,7 +5,8 @@
 //! vector; every field is a [`Span`] into the read buffer. Anything ambiguous is an
 //! error with the status to answer; the caller closes the connection after a 400.
 
-use super::{is_hop_by_hop, list_items, parse_content_length, trim_ows, BodyKind, Span};
+use super::framing::FramingFields;
+use super::{is_hop_by_hop, trim_ows, BodyKind, Span};
 
 /// The most header fields a request may carry; more is answered 431.
 pub const MAX_HEADERS: usize = 100;
@@ -143,16 +144,9 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
     headers.clear();
     let mut host: Option<Span> = None;
     let mut hosts = 0;
-    let mut content_length: Option<u64> = None;
-    let mut te_seen = false;
-    let mut te_chunked_final = false;
-    let mut te_items = 0usize;
-    let mut close = false;
-    let mut keep_alive_token = false;
+    let mut framing = FramingFields::default();
     let mut expect_continue = false;
     let mut request_id = None;
-    let mut connection_values: [Option<Span>; 4] = [None; 4];
-    let mut n_conn = 0;
 
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -161,42 +155,16 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
         let value_span = Span::of(buf, value);
         let mut role = HeaderRole::EndToEnd;
         match name.len() {
+            _ if framing
+                .observe(name, value, value_span)
+                .map_err(|e| bad(e.reason()))? =>
+            {
+                role = HeaderRole::HopByHop;
+            }
             4 if name.eq_ignore_ascii_case(b"host") => {
                 hosts += 1;
                 host = Some(value_span);
                 role = HeaderRole::Host;
-            }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let n = parse_content_length(value).ok_or(bad("invalid content-length"))?;
-                if content_length.is_some_and(|c| c != n) {
-                    return Err(bad("conflicting content-length"));
-                }
-                content_length = Some(n);
-                role = HeaderRole::HopByHop;
-            }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                te_seen = true;
-                for item in list_items(value) {
-                    te_items += 1;
-                    te_chunked_final = item.eq_ignore_ascii_case(b"chunked");
-                }
-                role = HeaderRole::HopByHop;
-            }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                for item in list_items(value) {
-                    if item.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if item.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive_token = true;
-                    }
-                }
-                if n_conn < connection_values.len() {
-                    connection_values[n_conn] = Some(value_span);
-                    n_conn += 1;
-                } else {
-                    return Err(bad("too many connection headers"));
-                }
-                role = HeaderRole::HopByHop;
             }
             6 if name.eq_ignore_ascii_case(b"expect") => {
                 if value.eq_ignore_ascii_case(b"100-continue") {
@@ -227,21 +195,12 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
         });
     }
 
-    // Headers named by Connection are hop-by-hop too.
-    for v in connection_values[..n_conn].iter().flatten() {
-        for token in list_items(v.get(buf)) {
-            for h in headers.iter_mut() {
-                if h.role == HeaderRole::EndToEnd && h.name.get(buf).eq_ignore_ascii_case(token) {
-                    h.role = HeaderRole::HopByHop;
-                }
-            }
-        }
-    }
+    framing.mark_connection_named(buf, headers);
 
-    let body = match (te_seen, content_length) {
+    let body = match (framing.transfer_encoding, framing.content_length) {
         (true, Some(_)) => return Err(bad("content-length with transfer-encoding")),
         (true, None) if minor == 0 => return Err(bad("transfer-encoding in HTTP/1.0")),
-        (true, None) if te_items == 1 && te_chunked_final => BodyKind::Chunked,
+        (true, None) if framing.codings == 1 && framing.chunked_final => BodyKind::Chunked,
         (true, None) => return Err(bad("transfer-encoding other than chunked")),
         (false, Some(0)) | (false, None) => BodyKind::None,
         (false, Some(n)) => BodyKind::Length(n),
@@ -270,11 +229,7 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
         host,
         body,
         normalize,
-        keep_alive: if minor == 1 {
-            !close
-        } else {
-            keep_alive_token && !close
-        },
+        keep_alive: framing.persistent(minor),
         expect_continue: expect_continue && minor == 1,
         request_id,
         len,

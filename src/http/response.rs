@@ -5,8 +5,9 @@
 //! is refused and the client gets 502, so a confused upstream cannot desync the
 //! client connection.
 
+use super::framing::FramingFields;
 use super::request::{Header, HeaderRole, MAX_HEADERS};
-use super::{is_hop_by_hop, list_items, parse_content_length, trim_ows, BodyKind, Span};
+use super::{is_hop_by_hop, trim_ows, BodyKind, Span};
 
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
@@ -49,46 +50,17 @@ pub fn parse_response(
     let reason = Span::of(buf, resp.reason.unwrap_or("").as_bytes());
 
     headers.clear();
-    let mut content_length: Option<u64> = None;
-    let mut te_seen = false;
-    let mut te_items = 0usize;
-    let mut chunked_final = false;
-    let mut close = false;
-    let mut keep_alive_token = false;
-    let mut conn_spans: [Option<Span>; 4] = [None; 4];
-    let mut n_conn = 0;
+    let mut framing = FramingFields::default();
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
         let value_span = Span::of(buf, value);
         let mut role = HeaderRole::EndToEnd;
         match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let n = parse_content_length(value).ok_or(BadResponse("invalid content-length"))?;
-                if content_length.is_some_and(|c| c != n) {
-                    return Err(BadResponse("conflicting content-length"));
-                }
-                content_length = Some(n);
-                role = HeaderRole::HopByHop;
-            }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                te_seen = true;
-                for item in list_items(value) {
-                    te_items += 1;
-                    chunked_final = item.eq_ignore_ascii_case(b"chunked");
-                }
-                role = HeaderRole::HopByHop;
-            }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                for item in list_items(value) {
-                    close |= item.eq_ignore_ascii_case(b"close");
-                    keep_alive_token |= item.eq_ignore_ascii_case(b"keep-alive");
-                }
-                if n_conn == conn_spans.len() {
-                    return Err(BadResponse("too many connection headers"));
-                }
-                conn_spans[n_conn] = Some(value_span);
-                n_conn += 1;
+            _ if framing
+                .observe(name, value, value_span)
+                .map_err(|e| BadResponse(e.reason()))? =>
+            {
                 role = HeaderRole::HopByHop;
             }
             12 if name.eq_ignore_ascii_case(b"x-request-id") => role = HeaderRole::Replaced,
@@ -101,43 +73,30 @@ pub fn parse_response(
             role,
         });
     }
-    for v in conn_spans[..n_conn].iter().flatten() {
-        for token in list_items(v.get(buf)) {
-            for h in headers.iter_mut() {
-                if h.role == HeaderRole::EndToEnd && h.name.get(buf).eq_ignore_ascii_case(token) {
-                    h.role = HeaderRole::HopByHop;
-                }
-            }
-        }
-    }
+    framing.mark_connection_named(buf, headers);
 
     let no_body = head_request || (100..200).contains(&status) || status == 204 || status == 304;
     let body = if no_body {
         BodyKind::None
     } else {
-        match (te_seen, content_length) {
+        match (framing.transfer_encoding, framing.content_length) {
             (true, Some(_)) => return Err(BadResponse("content-length with transfer-encoding")),
-            (true, None) if chunked_final => BodyKind::Chunked,
+            (true, None) if framing.chunked_final => BodyKind::Chunked,
             (true, None) => BodyKind::UntilClose,
             (false, Some(0)) => BodyKind::None,
             (false, Some(n)) => BodyKind::Length(n),
             (false, None) => BodyKind::UntilClose,
         }
     };
-    let keep_alive = body != BodyKind::UntilClose
-        && if minor == 1 {
-            !close
-        } else {
-            keep_alive_token && !close
-        };
+    let keep_alive = body != BodyKind::UntilClose && framing.persistent(minor);
     Ok(Some(ResponseHead {
         status,
         reason,
         minor,
         body,
         keep_alive,
-        content_length,
-        extra_codings: te_items > 1,
+        content_length: framing.content_length,
+        extra_codings: framing.codings > 1,
         len,
     }))
 }
