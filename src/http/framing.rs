@@ -42,6 +42,7 @@ pub struct FramingFields {
 impl FramingFields {
     /// Reads one header if it is a framing header; `Ok(true)` when it was (the
     /// caller marks it hop-by-hop).
+    #[inline]
     pub fn observe(
         &mut self,
         name: &[u8],
@@ -84,6 +85,11 @@ impl FramingFields {
     pub fn mark_connection_named(&self, buf: &[u8], headers: &mut [Header]) {
         for v in self.connection[..self.n_connection].iter().flatten() {
             for token in list_items(v.get(buf)) {
+                // The common tokens name no other field.
+                if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+                {
+                    continue;
+                }
                 for h in headers.iter_mut() {
                     if h.role == HeaderRole::EndToEnd && h.name.get(buf).eq_ignore_ascii_case(token)
                     {

@@ -18,7 +18,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How often the sweeper runs; also the coarse clock's resolution.
-pub const TICK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(TICK_MS);
+const TICK_MS: u64 = 50;
 
 const UNARMED: u64 = u64::MAX;
 
@@ -64,9 +65,10 @@ impl Timers {
     /// is at least a [`TICK`] after the one before, and the current tick may be
     /// nearly over, hence the one extra.
     pub fn deadline_tick(&self, limit: Duration) -> u64 {
-        let tick = TICK.as_nanos();
-        let n = limit.as_nanos().div_ceil(tick) as u64;
-        self.ticks.get() + n + 1
+        // u64 arithmetic: this runs for every bounded read and write.
+        let ms = limit.as_secs().saturating_mul(1000) + u64::from(limit.subsec_millis());
+        let n = ms.div_ceil(TICK_MS);
+        self.ticks.get().saturating_add(n + 1)
     }
 
     /// Advances the coarse clock and fails every wait whose tick has come.
