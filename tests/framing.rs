@@ -15,24 +15,6 @@ fn mock_gw() -> Gateway {
     Gateway::start("", &mock_route("m", "/", 200, "ok"))
 }
 
-fn assert_gateway_error(r: &Response, status: u16, body: &str) {
-    assert_eq!(r.status, status, "{:?}\nbody: {}", r, r.body_str());
-    assert_eq!(r.body_str(), body);
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{:?}",
-        r.headers
-    );
-    assert_eq!(
-        r.header("content-length"),
-        Some(body.len().to_string().as_str()),
-        "{:?}",
-        r.headers
-    );
-    assert!(r.has("x-request-id"), "{:?}", r.headers);
-}
-
 /// Send `raw` in one write; expect 400 + `connection: close` + closed.
 fn expect_400(raw: &[u8]) {
     let gw = mock_gw();

@@ -11,10 +11,6 @@ fn gw_for(up: &Upstream) -> Gateway {
     Gateway::start("", &proxy_all(&[up.port], ""))
 }
 
-fn body_lines(r: &Response) -> Vec<String> {
-    r.body_str().lines().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn get_is_proxied_with_query_and_http11() {
     let up = Upstream::start();

@@ -12,28 +12,6 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-fn body_lines(r: &Response) -> Vec<String> {
-    r.body_str().lines().map(|s| s.to_string()).collect()
-}
-
-fn assert_gateway_error(r: &Response, status: u16, body: &str) {
-    assert_eq!(r.status, status, "{:?}\nbody: {}", r, r.body_str());
-    assert_eq!(r.body_str(), body);
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{:?}",
-        r.headers
-    );
-    assert_eq!(
-        r.header("content-length"),
-        Some(body.len().to_string().as_str()),
-        "{:?}",
-        r.headers
-    );
-    assert!(r.has("x-request-id"), "{:?}", r.headers);
-}
-
 /// Send `raw` in one write on a fresh connection; expect 400 +
 /// `connection: close`, then the connection closed.
 fn expect_400(gw: &Gateway, raw: &[u8]) {

@@ -1432,3 +1432,28 @@ pub fn json_get<'a>(obj: &'a [(String, Json)], key: &str) -> &'a Json {
         .unwrap_or_else(|| panic!("key {:?} missing in {:?}", key, obj))
         .1
 }
+
+/// Asserts a response the gateway made itself: status, exact JSON body, its
+/// content-type and length, and a request id.
+pub fn assert_gateway_error(r: &Response, status: u16, body: &str) {
+    assert_eq!(r.status, status, "{:?}\nbody: {}", r, r.body_str());
+    assert_eq!(r.body_str(), body);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(
+        r.header("content-length"),
+        Some(body.len().to_string().as_str()),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.has("x-request-id"), "{:?}", r.headers);
+}
+
+/// The response body split into lines.
+pub fn body_lines(r: &Response) -> Vec<String> {
+    r.body_str().lines().map(|s| s.to_string()).collect()
+}
