@@ -71,7 +71,8 @@ pub fn run(path: &Path) -> Result<(), String> {
     let drivers = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut handles = Vec::with_capacity(workers);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    for (id, mine) in listeners.into_iter().enumerate() {
+    let (ticker, tick_sockets) = start_ticker(workers)?;
+    for ((id, mine), ticks) in listeners.into_iter().enumerate().zip(tick_sockets) {
         let shared = shared.clone();
         let sink = access.as_ref().map(|a| a.sink(id));
         let pin = (!cores.is_empty()).then(|| cores[id % cores.len()]);
@@ -82,7 +83,7 @@ pub fn run(path: &Path) -> Result<(), String> {
                 if let Some(c) = pin {
                     core_affinity::set_for_current(c);
                 }
-                worker::run(id, shared, sink, mine, driver, &drivers)
+                worker::run(id, shared, sink, mine, ticks, driver, &drivers)
             })
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         handles.push(handle);
@@ -123,6 +124,7 @@ pub fn run(path: &Path) -> Result<(), String> {
     for h in handles {
         let _ = h.join();
     }
+    ticker.stop();
     if let Some(a) = access {
         a.stop();
     }
@@ -131,6 +133,60 @@ pub fn run(path: &Path) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Drives every core's sweeper: one byte per tick into each core's socket. A thread
+/// rather than a timer in each runtime, so the cores run without monoio's timer
+/// driver and its bookkeeping on every park.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start_ticker(cores: usize) -> Result<(Ticker, Vec<std::os::unix::net::UnixStream>), String> {
+    use std::io::Write;
+    let mut writers = Vec::with_capacity(cores);
+    let mut readers = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let (w, r) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| format!("cannot create tick socket: {e}"))?;
+        // A core that stops reading must not stall the ticker or the others.
+        w.set_nonblocking(true)
+            .map_err(|e| format!("tick socket: {e}"))?;
+        r.set_nonblocking(true)
+            .map_err(|e| format!("tick socket: {e}"))?;
+        writers.push(w);
+        readers.push(r);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("ticker".into())
+        .spawn(move || {
+            while !stopped.load(Ordering::Acquire) {
+                std::thread::sleep(crate::server::TICK);
+                for w in &mut writers {
+                    let _ = w.write(&[1]);
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start ticker thread: {e}"))?;
+    Ok((
+        Ticker {
+            stop,
+            thread: Some(thread),
+        },
+        readers,
+    ))
 }
 
 /// Loads and compiles the config again; on success publishes it to every core.

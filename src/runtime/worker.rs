@@ -2,10 +2,10 @@
 //! SINGLE_ISSUER and DEFER_TASKRUN; epoll when io_uring is unavailable), serve its listeners, and on
 //! shutdown stop accepting and wait for in-flight requests up to the drain timeout.
 
+use monoio::io::AsyncReadRent;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use super::{Core, Shared};
 use crate::config::DriverChoice;
@@ -16,6 +16,7 @@ pub(super) fn run(
     shared: Arc<Shared>,
     sink: Option<AccessSink>,
     listeners: Vec<std::net::TcpListener>,
+    ticks: std::os::unix::net::UnixStream,
     choice: DriverChoice,
     drivers: &Mutex<Vec<&'static str>>,
 ) {
@@ -37,13 +38,12 @@ pub(super) fn run(
             monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
                 .uring_builder(ring)
                 .with_entries(1024)
-                .enable_timer()
                 .build()
         };
         match build(true).or_else(|_| build(false)) {
             Ok(mut rt) => {
                 report("io_uring");
-                rt.block_on(serve(id, shared, sink, listeners));
+                rt.block_on(serve(id, shared, sink, listeners, ticks));
                 return;
             }
             Err(e) if choice == DriverChoice::IoUring => {
@@ -58,13 +58,10 @@ pub(super) fn run(
             }
         }
     }
-    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-    {
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build() {
         Ok(mut rt) => {
             report("epoll");
-            rt.block_on(serve(id, shared, sink, listeners));
+            rt.block_on(serve(id, shared, sink, listeners, ticks));
         }
         Err(e) => {
             tracing::error!("core {id}: cannot build epoll runtime: {e}");
@@ -78,9 +75,27 @@ async fn serve(
     shared: Arc<Shared>,
     sink: Option<AccessSink>,
     listeners: Vec<std::net::TcpListener>,
+    ticks: std::os::unix::net::UnixStream,
 ) {
     let core = Rc::new(Core::new(id, shared.clone(), sink));
-    monoio::spawn(core.timers.clone().run());
+    // The sweeper: one byte from the ticker thread per tick.
+    match monoio::net::UnixStream::from_std(ticks) {
+        Ok(mut ticks) => {
+            let timers = core.timers.clone();
+            monoio::spawn(async move {
+                let mut buf = vec![0u8; 64];
+                loop {
+                    let (r, b) = ticks.read(buf).await;
+                    buf = b;
+                    match r {
+                        Ok(n) if n > 0 => timers.sweep(),
+                        _ => break,
+                    }
+                }
+            });
+        }
+        Err(e) => tracing::error!("core {id}: cannot register the tick socket: {e}"),
+    }
     let mut fds = Vec::new();
     for l in listeners {
         use std::os::fd::AsRawFd;
@@ -93,7 +108,7 @@ async fn serve(
         }
     }
     while !shared.shutdown.load(Ordering::Acquire) {
-        monoio::time::sleep(Duration::from_millis(50)).await;
+        core.timers.next_tick().await;
     }
     core.draining.set(true);
     for fd in fds {
@@ -104,9 +119,11 @@ async fn serve(
             libc::shutdown(fd, libc::SHUT_RDWR);
         }
     }
-    let deadline = Instant::now() + core.gateway().limits.drain_timeout;
-    while core.in_flight.get() > 0 && Instant::now() < deadline {
-        monoio::time::sleep(Duration::from_millis(10)).await;
+    let deadline = core
+        .timers
+        .deadline_tick(core.gateway().limits.drain_timeout);
+    while core.in_flight.get() > 0 && core.timers.ticks() < deadline {
+        core.timers.next_tick().await;
     }
     if core.in_flight.get() > 0 {
         tracing::warn!(

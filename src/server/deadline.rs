@@ -4,7 +4,8 @@
 //! an upstream response read, a write) goes through a connection's [`Deadline`].
 //! Arming it writes a tick number into a core-local slot; nothing is registered with
 //! the runtime's timer wheel and no clock is read. One sweeper task per core runs
-//! every [`TICK`], counts the tick and wakes the waits whose tick has come. Deadlines
+//! every [`TICK`] (woken by the ticker thread, so the cores run without monoio's
+//! timer driver), counts the tick and wakes the waits whose tick has come. Deadlines
 //! are counted in sweeps, not read off a clock, so a stalled core makes timeouts
 //! late, never early: a wait fires after at least its limit, and normally within
 //! two ticks of it. In exchange the request path saves timer registrations and
@@ -35,6 +36,8 @@ pub struct Timers {
     /// Sweeps so far.
     ticks: Cell<u64>,
     slots: RefCell<Vec<Weak<Slot>>>,
+    /// Tasks waiting for the next sweep.
+    tick_waiters: RefCell<Vec<Waker>>,
 }
 
 struct Slot {
@@ -51,6 +54,7 @@ impl Default for Timers {
             now_ms: Cell::new(0),
             ticks: Cell::new(0),
             slots: RefCell::new(Vec::new()),
+            tick_waiters: RefCell::new(Vec::new()),
         }
     }
 }
@@ -93,14 +97,44 @@ impl Timers {
             }
             true
         });
+        for w in self.tick_waiters.take() {
+            w.wake();
+        }
     }
 
-    /// Runs the sweeper for as long as the core's runtime runs.
-    pub async fn run(self: Rc<Self>) {
-        loop {
-            monoio::time::sleep(TICK).await;
-            self.sweep();
+    /// Sweeps so far: the core's clock in ticks.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.get()
+    }
+
+    /// Resolves at the next sweep: a sleep of about one tick for code that polls
+    /// (shutdown, drain, accept back-off) without the runtime's timer driver.
+    pub fn next_tick(&self) -> NextTick<'_> {
+        NextTick {
+            timers: self,
+            target: self.ticks.get() + 1,
         }
+    }
+}
+
+/// See [`Timers::next_tick`].
+pub struct NextTick<'a> {
+    timers: &'a Timers,
+    target: u64,
+}
+
+impl Future for NextTick<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.timers.ticks.get() >= self.target {
+            return Poll::Ready(());
+        }
+        self.timers
+            .tick_waiters
+            .borrow_mut()
+            .push(cx.waker().clone());
+        Poll::Pending
     }
 }
 
@@ -219,7 +253,13 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let timers = Rc::new(Timers::default());
-            monoio::spawn(timers.clone().run());
+            let t = timers.clone();
+            monoio::spawn(async move {
+                loop {
+                    monoio::time::sleep(TICK).await;
+                    t.sweep();
+                }
+            });
             let mut d = Deadline::new(&timers);
             let started = Instant::now();
             let slow = monoio::time::sleep(Duration::from_millis(400));

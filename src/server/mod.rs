@@ -17,7 +17,7 @@ use monoio::net::TcpListener;
 
 pub use body::{pump, BodyError, BodyState};
 pub use conn::ClientConn;
-pub use deadline::{Deadline, Elapsed, Timers};
+pub use deadline::{Deadline, Elapsed, Timers, TICK};
 pub use panic::CatchUnwind;
 
 use crate::http::reply::{render, Persistence, Reply};
@@ -59,7 +59,7 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
                 }
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!("accept failed: {e}");
-                monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+                core.timers.next_tick().await;
             }
         }
     }
@@ -74,5 +74,8 @@ async fn refuse(mut stream: monoio::net::TcpStream, request_id: [u8; 36]) {
         Persistence::Close,
         false,
     );
-    let _ = monoio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(out)).await;
+    // A few hundred bytes into a fresh socket's empty buffer: the write completes at
+    // once; the user timeout bounds a peer that never acknowledges.
+    crate::sock::set_user_timeout(&stream, std::time::Duration::from_secs(1));
+    let _ = stream.write_all(out).await;
 }
