@@ -1,6 +1,7 @@
 //! The runtime: one worker thread per core, each pinned and running its own monoio
 //! runtime with its own SO_REUSEPORT listeners, plus the control thread (the main
-//! thread) that owns signals — SIGHUP reloads, SIGTERM/SIGINT drain and exit.
+//! thread) that owns signals — SIGHUP reloads, SIGTERM/SIGINT drain and exit — and
+//! the ticker thread that drives every core's deadline sweeper.
 //!
 //! A reload compiles a new [`Gateway`] on the control thread and publishes it through
 //! an `ArcSwap` and a generation counter that each core checks per request; a config
