@@ -138,6 +138,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
                     core.give_buffer(out);
                 }
                 log_refusal(&core, &conn, &id, status);
+                linger(&mut conn).await;
                 return;
             }
         };
@@ -151,6 +152,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
             Box::pin(handle(&core, &gw, &mut conn, &head, &headers)).await
         };
         if !keep || core.draining.get() {
+            linger(&mut conn).await;
             return;
         }
         if !conn.carry.is_empty() {
@@ -218,6 +220,40 @@ async fn read_head(
         match r {
             Ok(0) | Err(_) => return HeadRead::Closed,
             Ok(_) => {}
+        }
+    }
+}
+
+/// Closes after a response the client may still be sending into (an error, an
+/// early answer): send FIN, then read and drop what arrives for a moment, so the
+/// kernel does not answer unread bytes with a reset that could destroy the response
+/// before the client read it (nginx's lingering close). Bounded: 1 s, 1 MiB.
+async fn linger(conn: &mut ClientConn) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: shutdown(2) on the descriptor of a socket this connection owns; it
+    // only changes the socket's state.
+    unsafe {
+        libc::shutdown(conn.stream.as_raw_fd(), libc::SHUT_WR);
+    }
+    let mut buf = std::mem::take(&mut conn.buf);
+    buf.clear();
+    let mut drained = 0usize;
+    let until = conn.deadline.timers().deadline_tick(Duration::from_secs(1));
+    while drained < (1 << 20) {
+        let cap = buf.capacity().max(1);
+        buf.reserve(cap);
+        let cap = buf.capacity();
+        match conn
+            .deadline
+            .at_tick(until, conn.stream.read(buf.slice_mut(0..cap)))
+            .await
+        {
+            Ok((Ok(n), b)) if n > 0 => {
+                drained += n;
+                buf = b.into_inner();
+                buf.clear();
+            }
+            _ => return,
         }
     }
 }
