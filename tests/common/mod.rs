@@ -469,19 +469,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        let n = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == n)
-            .map(|(_, v)| v.as_str())
+        header_all(&self.headers, name).into_iter().next()
     }
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        let n = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(k, _)| *k == n)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        header_all(&self.headers, name)
     }
     pub fn has(&self, name: &str) -> bool {
         self.header(name).is_some()
@@ -840,19 +831,10 @@ pub struct SeenRequest {
 
 impl SeenRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        let n = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == n)
-            .map(|(_, v)| v.as_str())
+        header_all(&self.headers, name).into_iter().next()
     }
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        let n = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(k, _)| *k == n)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        header_all(&self.headers, name)
     }
     pub fn has(&self, name: &str) -> bool {
         self.header(name).is_some()
@@ -1456,4 +1438,14 @@ pub fn assert_gateway_error(r: &Response, status: u16, body: &str) {
 /// The response body split into lines.
 pub fn body_lines(r: &Response) -> Vec<String> {
     r.body_str().lines().map(|s| s.to_string()).collect()
+}
+
+/// Every value of header `name` (any case) in a list of lowercase-named headers.
+pub fn header_all<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    let n = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .filter(|(k, _)| *k == n)
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
