@@ -386,7 +386,17 @@ async fn handle(
     };
     let keep = match next {
         Next::Answer(reply, limit) => {
-            answer(core, conn, head, &reply, rid.as_bytes(), limit, &mut ex).await
+            answer(
+                core,
+                &gw.limits,
+                conn,
+                head,
+                &reply,
+                rid.as_bytes(),
+                limit,
+                &mut ex,
+            )
+            .await
         }
         Next::Forward(up, limit) => {
             let keep = forward(
@@ -427,8 +437,10 @@ async fn handle(
 
 /// Answers with a reply the gateway made (mock, 404, guard refusal). A request body
 /// is read and dropped first so the connection can carry the next request.
+#[allow(clippy::too_many_arguments)]
 async fn answer(
     core: &Core,
+    limits: &Limits,
     conn: &mut ClientConn,
     head: &RequestHead,
     reply: &Reply,
@@ -436,8 +448,6 @@ async fn answer(
     body_limit: u64,
     ex: &mut Exchange,
 ) -> bool {
-    let gw = core.gateway();
-    let gw_limits = &gw.limits;
     conn.start += head.len;
     let mut keep = head.keep_alive && !core.draining.get();
     let mut status = reply.status;
@@ -445,7 +455,7 @@ async fn answer(
         head.body,
         body_limit,
         head.expect_continue,
-        gw_limits.max_header_bytes,
+        limits.max_header_bytes,
     ) {
         Err(e) => {
             status = body_error_status(e);
@@ -466,7 +476,7 @@ async fn answer(
                             // without inviting it, and close.
                             keep = false;
                         } else if let Err(e) =
-                            pump(core, conn, &mut body, None, gw_limits.idle_timeout).await
+                            pump(core, conn, &mut body, None, limits.idle_timeout).await
                         {
                             if e == BodyError::ClientGone {
                                 return false;
