@@ -46,6 +46,7 @@ fn bench_rewrite(c: &mut Criterion) {
             request_id: b"7f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f",
             proto: "http",
             default_host: "up",
+            extra: b"",
         };
         let mut out = Vec::with_capacity(64 << 10);
         g.bench_function(name, |b| {

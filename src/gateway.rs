@@ -8,13 +8,18 @@
 //! line and field.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Balance, Cidr, Config, ConfigError, Source};
-use crate::guard::{ip::IpPolicy, Guard};
+use rustc_hash::FxHashMap;
+
+use crate::config::{Balance, Cidr, Config, ConfigError, RateConfig, Source, Spanned};
+use crate::guard::{ip::IpPolicy, throttle::RouteLimits, Guard};
 use crate::http::reply::Reply;
+use crate::limit::{period, Level, LimitKey, Policy, QuotaPolicy};
 use crate::route::{host_match, Action, HostMatch, PathMatch, Route, RouteTable};
+use crate::store::StoredKey;
 
 /// Client-side limits and timeouts.
 #[derive(Debug, Clone)]
@@ -41,12 +46,45 @@ pub struct Upstream {
     pub keepalive_timeout: Duration,
 }
 
+/// `[throttle]`, compiled: the levels every route shares.
+#[derive(Debug, Clone)]
+pub struct Throttling {
+    pub account: Option<Level>,
+    pub per_ip: Option<Policy>,
+    pub headers: bool,
+    pub max_tracked: usize,
+}
+
+/// A compiled `[[plan]]`.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: Arc<str>,
+    pub throttle: Option<Policy>,
+    pub quota: Option<QuotaPolicy>,
+}
+
+/// `[store]`, compiled.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub path: PathBuf,
+    pub flush_interval: Duration,
+    /// Whether this config needs the store at all (API key routes or quotas).
+    pub needed: bool,
+}
+
 #[derive(Debug)]
 pub struct Gateway {
     pub limits: Limits,
     pub trusted_proxies: Vec<Cidr>,
     pub routes: RouteTable,
     pub upstreams: Vec<Upstream>,
+    pub throttle: Throttling,
+    pub plans: FxHashMap<Arc<str>, Plan>,
+    /// The header API keys come in, lower case.
+    pub api_key_header: Box<[u8]>,
+    /// `[[api_key]]` entries (by hash).
+    pub declared_keys: Vec<StoredKey>,
+    pub store: StoreSettings,
 }
 
 impl Gateway {
@@ -107,6 +145,25 @@ impl Gateway {
                 fail_timeout: u.fail_timeout.0,
                 keepalive_timeout: u.keepalive_timeout.0,
             });
+        }
+
+        let throttling = compile_throttle(config, source)?;
+        let plans = compile_plans(config, source)?;
+        let declared_keys = compile_keys(config, source, &plans)?;
+        let header = config.api_keys.header.get_ref();
+        if header.is_empty() || !header.bytes().all(is_token_byte) {
+            return Err(source.error_at(
+                config.api_keys.header.span(),
+                "api_keys.header",
+                format!("invalid header name {header:?}"),
+            ));
+        }
+        if let Some(r) = &config.store.redis {
+            return Err(source.error_at(
+                r.span(),
+                "store.redis",
+                "a Redis store is not supported yet; remove it to use the embedded store (store.path)",
+            ));
         }
 
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -252,6 +309,24 @@ impl Gateway {
                     deny: r.deny_ips.clone(),
                 }));
             }
+            if r.api_key {
+                guards.push(Guard::ApiKey);
+            }
+            let route_level = match &r.throttle {
+                Some(rc) => Some(Level {
+                    name: "route",
+                    key: LimitKey::route(r.name.get_ref()),
+                    policy: policy(source, rc, &field("throttle"))?,
+                }),
+                None => None,
+            };
+            if r.api_key
+                || route_level.is_some()
+                || throttling.account.is_some()
+                || throttling.per_ip.is_some()
+            {
+                guards.push(Guard::Limits(RouteLimits { route: route_level }));
+            }
             routes.push(Route {
                 name: r.name.get_ref().as_str().into(),
                 host,
@@ -274,18 +349,212 @@ impl Gateway {
             });
         }
 
+        let store = StoreSettings {
+            path: source.dir().join(&config.store.path),
+            flush_interval: config.store.flush_interval.0.max(Duration::from_millis(50)),
+            needed: config.routes.iter().any(|r| r.api_key)
+                || plans.values().any(|p| p.quota.is_some()),
+        };
         Ok(Gateway {
             limits,
             trusted_proxies: s.trusted_proxies.clone(),
             routes: RouteTable::new(routes),
             upstreams,
+            throttle: throttling,
+            plans,
+            api_key_header: header.to_ascii_lowercase().into_bytes().into(),
+            declared_keys,
+            store,
         })
     }
 }
 
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A token bucket's rate and burst, checked.
+fn policy(source: &Source, rc: &RateConfig, field: &str) -> Result<Policy, ConfigError> {
+    let rate = *rc.rate.get_ref();
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(source.error_at(
+            rc.rate.span(),
+            &format!("{field}.rate"),
+            format!("rate must be a positive number of requests per second, not {rate}"),
+        ));
+    }
+    let burst = match &rc.burst {
+        Some(b) => {
+            let v = *b.get_ref();
+            if !(v.is_finite() && v >= 1.0) {
+                return Err(source.error_at(
+                    b.span(),
+                    &format!("{field}.burst"),
+                    format!("burst must be at least 1, not {v}"),
+                ));
+            }
+            v.floor()
+        }
+        None => rate.max(1.0).ceil(),
+    };
+    Ok(Policy { rate, burst })
+}
+
+fn compile_throttle(config: &Config, source: &Source) -> Result<Throttling, ConfigError> {
+    let Some(t) = &config.throttle else {
+        return Ok(Throttling {
+            account: None,
+            per_ip: None,
+            headers: false,
+            max_tracked: 100_000,
+        });
+    };
+    let account = match (&t.rate, &t.burst) {
+        (Some(rate), burst) => Some(Level {
+            name: "account",
+            key: LimitKey::Account,
+            policy: policy(
+                source,
+                &RateConfig {
+                    rate: rate.clone(),
+                    burst: burst.clone(),
+                },
+                "throttle",
+            )?,
+        }),
+        (None, Some(b)) => {
+            return Err(source.error_at(
+                b.span(),
+                "throttle.burst",
+                "burst without rate: set throttle.rate too",
+            ))
+        }
+        (None, None) => None,
+    };
+    let per_ip = match &t.per_ip {
+        Some(rc) => Some(policy(source, rc, "throttle.per_ip")?),
+        None => None,
+    };
+    Ok(Throttling {
+        account,
+        per_ip,
+        headers: t.headers,
+        max_tracked: t.max_tracked.clamp(1024, 10_000_000),
+    })
+}
+
+fn compile_plans(
+    config: &Config,
+    source: &Source,
+) -> Result<FxHashMap<Arc<str>, Plan>, ConfigError> {
+    let mut plans = FxHashMap::default();
+    for (i, p) in config.plans.iter().enumerate() {
+        let field = |f: &str| format!("plan[{i}].{f}");
+        let name: Arc<str> = p.name.get_ref().as_str().into();
+        if name.is_empty() || plans.contains_key(&name) {
+            return Err(source.error_at(
+                p.name.span(),
+                &field("name"),
+                format!("duplicate or empty plan name {name:?}"),
+            ));
+        }
+        let throttle = match &p.throttle {
+            Some(rc) => Some(policy(source, rc, &field("throttle"))?),
+            None => None,
+        };
+        let quota = match &p.quota {
+            Some(q) if *q.limit.get_ref() == 0 => {
+                return Err(source.error_at(
+                    q.limit.span(),
+                    &field("quota.limit"),
+                    "a quota limit must be at least 1",
+                ))
+            }
+            Some(q) => Some(QuotaPolicy {
+                limit: *q.limit.get_ref(),
+                period: q.period,
+            }),
+            None => None,
+        };
+        plans.insert(
+            name.clone(),
+            Plan {
+                name,
+                throttle,
+                quota,
+            },
+        );
+    }
+    Ok(plans)
+}
+
+fn compile_keys(
+    config: &Config,
+    source: &Source,
+    plans: &FxHashMap<Arc<str>, Plan>,
+) -> Result<Vec<StoredKey>, ConfigError> {
+    let mut keys: Vec<StoredKey> = Vec::with_capacity(config.keys.len());
+    for (i, k) in config.keys.iter().enumerate() {
+        let field = |f: &str| format!("api_key[{i}].{f}");
+        if !plans.contains_key(k.plan.get_ref().as_str()) {
+            return Err(source.error_at(
+                k.plan.span(),
+                &field("plan"),
+                format!("unknown plan {:?}", k.plan.get_ref()),
+            ));
+        }
+        let hash = parse_key_hash(k.hash.get_ref()).ok_or_else(|| {
+            source.error_at(
+                k.hash.span(),
+                &field("hash"),
+                "expected \"sha256:\" and 64 hex digits (the SHA-256 of the key)",
+            )
+        })?;
+        let expires = match &k.expires {
+            Some(e) => Some(period::parse_rfc3339(e.get_ref()).map_err(|m| {
+                source.error_at(e.span(), &field("expires"), format!("invalid time: {m}"))
+            })?),
+            None => None,
+        };
+        if keys
+            .iter()
+            .any(|x| x.hash == hash || x.name == *k.name.get_ref())
+        {
+            return Err(source.error_at(
+                k.name.span(),
+                &field("name"),
+                "duplicate api_key name or hash",
+            ));
+        }
+        keys.push(StoredKey {
+            hash,
+            name: k.name.get_ref().clone(),
+            plan: k.plan.get_ref().clone(),
+            expires,
+            revoked: k.revoked,
+            created: 0,
+        });
+    }
+    Ok(keys)
+}
+
+/// `sha256:<64 hex>` → the hash.
+pub fn parse_key_hash(s: &str) -> Option<[u8; 32]> {
+    let hex = s.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
 fn checked_path<'a>(
     source: &Source,
-    p: &'a crate::config::Spanned<String>,
+    p: &'a Spanned<String>,
     field: &str,
 ) -> Result<&'a str, ConfigError> {
     let v = p.get_ref();

@@ -10,6 +10,9 @@
 //! - [`server`]: listeners and the client connection loop.
 //! - [`proxy`]: per-core upstream pools, balancing, forwarding and header rewriting.
 //! - [`runtime`]: worker threads per core, io driver choice, signals, reload, drain.
+//! - [`limit`]: throttling and quotas — token buckets spent per core, reconciled globally.
+//! - [`store`]: the embedded store of API keys (hashed) and quota counters.
+//! - [`keys`]: the `portcullis keys` commands.
 //! - [`log`]: the access log, written off the request path.
 //! - [`sock`]: socket options and probes monoio does not wrap.
 
@@ -17,9 +20,12 @@ pub mod config;
 pub mod gateway;
 pub mod guard;
 pub mod http;
+pub mod keys;
+pub mod limit;
 pub mod log;
 pub mod proxy;
 pub mod route;
 pub mod runtime;
 pub mod server;
 pub mod sock;
+pub mod store;

@@ -27,6 +27,38 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Manage API keys in the store (works while the gateway runs).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key for a plan and print it (once: only its hash is stored).
+    Create {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// RFC 3339, e.g. 2027-01-01T00:00:00Z.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List the stored keys (names, plans, states; never the keys).
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Revoke keys by name or by hash prefix (at least 8 hex digits).
+    Revoke {
+        #[arg(long, short)]
+        config: PathBuf,
+        selector: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,5 +81,33 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Keys { action } => match portcullis::keys::run(action.into()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+impl From<KeysAction> for portcullis::keys::Command {
+    fn from(a: KeysAction) -> Self {
+        use portcullis::keys::Command as C;
+        match a {
+            KeysAction::Create {
+                config,
+                plan,
+                name,
+                expires,
+            } => C::Create {
+                config,
+                plan,
+                name,
+                expires,
+            },
+            KeysAction::List { config } => C::List { config },
+            KeysAction::Revoke { config, selector } => C::Revoke { config, selector },
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! say) through [`Source::error_at`] so they carry a line too.
 
 mod error;
+mod throttle;
 mod units;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,9 @@ use serde::Deserialize;
 pub use toml::Spanned;
 
 pub use error::ConfigError;
+pub use throttle::{
+    ApiKeyConfig, ApiKeysConfig, PlanConfig, QuotaConfig, RateConfig, StoreConfig, ThrottleConfig,
+};
 pub use units::{ByteSize, Cidr, ConfigDuration};
 
 /// The whole config file. Only `[[route]]` is required.
@@ -27,6 +31,15 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    pub throttle: Option<ThrottleConfig>,
+    #[serde(default, rename = "plan")]
+    pub plans: Vec<PlanConfig>,
+    #[serde(default)]
+    pub api_keys: ApiKeysConfig,
+    #[serde(default, rename = "api_key")]
+    pub keys: Vec<ApiKeyConfig>,
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(rename = "route")]
@@ -146,6 +159,10 @@ pub struct RouteConfig {
     pub allow_ips: Vec<Cidr>,
     #[serde(default)]
     pub deny_ips: Vec<Cidr>,
+    /// An API key (usage plan) is required: 403 without a valid one.
+    #[serde(default)]
+    pub api_key: bool,
+    pub throttle: Option<RateConfig>,
 }
 
 /// A canned answer for a route without an upstream.

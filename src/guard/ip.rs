@@ -4,7 +4,9 @@
 use crate::config::Cidr;
 use crate::http::reply::Reply;
 
-use super::{RequestCtx, Verdict};
+use std::net::IpAddr;
+
+use super::Verdict;
 
 #[derive(Debug)]
 pub struct IpPolicy {
@@ -13,8 +15,7 @@ pub struct IpPolicy {
 }
 
 impl IpPolicy {
-    pub fn check(&self, ctx: &RequestCtx<'_>) -> Verdict {
-        let ip = ctx.client_ip;
+    pub fn check(&self, ip: IpAddr) -> Verdict {
         let denied = self.deny.iter().any(|c| c.contains(ip));
         let allowed = self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip));
         if denied || !allowed {
@@ -30,12 +31,7 @@ mod tests {
     use super::*;
 
     fn verdict(p: &IpPolicy, ip: &str) -> bool {
-        let ctx = RequestCtx {
-            client_ip: ip.parse().unwrap(),
-            method: b"GET",
-            path: b"/",
-        };
-        matches!(p.check(&ctx), Verdict::Continue)
+        matches!(p.check(ip.parse().unwrap()), Verdict::Continue)
     }
 
     #[test]

@@ -5,22 +5,62 @@
 //! A route carries its compiled [`Guard`] list; the connection loop calls [`run`]
 //! after routing and before proxying. Each stage answers [`Verdict::Continue`] or a
 //! ready response, and reads the request through [`RequestCtx`] without copying it.
-//! Stages added by later work are new variants of [`Guard`].
+//! What a stage establishes for later ones (the API key and its plan) and what it
+//! adds to the exchange (identity headers for the upstream, RateLimit fields for
+//! the client) is written into the context. Stages added by later work are new
+//! variants of [`Guard`].
 
+pub mod api_key;
 pub mod ip;
+pub mod throttle;
 
 use std::net::IpAddr;
 
+use crate::gateway::{Gateway, Plan};
 use crate::http::reply::Reply;
+use crate::http::request::{Header, HeaderRole};
+use crate::limit::Shard;
 
-/// What a guard sees of a request: borrowed views, nothing copied.
+pub use api_key::{ApiKey, KeyTable};
+
+/// What a guard sees of a request, and what guards hand on to later stages.
 pub struct RequestCtx<'a> {
+    pub gateway: &'a Gateway,
     /// The client address the gateway believes (peer, or from trusted X-Forwarded-For).
     pub client_ip: IpAddr,
     pub method: &'a [u8],
     /// The path as routed: percent-escapes of unreserved characters decoded and
     /// slashes merged when the request had any (see `http::request::normalize_path`).
     pub path: &'a [u8],
+    /// The head's bytes, which `headers` index into. A guard that consumes a
+    /// credential marks its header [`HeaderRole::Credential`] so it is not forwarded.
+    pub head: &'a [u8],
+    pub headers: &'a mut [Header],
+    /// This core's limiter shard and API keys.
+    pub limits: &'a Shard,
+    pub keys: &'a KeyTable,
+    /// Set by the API key stage.
+    pub api_key: Option<(&'a ApiKey, &'a Plan)>,
+    pub additions: Additions,
+}
+
+impl RequestCtx<'_> {
+    /// The first header named `name` (lower case), and its index.
+    pub fn header(&self, name: &[u8]) -> Option<(usize, &[u8])> {
+        self.headers.iter().enumerate().find_map(|(i, h)| {
+            (h.role != HeaderRole::HopByHop && h.name.get(self.head).eq_ignore_ascii_case(name))
+                .then(|| (i, h.value.get(self.head)))
+        })
+    }
+}
+
+/// Header lines (`name: value\r\n`) the guards add to the exchange.
+#[derive(Debug, Default)]
+pub struct Additions {
+    /// For the upstream request (the identity the gateway established).
+    pub upstream: String,
+    /// For the client response, whoever answers it.
+    pub client: String,
 }
 
 /// A guard's answer.
@@ -34,18 +74,24 @@ pub enum Verdict {
 pub enum Guard {
     /// Resource policy: client IP allow / deny lists.
     IpPolicy(ip::IpPolicy),
+    /// Identification by API key (usage plan): 403 without a valid key.
+    ApiKey,
+    /// Throttling (plan, route, account, client IP) and the plan's quota: 429.
+    Limits(throttle::RouteLimits),
 }
 
 impl Guard {
-    fn check(&self, ctx: &RequestCtx<'_>) -> Verdict {
+    fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
         match self {
-            Guard::IpPolicy(p) => p.check(ctx),
+            Guard::IpPolicy(p) => p.check(ctx.client_ip),
+            Guard::ApiKey => api_key::check(ctx),
+            Guard::Limits(l) => l.check(ctx),
         }
     }
 }
 
 /// Runs a route's guards in order; the first that answers decides.
-pub fn run(guards: &[Guard], ctx: &RequestCtx<'_>) -> Verdict {
+pub fn run(guards: &[Guard], ctx: &mut RequestCtx<'_>) -> Verdict {
     for g in guards {
         if let Verdict::Respond(r) = g.check(ctx) {
             return Verdict::Respond(r);

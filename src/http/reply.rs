@@ -104,6 +104,7 @@ pub fn render(
     out: &mut Vec<u8>,
     reply: &Reply,
     request_id: &[u8],
+    extra: &[u8],
     persistence: Persistence,
     head_only: bool,
 ) {
@@ -122,6 +123,7 @@ pub fn render(
     out.extend_from_slice(request_id);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(reply.extra.as_bytes());
+    out.extend_from_slice(extra);
     match persistence {
         Persistence::KeepAlive => {}
         Persistence::KeepAlive10 => out.extend_from_slice(b"connection: keep-alive\r\n"),
@@ -144,6 +146,7 @@ mod tests {
             &mut out,
             &Reply::error(404),
             b"id-1",
+            b"",
             Persistence::KeepAlive,
             false,
         );

@@ -66,6 +66,8 @@ pub enum HeaderRole {
     /// `x-forwarded-for`: kept and extended only when the peer is a trusted proxy.
     ForwardedFor,
     Host,
+    /// A credential a guard consumed (an API key): not forwarded.
+    Credential,
 }
 
 #[derive(Debug, Clone, Copy)]

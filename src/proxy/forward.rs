@@ -16,6 +16,7 @@ use monoio::net::TcpStream;
 
 use super::headers::{self, ClientFraming, Forwarding};
 use crate::gateway::{Gateway, Upstream};
+use crate::guard::Additions;
 use crate::http::chunked::ChunkedScanner;
 use crate::http::reply::{Persistence, Reply};
 use crate::http::request::{Header, Method, RequestHead};
@@ -69,12 +70,13 @@ pub async fn forward(
     head: &RequestHead,
     headers: &[Header],
     request_id: &[u8],
+    additions: &Additions,
     body_limit: u64,
     ex: &mut Exchange,
 ) -> bool {
     let mut out = core.take_buffer();
     let result = exchange(
-        core, gw, up, conn, base, head, headers, request_id, body_limit, ex, &mut out,
+        core, gw, up, conn, base, head, headers, request_id, additions, body_limit, ex, &mut out,
     )
     .await;
     let keep = match result {
@@ -88,6 +90,7 @@ pub async fn forward(
                 &mut out,
                 &Reply::error(status),
                 request_id,
+                additions.client.as_bytes(),
                 Persistence::for_request(!close, head.minor),
                 head.method == Method::Head,
             );
@@ -116,6 +119,7 @@ async fn exchange(
     head: &RequestHead,
     headers: &[Header],
     request_id: &[u8],
+    additions: &Additions,
     body_limit: u64,
     ex: &mut Exchange,
     out: &mut Vec<u8>,
@@ -129,6 +133,7 @@ async fn exchange(
             request_id,
             proto: "http",
             default_host: &up.name,
+            extra: additions.upstream.as_bytes(),
         };
         headers::upstream_request(out, hb, head, headers, &fwd);
     }
@@ -239,6 +244,7 @@ async fn exchange(
         &resp,
         head,
         request_id,
+        additions.client.as_bytes(),
         up,
         ex,
         out,
@@ -449,6 +455,7 @@ async fn relay_response(
     resp: &ResponseHead,
     head: &RequestHead,
     request_id: &[u8],
+    client_extra: &[u8],
     up: &Upstream,
     ex: &mut Exchange,
     out: &mut Vec<u8>,
@@ -492,6 +499,7 @@ async fn relay_response(
         resp,
         &conn.resp_headers,
         request_id,
+        client_extra,
         framing,
         close,
         client_10 && !close,

@@ -51,6 +51,8 @@ pub struct Forwarding<'a> {
     pub proto: &'static str,
     /// The Host to send when the client sent none (HTTP/1.0): the upstream's name.
     pub default_host: &'a str,
+    /// Header lines the guards add (`name: value\r\n` each).
+    pub extra: &'a [u8],
 }
 
 /// Appends the request head to send upstream: origin-form, HTTP/1.1.
@@ -105,7 +107,9 @@ pub fn upstream_request(
         BodyKind::Chunked => out.extend_from_slice(b"\r\ntransfer-encoding: chunked"),
         BodyKind::None | BodyKind::UntilClose => {}
     }
-    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(fwd.extra);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// How the response body goes to the client.
@@ -130,6 +134,7 @@ pub fn client_response(
     resp: &ResponseHead,
     headers: &[Header],
     request_id: &[u8],
+    extra: &[u8],
     framing: ClientFraming,
     close: bool,
     http10_keep_alive: bool,
@@ -150,6 +155,7 @@ pub fn client_response(
     out.extend_from_slice(b"x-request-id: ");
     out.extend_from_slice(request_id);
     out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(extra);
     match framing {
         ClientFraming::Length(n) | ClientFraming::Empty(Some(n)) => {
             out.extend_from_slice(b"content-length: ");
@@ -192,6 +198,7 @@ mod tests {
             request_id: b"rid",
             proto: "http",
             default_host: "up",
+            extra: b"",
         };
         upstream_request(&mut out, raw.as_bytes(), &head, &hs, &fwd);
         String::from_utf8(out).unwrap()

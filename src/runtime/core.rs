@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use super::Shared;
 use crate::gateway::Gateway;
+use crate::guard::KeyTable;
+use crate::limit::Shard;
 use crate::log::AccessSink;
 use crate::proxy::pool::UpstreamPools;
 use crate::server::Timers;
@@ -28,6 +30,11 @@ pub struct Core {
     #[allow(clippy::redundant_allocation)]
     gateway: RefCell<Rc<Arc<Gateway>>>,
     seen_generation: Cell<u64>,
+    #[allow(clippy::redundant_allocation)]
+    keys: RefCell<Rc<Arc<KeyTable>>>,
+    seen_keys: Cell<u64>,
+    /// This core's share of the throttle and quota buckets.
+    pub limits: Shard,
     /// Open client connections on this core.
     pub connections: Cell<usize>,
     /// Requests between head read and response end.
@@ -51,11 +58,17 @@ impl Core {
         let s0 = u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")) | 1;
         let s1 = u64::from_le_bytes(seed[8..].try_into().expect("8 bytes"))
             ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let keys = shared.keys.load_full();
+        let seen_keys = shared.keys_generation.load(Ordering::Acquire);
+        let limits = shared.limiter.shard(id);
         Core {
             id,
             shared,
             gateway: RefCell::new(Rc::new(gateway)),
             seen_generation: Cell::new(generation),
+            keys: RefCell::new(Rc::new(keys)),
+            seen_keys: Cell::new(seen_keys),
+            limits,
             connections: Cell::new(0),
             in_flight: Cell::new(0),
             draining: Cell::new(false),
@@ -76,6 +89,17 @@ impl Core {
             self.seen_generation.set(generation);
         }
         self.gateway.borrow().clone()
+    }
+
+    /// The API keys to check the next request with.
+    #[allow(clippy::redundant_allocation)]
+    pub fn keys(&self) -> Rc<Arc<KeyTable>> {
+        let generation = self.shared.keys_generation.load(Ordering::Acquire);
+        if generation != self.seen_keys.get() {
+            *self.keys.borrow_mut() = Rc::new(self.shared.keys.load_full());
+            self.seen_keys.set(generation);
+        }
+        self.keys.borrow().clone()
     }
 
     /// An empty buffer of capacity [`IO_BUF`].

@@ -7,6 +7,7 @@
 //! an `ArcSwap` and a generation counter that each core checks per request; a config
 //! that fails to load or compile is logged and the old snapshot keeps serving.
 
+mod control;
 pub mod core;
 mod worker;
 
@@ -21,6 +22,8 @@ use signal_hook::iterator::Signals;
 
 use crate::config::{Config, DriverChoice};
 use crate::gateway::Gateway;
+use crate::guard::KeyTable;
+use crate::limit::Limiter;
 use crate::log::AccessLog;
 
 pub use self::core::Core;
@@ -30,6 +33,10 @@ pub struct Shared {
     pub gateway: ArcSwap<Gateway>,
     pub generation: AtomicU64,
     pub shutdown: AtomicBool,
+    /// The API keys, republished when the store or the config's keys change.
+    pub keys: ArcSwap<KeyTable>,
+    pub keys_generation: AtomicU64,
+    pub limiter: Arc<Limiter>,
 }
 
 /// Starts the gateway from the config at `path` and runs until SIGTERM/SIGINT.
@@ -59,10 +66,15 @@ pub fn run(path: &Path) -> Result<(), String> {
         listeners.push(mine);
     }
 
+    let limiter = Limiter::new(workers, gateway.throttle.max_tracked);
+    let (mut housekeeper, keys) = control::Housekeeper::start(&gateway, &limiter)?;
     let shared = Arc::new(Shared {
         gateway: ArcSwap::from_pointee(gateway),
         generation: AtomicU64::new(1),
         shutdown: AtomicBool::new(false),
+        keys: ArcSwap::from_pointee(keys),
+        keys_generation: AtomicU64::new(1),
+        limiter,
     });
     let (access, writer) = start_access_log(&config, source.dir(), workers)?;
 
@@ -109,22 +121,31 @@ pub fn run(path: &Path) -> Result<(), String> {
         path.display()
     );
 
-    for signal in signals.forever() {
-        match signal {
-            SIGHUP => reload(path, &shared, &config),
-            _ => {
-                tracing::info!(
-                    "signal {signal}: draining (up to {:?})",
-                    shared.gateway.load().limits.drain_timeout
-                );
-                shared.shutdown.store(true, Ordering::Release);
-                break;
+    'control: loop {
+        for signal in signals.pending() {
+            match signal {
+                SIGHUP => {
+                    if reload(path, &shared, &config) {
+                        housekeeper.reloaded(&shared);
+                    }
+                }
+                _ => {
+                    tracing::info!(
+                        "signal {signal}: draining (up to {:?})",
+                        shared.gateway.load().limits.drain_timeout
+                    );
+                    shared.shutdown.store(true, Ordering::Release);
+                    break 'control;
+                }
             }
         }
+        housekeeper.tick(&shared);
+        std::thread::sleep(CONTROL_POLL);
     }
     for h in handles {
         let _ = h.join();
     }
+    housekeeper.flush(&shared, true);
     ticker.stop();
     if let Some(a) = access {
         a.stop();
@@ -190,8 +211,11 @@ fn start_ticker(cores: usize) -> Result<(Ticker, Vec<std::os::unix::net::UnixStr
     ))
 }
 
+/// How often the control thread looks at signals and due work.
+const CONTROL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Loads and compiles the config again; on success publishes it to every core.
-fn reload(path: &Path, shared: &Shared, started_with: &Config) {
+fn reload(path: &Path, shared: &Shared, started_with: &Config) -> bool {
     match crate::gateway::load(path) {
         Ok((config, _, gateway)) => {
             if config.server.listen != started_with.server.listen
@@ -206,12 +230,19 @@ fn reload(path: &Path, shared: &Shared, started_with: &Config) {
             {
                 tracing::warn!("reload: log.access and log.level take effect at restart only");
             }
+            if gateway.throttle.max_tracked != shared.gateway.load().throttle.max_tracked {
+                tracing::warn!("reload: throttle.max_tracked takes effect at restart only");
+            }
             let routes = gateway.routes.len();
             shared.gateway.store(Arc::new(gateway));
             shared.generation.fetch_add(1, Ordering::AcqRel);
             tracing::info!(routes, "reload ok");
+            true
         }
-        Err(e) => tracing::error!("reload failed: {e}; keeping the running config"),
+        Err(e) => {
+            tracing::error!("reload failed: {e}; keeping the running config");
+            false
+        }
     }
 }
 

@@ -81,14 +81,17 @@ async fn serve(
     // The sweeper: one byte from the ticker thread per tick.
     match monoio::net::UnixStream::from_std(ticks) {
         Ok(mut ticks) => {
-            let timers = core.timers.clone();
+            let core = core.clone();
             monoio::spawn(async move {
                 let mut buf = vec![0u8; 64];
                 loop {
                     let (r, b) = ticks.read(buf).await;
                     buf = b;
                     match r {
-                        Ok(n) if n > 0 => timers.sweep(),
+                        Ok(n) if n > 0 => {
+                            core.timers.sweep();
+                            core.limits.sweep(core.timers.ticks());
+                        }
                         _ => break,
                     }
                 }
@@ -131,4 +134,6 @@ async fn serve(
             core.in_flight.get()
         );
     }
+    // Hand back unspent allowances so the last quota flush counts exactly.
+    core.limits.release_all();
 }

@@ -19,7 +19,7 @@ use super::body::{pump, BodyError, BodyState};
 use super::Deadline;
 use crate::config::Cidr;
 use crate::gateway::{Gateway, Limits};
-use crate::guard::{self, RequestCtx, Verdict};
+use crate::guard::{self, Additions, RequestCtx, Verdict};
 use crate::http::reply::{render, Persistence, Reply};
 use crate::http::request::{normalize_path, parse_head, Header, Method, RequestHead};
 use crate::log::AccessRecord;
@@ -131,6 +131,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
                     &mut out,
                     &Reply::error(status),
                     &id,
+                    b"",
                     Persistence::Close,
                     false,
                 );
@@ -149,7 +150,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
             let _in_flight = InFlight::new(&core);
             // Boxed: the request's state (a few KiB) exists only while a request is
             // in flight, so an idle keep-alive connection stays small.
-            Box::pin(handle(&core, &gw, &mut conn, &head, &headers)).await
+            Box::pin(handle(&core, &gw, &mut conn, &head, &mut headers)).await
         };
         if !keep || core.draining.get() {
             linger(&mut conn).await;
@@ -299,7 +300,7 @@ async fn handle(
     gw: &Gateway,
     conn: &mut ClientConn,
     head: &RequestHead,
-    headers: &[Header],
+    headers: &mut [Header],
 ) -> bool {
     let started = core.access.is_some().then(Instant::now);
     let base = conn.start;
@@ -346,6 +347,7 @@ async fn handle(
         ..Exchange::default()
     };
     let mut route_name = None;
+    let mut additions = Additions::default();
     // Decide first, then await one of two futures: each `.await` site gets its own
     // slot in this future's state, and a smaller state is cheaper to box per request.
     let next = match routed {
@@ -358,9 +360,13 @@ async fn handle(
         ),
         RouteMatch::Found(route) => {
             route_name = Some(&*route.name);
-            let verdict = {
+            let verdict = if route.guards.is_empty() {
+                Verdict::Continue
+            } else {
+                let keys = core.keys();
                 let hb = &conn.buf[base..base + head.len];
-                let ctx = RequestCtx {
+                let mut ctx = RequestCtx {
+                    gateway: gw,
                     client_ip: client,
                     method: head.method_span.get(hb),
                     path: if head.normalize {
@@ -368,8 +374,16 @@ async fn handle(
                     } else {
                         head.path.get(hb)
                     },
+                    head: hb,
+                    headers: &mut *headers,
+                    limits: &core.limits,
+                    keys: &keys,
+                    api_key: None,
+                    additions: Additions::default(),
                 };
-                guard::run(&route.guards, &ctx)
+                let v = guard::run(&route.guards, &mut ctx);
+                additions = ctx.additions;
+                v
             };
             match (verdict, &route.action) {
                 (Verdict::Respond(reply), _) => {
@@ -393,6 +407,7 @@ async fn handle(
                 head,
                 &reply,
                 rid.as_bytes(),
+                additions.client.as_bytes(),
                 limit,
                 &mut ex,
             )
@@ -408,6 +423,7 @@ async fn handle(
                 head,
                 headers,
                 rid.as_bytes(),
+                &additions,
                 limit,
                 &mut ex,
             )
@@ -445,6 +461,7 @@ async fn answer(
     head: &RequestHead,
     reply: &Reply,
     rid: &[u8],
+    extra: &[u8],
     body_limit: u64,
     ex: &mut Exchange,
 ) -> bool {
@@ -504,6 +521,7 @@ async fn answer(
         &mut out,
         reply,
         rid,
+        extra,
         Persistence::for_request(keep, head.minor),
         head.method == Method::Head,
     );

@@ -71,6 +71,7 @@ async fn refuse(mut stream: monoio::net::TcpStream, request_id: [u8; 36]) {
         &mut out,
         &Reply::error(503),
         &request_id,
+        b"",
         Persistence::Close,
         false,
     );

@@ -1,0 +1,131 @@
+//! The throttling and quota stages: a request is checked against the token buckets
+//! that apply to it, in AWS's order — the API key's plan, the route, the account
+//! (`[throttle]`), the client IP (`[throttle].per_ip`) — and then against its plan's
+//! quota. Refusals are 429 with `Retry-After`: `{"message":"Too Many Requests"}`
+//! when throttled, `{"message":"Limit Exceeded"}` when the quota is used up. With
+//! `throttle.headers`, answers carry the RateLimit-Policy and RateLimit fields of
+//! the most restrictive policy (draft-ietf-httpapi-ratelimit-headers-10).
+
+use std::fmt::Write;
+
+use super::{RequestCtx, Verdict};
+use crate::http::reply::Reply;
+use crate::limit::{Decision, Level, QuotaKey, RateInfo};
+
+/// A route's own throttle, compiled.
+#[derive(Debug)]
+pub struct RouteLimits {
+    pub route: Option<Level>,
+}
+
+impl RouteLimits {
+    pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
+        let t = &ctx.gateway.throttle;
+        let mut levels = [Level {
+            name: "",
+            key: crate::limit::LimitKey::Account,
+            policy: crate::limit::Policy {
+                rate: 1.0,
+                burst: 1.0,
+            },
+        }; 4];
+        let mut n = 0;
+        let mut quota = None;
+        if let Some((key, plan)) = ctx.api_key {
+            if let Some(p) = plan.throttle {
+                levels[n] = Level {
+                    name: "api_key",
+                    key: crate::limit::LimitKey::api_key(&key.hash),
+                    policy: p,
+                };
+                n += 1;
+            }
+            quota = plan.quota.map(|q| {
+                (
+                    QuotaKey {
+                        key: key.hash,
+                        period: q.period,
+                    },
+                    q,
+                )
+            });
+        }
+        if let Some(l) = self.route {
+            levels[n] = l;
+            n += 1;
+        }
+        if let Some(l) = t.account {
+            levels[n] = l;
+            n += 1;
+        }
+        if let Some(p) = t.per_ip {
+            levels[n] = Level {
+                name: "ip",
+                key: crate::limit::LimitKey::ip(ctx.client_ip),
+                policy: p,
+            };
+            n += 1;
+        }
+        if n == 0 && quota.is_none() {
+            return Verdict::Continue;
+        }
+        match ctx.limits.check(&levels[..n], quota, t.headers) {
+            Decision::Admit(info) => {
+                if let Some(info) = info {
+                    rate_fields(&mut ctx.additions.client, &info);
+                }
+                Verdict::Continue
+            }
+            Decision::Refuse(r) => {
+                let mut reply = Reply {
+                    status: 429,
+                    content_type: "application/json".into(),
+                    body: if r.quota {
+                        r#"{"message":"Limit Exceeded"}"#.into()
+                    } else {
+                        r#"{"message":"Too Many Requests"}"#.into()
+                    },
+                    extra: String::new(),
+                };
+                let _ = write!(reply.extra, "retry-after: {}\r\n", r.retry_after);
+                if t.headers {
+                    rate_fields(&mut reply.extra, &r.info);
+                }
+                Verdict::Respond(reply)
+            }
+        }
+    }
+}
+
+/// Appends the RateLimit-Policy and RateLimit fields for `info`.
+pub fn rate_fields(out: &mut String, info: &RateInfo) {
+    let _ = write!(
+        out,
+        "ratelimit-policy: \"{}\";q={};w={}\r\nratelimit: \"{}\";r={};t={}\r\n",
+        info.name, info.quota, info.window, info.name, info.remaining, info.reset
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_follow_the_draft() {
+        let mut s = String::new();
+        rate_fields(
+            &mut s,
+            &RateInfo {
+                name: "plan",
+                quota: 1000,
+                window: 2_592_000,
+                remaining: 42,
+                reset: 3600,
+            },
+        );
+        assert_eq!(
+            s,
+            "ratelimit-policy: \"plan\";q=1000;w=2592000\r\nratelimit: \"plan\";r=42;t=3600\r\n"
+        );
+    }
+}

@@ -1,0 +1,604 @@
+//! The embedded store (one redb file): API keys, kept only as hashes, and quota
+//! counters.
+//!
+//! The store is opened for the length of one operation and closed again. redb
+//! lets one process at a time hold a database file (it takes an exclusive `flock`),
+//! so by opening briefly, the running gateway (which flushes its quota counters
+//! about once a second) and the `portcullis keys` command can share the same file
+//! safely. An open that finds the file held by another process retries every
+//! 20 ms for up to `wait` (default 5 s, see [`Store::with_wait`]) before failing
+//! with an error saying the store is busy.
+//!
+//! Layout (all writes are durable when the call returns):
+//! - `keys`: SHA-256 of the key's text (`[u8; 32]`) → the [`StoredKey`] as JSON.
+//! - `meta`: `"keys_version"` → a `u64` bumped by every change to `keys`, so the
+//!   gateway can notice new and revoked keys with one cheap read.
+//! - `quota`: key hash ++ period start (big-endian `u64`), 40 bytes → used count.
+//!
+//! Commits use redb's quick-repair mode, so closing after every operation costs no
+//! extra commit and the file reopens quickly after a crash.
+//!
+//! A missing file reads as an empty store (and is not created by reads); tables are
+//! created by the first write that needs them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableTable, ReadableTableMetadata,
+    TableDefinition, TableError,
+};
+
+/// SHA-256 of an API key's text.
+pub type KeyHash = [u8; 32];
+
+/// One API key as stored: never the key itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredKey {
+    /// Written as 64 lowercase hex digits in JSON.
+    #[serde(with = "hex32")]
+    pub hash: KeyHash,
+    pub name: String,
+    pub plan: String,
+    /// Unix seconds.
+    pub expires: Option<u64>,
+    pub revoked: bool,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+/// Identity of one quota counter: a key, and the start (unix seconds) of the period it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuotaId {
+    pub key: KeyHash,
+    pub period_start: u64,
+}
+
+/// A store failure; the message names the store file.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+const KEYS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("keys");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const QUOTA: TableDefinition<&[u8; 40], u64> = TableDefinition::new("quota");
+const KEYS_VERSION: &str = "keys_version";
+
+/// How long to sleep between attempts to open a file another process holds.
+const RETRY: Duration = Duration::from_millis(20);
+
+/// The store file, opened per operation.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    wait: Duration,
+}
+
+impl Store {
+    /// A store at `path`; creates the parent directory if missing. Does not open the file yet.
+    pub fn new(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError(format!(
+                    "{}: cannot create the store's directory {}: {e}",
+                    path.display(),
+                    dir.display()
+                ))
+            })?;
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            wait: Duration::from_secs(5),
+        })
+    }
+
+    /// How long an open waits for another process to release the file (default 5 s).
+    pub fn with_wait(self, wait: Duration) -> Store {
+        Store { wait, ..self }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds a key. Error if a key with the same name or hash exists (the message says which).
+    pub fn create_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(key).map_err(|e| self.err("cannot encode the key", e))?;
+        self.write(|tx| {
+            let mut keys = tx.open_table(KEYS).map_err(|e| self.err("keys table", e))?;
+            if let Some(old) = keys.get(&key.hash).map_err(|e| self.err("read key", e))? {
+                let old = self.decode(&key.hash, old.value())?;
+                return Err(StoreError(format!(
+                    "{}: a key with the same hash already exists (named \"{}\")",
+                    self.path.display(),
+                    old.name
+                )));
+            }
+            for entry in keys.iter().map_err(|e| self.err("read keys", e))? {
+                let (hash, json) = entry.map_err(|e| self.err("read keys", e))?;
+                if self.decode(hash.value(), json.value())?.name == key.name {
+                    return Err(StoreError(format!(
+                        "{}: a key named \"{}\" already exists",
+                        self.path.display(),
+                        key.name
+                    )));
+                }
+            }
+            keys.insert(&key.hash, json.as_slice())
+                .map_err(|e| self.err("write key", e))?;
+            drop(keys);
+            self.bump_version(tx)
+        })
+    }
+
+    /// All keys, sorted by name.
+    pub fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        Ok(self.read(|tx| self.read_keys(tx))?.unwrap_or_default())
+    }
+
+    /// Marks revoked every key whose name equals `selector` or whose hex hash starts
+    /// with `selector` (at least 8 hex digits, either case, for a hash prefix).
+    /// Returns how many keys changed: 0 when none matched or all were already revoked.
+    pub fn revoke_key(&self, selector: &str) -> Result<usize, StoreError> {
+        let prefix = (selector.len() >= 8 && selector.bytes().all(|c| c.is_ascii_hexdigit()))
+            .then(|| selector.to_ascii_lowercase());
+        self.write(|tx| {
+            let mut keys = tx.open_table(KEYS).map_err(|e| self.err("keys table", e))?;
+            let mut changed = Vec::new();
+            for entry in keys.iter().map_err(|e| self.err("read keys", e))? {
+                let (hash, json) = entry.map_err(|e| self.err("read keys", e))?;
+                let key = self.decode(hash.value(), json.value())?;
+                let hit = key.name == selector
+                    || prefix
+                        .as_ref()
+                        .is_some_and(|p| hex(&key.hash).starts_with(p));
+                if hit && !key.revoked {
+                    changed.push(StoredKey {
+                        revoked: true,
+                        ..key
+                    });
+                }
+            }
+            for key in &changed {
+                let json =
+                    serde_json::to_vec(key).map_err(|e| self.err("cannot encode the key", e))?;
+                keys.insert(&key.hash, json.as_slice())
+                    .map_err(|e| self.err("write key", e))?;
+            }
+            drop(keys);
+            if !changed.is_empty() {
+                self.bump_version(tx)?;
+            }
+            Ok(changed.len())
+        })
+    }
+
+    /// The keys with their version (a counter bumped by every create and revoke that
+    /// changed something; 0 for a new store), only when the version differs from
+    /// `seen`. One read transaction.
+    pub fn keys_if_changed(&self, seen: u64) -> Result<Option<(u64, Vec<StoredKey>)>, StoreError> {
+        let found = self.read(|tx| {
+            let version = match tx.open_table(META) {
+                Ok(meta) => meta
+                    .get(KEYS_VERSION)
+                    .map_err(|e| self.err("read the keys version", e))?
+                    .map_or(0, |v| v.value()),
+                Err(TableError::TableDoesNotExist(_)) => 0,
+                Err(e) => return Err(self.err("meta table", e)),
+            };
+            if version == seen {
+                return Ok(None);
+            }
+            Ok(Some((version, self.read_keys(tx)?)))
+        })?;
+        // No file yet: version 0, no keys.
+        Ok(found.unwrap_or_else(|| (seen != 0).then(|| (0, Vec::new()))))
+    }
+
+    /// Every stored quota counter with its used count.
+    pub fn load_quotas(&self) -> Result<Vec<(QuotaId, u64)>, StoreError> {
+        let found = self.read(|tx| {
+            let table = match tx.open_table(QUOTA) {
+                Ok(table) => table,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(self.err("quota table", e)),
+            };
+            let mut out = Vec::with_capacity(table.len().unwrap_or(0) as usize);
+            for entry in table.iter().map_err(|e| self.err("read quotas", e))? {
+                let (id, used) = entry.map_err(|e| self.err("read quotas", e))?;
+                out.push((quota_id(id.value()), used.value()));
+            }
+            Ok(out)
+        })?;
+        Ok(found.unwrap_or_default())
+    }
+
+    /// Sets (overwrites) the used counts in one write transaction, durable on return,
+    /// and deletes every counter whose period started before `drop_before` (unix
+    /// seconds) so old periods don't pile up. Counts in `counts` for such periods are
+    /// not written.
+    pub fn save_quotas(
+        &self,
+        counts: &[(QuotaId, u64)],
+        drop_before: u64,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut table = tx
+                .open_table(QUOTA)
+                .map_err(|e| self.err("quota table", e))?;
+            table
+                .retain(|id, _| quota_id(id).period_start >= drop_before)
+                .map_err(|e| self.err("drop old quotas", e))?;
+            for (id, used) in counts
+                .iter()
+                .filter(|(id, _)| id.period_start >= drop_before)
+            {
+                table
+                    .insert(&quota_key(id), used)
+                    .map_err(|e| self.err("write quotas", e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Opens the file, waiting up to `self.wait` while another process holds it.
+    fn open(&self) -> Result<Database, StoreError> {
+        let started = Instant::now();
+        loop {
+            match Database::create(&self.path) {
+                Ok(db) => return Ok(db),
+                Err(DatabaseError::DatabaseAlreadyOpen) => {
+                    let waited = started.elapsed();
+                    if waited >= self.wait {
+                        return Err(StoreError(format!(
+                            "{}: the store is busy (held by another process) and was not \
+                             released within {:.1} s; is a portcullis process stuck?",
+                            self.path.display(),
+                            self.wait.as_secs_f64()
+                        )));
+                    }
+                    thread::sleep(RETRY.min(self.wait - waited));
+                }
+                Err(e) => return Err(self.err("cannot open the store", e)),
+            }
+        }
+    }
+
+    /// Runs `f` in one read transaction; `None` when the file does not exist yet
+    /// (reads never create it).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        let db = self.open()?;
+        let tx = db
+            .begin_read()
+            .map_err(|e| self.err("cannot start a read", e))?;
+        f(&tx).map(Some)
+    }
+
+    /// Runs `f` in one write transaction and commits it (durably) if `f` succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.open()?;
+        let mut tx = db
+            .begin_write()
+            .map_err(|e| self.err("cannot start a write", e))?;
+        // Saves the allocator state with the commit: closing the database then has
+        // nothing left to write, and reopening after a crash needs no full repair.
+        tx.set_quick_repair(true);
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| self.err("cannot commit", e))?;
+        Ok(out)
+    }
+
+    fn read_keys(&self, tx: &ReadTransaction) -> Result<Vec<StoredKey>, StoreError> {
+        let table = match tx.open_table(KEYS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err("keys table", e)),
+        };
+        let mut keys = Vec::new();
+        for entry in table.iter().map_err(|e| self.err("read keys", e))? {
+            let (hash, json) = entry.map_err(|e| self.err("read keys", e))?;
+            keys.push(self.decode(hash.value(), json.value())?);
+        }
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(keys)
+    }
+
+    fn bump_version(&self, tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+        let mut meta = tx.open_table(META).map_err(|e| self.err("meta table", e))?;
+        let version = meta
+            .get(KEYS_VERSION)
+            .map_err(|e| self.err("read the keys version", e))?
+            .map_or(0, |v| v.value());
+        meta.insert(KEYS_VERSION, version + 1)
+            .map_err(|e| self.err("write the keys version", e))?;
+        Ok(())
+    }
+
+    fn decode(&self, hash: &KeyHash, json: &[u8]) -> Result<StoredKey, StoreError> {
+        serde_json::from_slice(json).map_err(|e| {
+            StoreError(format!(
+                "{}: the record of key {} is corrupt: {e}",
+                self.path.display(),
+                hex(hash)
+            ))
+        })
+    }
+
+    fn err(&self, what: &str, e: impl fmt::Display) -> StoreError {
+        StoreError(format!("{}: {what}: {e}", self.path.display()))
+    }
+}
+
+fn quota_key(id: &QuotaId) -> [u8; 40] {
+    let mut k = [0; 40];
+    k[..32].copy_from_slice(&id.key);
+    k[32..].copy_from_slice(&id.period_start.to_be_bytes());
+    k
+}
+
+fn quota_id(k: &[u8; 40]) -> QuotaId {
+    let mut key = [0; 32];
+    key.copy_from_slice(&k[..32]);
+    let mut start = [0; 8];
+    start.copy_from_slice(&k[32..]);
+    QuotaId {
+        key,
+        period_start: u64::from_be_bytes(start),
+    }
+}
+
+/// Lowercase hex of a hash.
+fn hex(hash: &KeyHash) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    hash.iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
+}
+
+/// Serde for [`KeyHash`] as 64 lowercase hex digits.
+mod hex32 {
+    use super::KeyHash;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(hash: &KeyHash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::hex(hash))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<KeyHash, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = text.as_bytes();
+        if bytes.len() != 64 {
+            return Err(D::Error::custom(format!(
+                "key hash must be 64 hex digits, got {} characters",
+                text.len()
+            )));
+        }
+        let nibble = |c: u8| {
+            char::from(c)
+                .to_digit(16)
+                .map(|v| v as u8)
+                .ok_or_else(|| D::Error::custom(format!("key hash {text:?} is not hex")))
+        };
+        let mut hash = [0; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            hash[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Ok(hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    /// A store in a fresh temp directory, removed on drop.
+    struct Temp {
+        dir: PathBuf,
+        store: Store,
+    }
+
+    impl Temp {
+        fn new(tag: &str) -> Temp {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir = std::env::temp_dir().join(format!(
+                "portcullis-store-{tag}-{}-{nanos}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            // `new` creates the missing parent directory.
+            let store = Store::new(&dir.join("sub").join("store.redb")).unwrap();
+            Temp { dir, store }
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn key(text: &str, name: &str) -> StoredKey {
+        StoredKey {
+            hash: Sha256::digest(text.as_bytes()).into(),
+            name: name.into(),
+            plan: "free".into(),
+            expires: Some(1_798_761_600),
+            revoked: false,
+            created: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn missing_file_reads_empty() {
+        let t = Temp::new("empty");
+        assert!(t.store.path().parent().unwrap().is_dir());
+        assert_eq!(t.store.list_keys().unwrap(), vec![]);
+        assert_eq!(t.store.load_quotas().unwrap(), vec![]);
+        assert_eq!(t.store.keys_if_changed(0).unwrap(), None);
+        assert_eq!(t.store.keys_if_changed(3).unwrap(), Some((0, vec![])));
+        assert!(!t.store.path().exists(), "reads must not create the file");
+        // A file with quotas but no keys table yet.
+        t.store.save_quotas(&[], 0).unwrap();
+        assert_eq!(t.store.list_keys().unwrap(), vec![]);
+        assert_eq!(t.store.keys_if_changed(0).unwrap(), None);
+    }
+
+    #[test]
+    fn create_list_revoke() {
+        let t = Temp::new("keys");
+        let (b, a) = (key("secret-b", "bravo"), key("secret-a", "alpha"));
+        t.store.create_key(&b).unwrap();
+        t.store.create_key(&a).unwrap();
+        assert_eq!(t.store.list_keys().unwrap(), vec![a.clone(), b.clone()]);
+
+        assert_eq!(t.store.revoke_key("bravo").unwrap(), 1);
+        assert_eq!(t.store.revoke_key("bravo").unwrap(), 0, "already revoked");
+        assert_eq!(t.store.revoke_key("nobody").unwrap(), 0);
+        // A hash prefix needs 8 hex digits; case does not matter.
+        let prefix = hex(&a.hash)[..8].to_ascii_uppercase();
+        assert_eq!(t.store.revoke_key(&prefix[..7]).unwrap(), 0);
+        assert_eq!(t.store.revoke_key(&prefix).unwrap(), 1);
+
+        let keys = t.store.list_keys().unwrap();
+        assert!(keys.iter().all(|k| k.revoked));
+        assert_eq!(keys[0].name, "alpha");
+    }
+
+    #[test]
+    fn duplicates_are_rejected() {
+        let t = Temp::new("dup");
+        t.store.create_key(&key("one", "svc")).unwrap();
+        let err = t
+            .store
+            .create_key(&key("two", "svc"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a key named \"svc\" already exists"), "{err}");
+        assert!(err.contains("store.redb"), "{err}");
+        let err = t
+            .store
+            .create_key(&key("one", "other"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("same hash") && err.contains("\"svc\""),
+            "{err}"
+        );
+        assert_eq!(t.store.list_keys().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn version_tracks_changes() {
+        let t = Temp::new("version");
+        t.store.create_key(&key("k1", "one")).unwrap();
+        let (v1, keys) = t.store.keys_if_changed(0).unwrap().unwrap();
+        assert_eq!((v1, keys.len()), (1, 1));
+        assert_eq!(t.store.keys_if_changed(v1).unwrap(), None);
+
+        t.store.revoke_key("nobody").unwrap();
+        assert_eq!(
+            t.store.keys_if_changed(v1).unwrap(),
+            None,
+            "no change, no bump"
+        );
+        t.store.save_quotas(&[], 0).unwrap();
+        assert_eq!(t.store.keys_if_changed(v1).unwrap(), None);
+
+        t.store.revoke_key("one").unwrap();
+        let (v2, keys) = t.store.keys_if_changed(v1).unwrap().unwrap();
+        assert!(v2 > v1 && keys[0].revoked);
+        assert!(t.store.create_key(&key("k1", "again")).is_err());
+        assert_eq!(t.store.keys_if_changed(v2).unwrap(), None, "failed create");
+    }
+
+    #[test]
+    fn quotas_round_trip_and_old_periods_drop() {
+        let t = Temp::new("quota");
+        let (k1, k2) = (key("a", "a").hash, key("b", "b").hash);
+        let id = |key, period_start| QuotaId { key, period_start };
+        t.store
+            .save_quotas(&[(id(k1, 100), 5), (id(k1, 200), 7), (id(k2, 200), 1)], 0)
+            .unwrap();
+        let mut got = t.store.load_quotas().unwrap();
+        got.sort_by_key(|(id, _)| (id.key, id.period_start));
+        let mut want = vec![(id(k1, 100), 5), (id(k1, 200), 7), (id(k2, 200), 1)];
+        want.sort_by_key(|(id, _)| (id.key, id.period_start));
+        assert_eq!(got, want);
+
+        // Overwrite one, add one in an old period, drop everything before 200.
+        t.store
+            .save_quotas(&[(id(k2, 200), 9), (id(k2, 150), 3)], 200)
+            .unwrap();
+        let mut got = t.store.load_quotas().unwrap();
+        got.sort_by_key(|(id, _)| (id.key, id.period_start));
+        let mut want = vec![(id(k1, 200), 7), (id(k2, 200), 9)];
+        want.sort_by_key(|(id, _)| (id.key, id.period_start));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn hash_is_hex_in_json() {
+        let k = key("x", "x");
+        let json = serde_json::to_string(&k).unwrap();
+        assert!(
+            json.contains(&format!("\"hash\":\"{}\"", hex(&k.hash))),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<StoredKey>(&json).unwrap(), k);
+        let bad = json.replace(&hex(&k.hash)[..2], "zz");
+        assert!(serde_json::from_str::<StoredKey>(&bad).is_err());
+    }
+
+    #[test]
+    fn busy_file_waits_then_fails() {
+        let t = Temp::new("busy");
+        t.store.create_key(&key("k", "k")).unwrap();
+        let store = t.store.clone().with_wait(Duration::from_millis(200));
+
+        // redb locks the file with flock, which conflicts between two opens even
+        // within one process, so this stands in for another process.
+        let holder = Database::create(store.path()).unwrap();
+        let started = Instant::now();
+        let err = store.list_keys().unwrap_err().to_string();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(
+            err.contains("the store is busy (held by another process)"),
+            "{err}"
+        );
+        assert!(err.contains("store.redb"), "{err}");
+        drop(holder);
+
+        assert_eq!(store.list_keys().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unreadable_file_is_a_clear_error() {
+        let t = Temp::new("junk");
+        std::fs::write(t.store.path(), b"not a database, just some text").unwrap();
+        let err = t.store.list_keys().unwrap_err().to_string();
+        assert!(err.contains("store.redb: cannot open the store"), "{err}");
+    }
+}
