@@ -33,13 +33,19 @@ impl GlobalBucket {
         }
     }
 
-    /// Brings the level up to `now` (at the old rate), then adopts `policy`.
-    fn refill(&mut self, now: f64, policy: Policy) {
+    /// Brings the level up to `now`. A new `policy` applies from `since` (when the
+    /// config that carries it was loaded), the old one until then.
+    fn refill(&mut self, now: f64, policy: Policy, since: f64) {
+        if policy != self.policy {
+            let switch = since.clamp(self.at, now.max(self.at));
+            self.level += (switch - self.at) * self.policy.rate;
+            self.at = switch;
+            self.policy = policy;
+        }
         if now > self.at {
             self.level += (now - self.at) * self.policy.rate;
             self.at = now;
         }
-        self.policy = policy;
         let cap = (policy.burst - self.held_sum as f64).max(0.0);
         if self.level > cap {
             self.level = cap;
@@ -48,10 +54,10 @@ impl GlobalBucket {
 
     /// Core `core`, which has spent all it held, asks for up to `want` tokens.
     /// Returns how many it gets; 0 means the bucket is dry (see [`Self::next_token_at`]).
-    pub fn acquire(&mut self, core: usize, want: u32, now: f64, policy: Policy) -> u32 {
+    pub fn acquire(&mut self, core: usize, want: u32, now: f64, policy: Policy, since: f64) -> u32 {
         // What it held is spent: that frees room under the cap before refilling.
         self.set_held(core, 0);
-        self.refill(now, policy);
+        self.refill(now, policy, since);
         self.last_used = now;
         let whole = self.level.floor();
         let n = if whole >= f64::from(want) {
@@ -66,7 +72,7 @@ impl GlobalBucket {
 
     /// Core `core` gives back the `local` tokens it still holds and forgets it held any.
     pub fn release(&mut self, core: usize, local: u32, now: f64) {
-        self.refill(now, self.policy);
+        self.refill(now, self.policy, now);
         self.set_held(core, 0);
         self.level += f64::from(local);
         let cap = (self.policy.burst - self.held_sum as f64).max(0.0);
@@ -119,50 +125,52 @@ mod tests {
     #[test]
     fn starts_full_and_refills_at_rate() {
         let mut b = GlobalBucket::new(P, 2, 0.0);
-        assert_eq!(b.acquire(0, 100, 0.0, P), 5);
-        assert_eq!(b.acquire(1, 100, 0.0, P), 0);
+        assert_eq!(b.acquire(0, 100, 0.0, P, 0.0), 5);
+        assert_eq!(b.acquire(1, 100, 0.0, P, 0.0), 0);
         assert!((b.next_token_at() - 0.1).abs() < 1e-9);
         // Core 0 may still hold its 5: refill stops at burst - held = 0. Holding
         // back is the price of the bound: nothing is admitted twice.
-        assert_eq!(b.acquire(1, 100, 1.0, P), 0);
+        assert_eq!(b.acquire(1, 100, 1.0, P, 0.0), 0);
         // Core 0 asks again, so it spent them; the bucket refills from now.
-        assert_eq!(b.acquire(0, 100, 1.0, P), 0);
-        assert_eq!(b.acquire(1, 100, 1.3, P), 3);
-        assert_eq!(b.acquire(0, 100, 10.0, P), 2);
+        assert_eq!(b.acquire(0, 100, 1.0, P, 0.0), 0);
+        assert_eq!(b.acquire(1, 100, 1.3, P, 0.0), 3);
+        assert_eq!(b.acquire(0, 100, 10.0, P, 0.0), 2);
     }
 
     #[test]
     fn release_returns_tokens() {
         let mut b = GlobalBucket::new(P, 2, 0.0);
-        assert_eq!(b.acquire(0, 3, 0.0, P), 3);
+        assert_eq!(b.acquire(0, 3, 0.0, P, 0.0), 3);
         b.release(0, 2, 0.0);
         assert!(!b.is_held());
-        assert_eq!(b.acquire(1, 100, 0.0, P), 4);
+        assert_eq!(b.acquire(1, 100, 0.0, P, 0.0), 4);
     }
 
     #[test]
     fn policy_change_takes_effect_at_once() {
         let mut b = GlobalBucket::new(P, 1, 0.0);
-        assert_eq!(b.acquire(0, 5, 0.0, P), 5);
+        assert_eq!(b.acquire(0, 5, 0.0, P, 0.0), 5);
         let faster = Policy {
             rate: 100.0,
             burst: 50.0,
         };
-        // 0.1 s at the old rate gives 1 token; from then on the new rate applies.
-        assert_eq!(b.acquire(0, 100, 0.1, faster), 1);
-        assert_eq!(b.acquire(0, 100, 0.2, faster), 10);
+        // Loaded at 0.25 s: 0.25 s at the old rate gives 2.5 tokens, then 0.25 s at
+        // the new rate 25 more, though nobody asked in between.
+        assert_eq!(b.acquire(0, 100, 0.5, faster, 0.25), 27);
+        // The half token left, and 0.25 s at the new rate.
+        assert_eq!(b.acquire(0, 100, 0.75, faster, 0.25), 25);
         let smaller = Policy {
             rate: 100.0,
             burst: 2.0,
         };
-        assert_eq!(b.acquire(0, 100, 10.0, smaller), 2);
+        assert_eq!(b.acquire(0, 100, 10.0, smaller, 0.0), 2);
     }
 
     #[test]
     fn idle_when_full_and_unheld() {
         let mut b = GlobalBucket::new(P, 1, 0.0);
         assert!(b.is_idle(0.0));
-        b.acquire(0, 1, 0.0, P);
+        b.acquire(0, 1, 0.0, P, 0.0);
         assert!(!b.is_idle(10.0));
         b.release(0, 0, 0.0);
         assert!(!b.is_idle(0.0));

@@ -73,6 +73,9 @@ pub struct Limiter {
     epoch: Instant,
     /// Microseconds set by hand instead of the clock (simulations and tests).
     manual: Option<AtomicU64>,
+    /// When the running config was loaded (microseconds on this clock): a changed
+    /// policy applies from then, not from the next request.
+    config_since: AtomicU64,
     cores: usize,
     buckets: Box<[Mutex<BoundedMap<LimitKey, GlobalBucket>>]>,
     quotas: Mutex<QuotaTable>,
@@ -87,6 +90,7 @@ impl Limiter {
         Arc::new(Limiter {
             epoch: Instant::now(),
             manual: None,
+            config_since: AtomicU64::new(0),
             cores: cores.max(1),
             buckets: (0..GLOBAL_SHARDS)
                 .map(|_| Mutex::new(BoundedMap::new(per_shard)))
@@ -108,6 +112,16 @@ impl Limiter {
         if let Some(m) = &self.manual {
             m.fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Notes that a new config is serving from now on.
+    pub fn config_changed(&self) {
+        self.config_since
+            .store((self.now() * 1e6) as u64, Ordering::Release);
+    }
+
+    fn config_since(&self) -> f64 {
+        self.config_since.load(Ordering::Acquire) as f64 / 1e6
     }
 
     /// Seconds on the limiter's monotonic clock.
@@ -291,7 +305,13 @@ impl Shard {
                     }
                 };
                 let g = shard.at(gslot);
-                let n = g.acquire(self.core, b.chunk, t, lv.policy);
+                let n = g.acquire(
+                    self.core,
+                    b.chunk,
+                    t,
+                    lv.policy,
+                    self.limiter.config_since(),
+                );
                 b.seen = g.level();
                 if n == 0 {
                     b.dry_until = g.next_token_at();

@@ -235,6 +235,7 @@ fn reload(path: &Path, shared: &Shared, started_with: &Config) -> bool {
             }
             let routes = gateway.routes.len();
             shared.gateway.store(Arc::new(gateway));
+            shared.limiter.config_changed();
             shared.generation.fetch_add(1, Ordering::AcqRel);
             tracing::info!(routes, "reload ok");
             true

@@ -1449,3 +1449,80 @@ pub fn header_all<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a st
         .map(|(_, v)| v.as_str())
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// restarting the gateway on its own config (tests/throttle.rs)
+// ---------------------------------------------------------------------------
+
+impl Gateway {
+    /// Start the binary again on the same config file and directory (so the same
+    /// store), after the previous process has exited. Keeps the port when it is
+    /// free; if another test grabbed it meanwhile, the config's listen address is
+    /// rewritten to a new port. The previous run's output is kept as
+    /// `stdout.<n>.log` / `stderr.<n>.log`.
+    pub fn restart(&mut self) {
+        assert!(
+            !self.is_running(),
+            "restart: the previous gateway process is still running"
+        );
+        // A killed io_uring process may release its listening sockets only after it
+        // was reaped (the ring is torn down asynchronously); a new SO_REUSEPORT
+        // listener next to a dying one would see some connections reset. Wait
+        // (bounded) until nothing accepts on the port any more.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let _ = fs::rename(
+            &self.stdout_path,
+            self.dir.path.join(format!("stdout.{}.log", n)),
+        );
+        let _ = fs::rename(
+            &self.stderr_path,
+            self.dir.path.join(format!("stderr.{}.log", n)),
+        );
+        let mut last_err = String::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                let old = format!("127.0.0.1:{}\"", self.port);
+                let port = free_port();
+                let text = fs::read_to_string(&self.config_path).expect("read config");
+                write_atomic(
+                    &self.config_path,
+                    &text.replace(&old, &format!("127.0.0.1:{}\"", port)),
+                );
+                self.port = port;
+            }
+            self.child = Command::new(BIN)
+                .arg("run")
+                .arg("--config")
+                .arg(&self.config_path)
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(fs::File::create(&self.stdout_path).unwrap())
+                .stderr(fs::File::create(&self.stderr_path).unwrap())
+                .spawn()
+                .expect("spawn portcullis");
+            self.pid = self.child.id();
+            self.exit = None;
+            match self.wait_ready(Duration::from_secs(10)) {
+                Ok(()) => return,
+                Err(e) => {
+                    last_err = format!("attempt {}: {}\n{}", attempt, e, self.logs());
+                    let port_clash = self.logs().to_lowercase().contains("in use");
+                    let _ = self.child.kill();
+                    if let Ok(st) = self.child.wait() {
+                        self.exit = Some(st);
+                    }
+                    if !port_clash {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("gateway did not become ready on restart: {}", last_err);
+    }
+}
