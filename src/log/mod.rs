@@ -10,12 +10,16 @@ mod time;
 
 pub use access::{AccessLog, AccessRecord, AccessSink};
 
-/// Installs the tracing subscriber for the operational log at `level`.
+/// Installs the tracing subscriber for the operational log at `level`. Colours
+/// only on a terminal (and never with `NO_COLOR` set), so log files stay plain.
 pub fn init_tracing(level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(ansi)
         .try_init();
 }
