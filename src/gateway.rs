@@ -15,6 +15,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::config::{Balance, Cidr, Config, ConfigError, RateConfig, Source, Spanned};
+use crate::guard::auth::{self, jwks::JwksRegistry, Requirements};
 use crate::guard::{ip::IpPolicy, throttle::RouteLimits, Guard};
 use crate::http::reply::Reply;
 use crate::limit::{period, Level, LimitKey, Policy, QuotaPolicy};
@@ -90,6 +91,16 @@ pub struct Gateway {
 impl Gateway {
     /// Compiles a parsed config. `source` is the text it came from, for error lines.
     pub fn compile(config: &Config, source: &Source) -> Result<Gateway, ConfigError> {
+        Gateway::compile_with(config, source, &JwksRegistry::default())
+    }
+
+    /// Compiles with the running gateway's key-set caches, so a reload keeps the
+    /// JWKS it has already fetched.
+    pub fn compile_with(
+        config: &Config,
+        source: &Source,
+        jwks: &JwksRegistry,
+    ) -> Result<Gateway, ConfigError> {
         let s = &config.server;
         let limits = Limits {
             max_header_bytes: usize::try_from(s.max_header_bytes.0)
@@ -147,6 +158,11 @@ impl Gateway {
             });
         }
 
+        let mut authorizers = auth::compile::Authorizers::new();
+        for (name, a) in &config.auth {
+            let compiled = auth::compile::compile(name, a, source, jwks)?;
+            authorizers.insert(name.clone(), std::sync::Arc::new(compiled));
+        }
         let throttling = compile_throttle(config, source)?;
         let plans = compile_plans(config, source)?;
         let declared_keys = compile_keys(config, source, &plans)?;
@@ -312,6 +328,42 @@ impl Gateway {
             if r.api_key {
                 guards.push(Guard::ApiKey);
             }
+            let authorizer = match &r.auth {
+                Some(a) if a.get_ref() != "none" => {
+                    let found = authorizers.get(a.get_ref()).ok_or_else(|| {
+                        source.error_at(
+                            a.span(),
+                            &field("auth"),
+                            format!(
+                                "unknown authorizer {:?} (no [auth.{}])",
+                                a.get_ref(),
+                                a.get_ref()
+                            ),
+                        )
+                    })?;
+                    guards.push(Guard::Auth(a.get_ref().as_str().into(), found.clone()));
+                    Some(found)
+                }
+                _ => None,
+            };
+            let requirements = Requirements {
+                scopes: r.scopes.clone(),
+                claims: r
+                    .claims
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            };
+            if !requirements.is_empty() {
+                if !matches!(authorizer.map(|a| &**a), Some(auth::Authorizer::Jwt(_))) {
+                    return Err(source.error_at(
+                        r.name.span(),
+                        &field("scopes"),
+                        "scopes and claims need a jwt authorizer (auth = \"NAME\")",
+                    ));
+                }
+                guards.push(Guard::Authorize(requirements));
+            }
             let route_level = match &r.throttle {
                 Some(rc) => Some(Level {
                     name: "route",
@@ -451,11 +503,11 @@ fn compile_plans(
     for (i, p) in config.plans.iter().enumerate() {
         let field = |f: &str| format!("plan[{i}].{f}");
         let name: Arc<str> = p.name.get_ref().as_str().into();
-        if name.is_empty() || plans.contains_key(&name) {
+        if !crate::guard::api_key::is_field_safe(&name) || plans.contains_key(&name) {
             return Err(source.error_at(
                 p.name.span(),
                 &field("name"),
-                format!("duplicate or empty plan name {name:?}"),
+                format!("duplicate or invalid plan name {name:?} (1-128 visible ASCII characters)"),
             ));
         }
         let throttle = match &p.throttle {
@@ -516,6 +568,13 @@ fn compile_keys(
             })?),
             None => None,
         };
+        if !crate::guard::api_key::is_field_safe(k.name.get_ref()) {
+            return Err(source.error_at(
+                k.name.span(),
+                &field("name"),
+                "use 1-128 visible ASCII characters (the name is sent upstream in a header)",
+            ));
+        }
         if keys
             .iter()
             .any(|x| x.hash == hash || x.name == *k.name.get_ref())
@@ -570,8 +629,16 @@ fn checked_path<'a>(
 
 /// Loads and compiles the config at `path`: what `check`, start and reload all run.
 pub fn load(path: &std::path::Path) -> Result<(Config, Source, Gateway), ConfigError> {
+    load_with(path, &JwksRegistry::default())
+}
+
+/// [`load`] with the running gateway's key-set caches.
+pub fn load_with(
+    path: &std::path::Path,
+    jwks: &JwksRegistry,
+) -> Result<(Config, Source, Gateway), ConfigError> {
     let (config, source) = crate::config::load(path)?;
-    let gateway = Gateway::compile(&config, &source)?;
+    let gateway = Gateway::compile_with(&config, &source, jwks)?;
     Ok((config, source, gateway))
 }
 

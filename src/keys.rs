@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::guard::api_key::{generate_key, hash_key};
+use crate::guard::api_key::{generate_key, hash_key, is_field_safe};
 use crate::limit::period::{format_rfc3339, parse_rfc3339};
 use crate::store::{Store, StoredKey};
 
@@ -78,6 +78,13 @@ pub fn run(cmd: Command) -> Result<(), String> {
                 }
                 None => None,
             };
+            if let Some(n) = &name {
+                if !is_field_safe(n) {
+                    return Err(format!(
+                        "--name {n:?}: use 1-128 visible ASCII characters (it is sent upstream in a header)"
+                    ));
+                }
+            }
             let text = generate_key().map_err(|e| format!("cannot generate a key: {e}"))?;
             let hash = hash_key(text.as_bytes());
             let name = name.unwrap_or_else(|| format!("key-{}", &hex(&hash)[..8]));
@@ -127,10 +134,6 @@ pub fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Revoke { config, selector } => {
             let (_, store) = open(&config)?;
-            let selector = selector
-                .strip_prefix("sha256:")
-                .unwrap_or(&selector)
-                .to_string();
             let n = store.revoke_key(&selector).map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err(format!("no active key matches {selector:?}"));

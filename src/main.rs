@@ -53,7 +53,7 @@ enum KeysAction {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Revoke keys by name or by hash prefix (at least 8 hex digits).
+    /// Revoke keys by name, or by hash prefix written `sha256:<at least 8 hex digits>`.
     Revoke {
         #[arg(long, short)]
         config: PathBuf,

@@ -896,7 +896,7 @@ fn keys_create_list_revoke_while_running() {
     );
 
     // revoke by hash prefix
-    let prefix = sha_hex(&two)[..12].to_string();
+    let prefix = format!("sha256:{}", &sha_hex(&two)[..12]);
     let (code, out, err) = keys(&gw, &["revoke", &prefix]);
     assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
     let r = poll_key_status(&gw, "/k", &two, 403);

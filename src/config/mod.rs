@@ -6,6 +6,7 @@
 //! snapshot that serves requests, and reports cross-references (an unknown upstream,
 //! say) through [`Source::error_at`] so they carry a line too.
 
+mod auth;
 mod error;
 mod throttle;
 mod units;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 pub use toml::Spanned;
 
+pub use auth::AuthConfig;
 pub use error::ConfigError;
 pub use throttle::{
     ApiKeyConfig, ApiKeysConfig, PlanConfig, QuotaConfig, RateConfig, StoreConfig, ThrottleConfig,
@@ -31,6 +33,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub auth: BTreeMap<String, AuthConfig>,
     #[serde(default)]
     pub store: StoreConfig,
     pub throttle: Option<ThrottleConfig>,
@@ -163,6 +167,14 @@ pub struct RouteConfig {
     #[serde(default)]
     pub api_key: bool,
     pub throttle: Option<RateConfig>,
+    /// An `[auth.*]` name; absent or `"none"` for none.
+    pub auth: Option<Spanned<String>>,
+    /// Any of these scopes (`scope` space-separated, or `scp` array) → else 403.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Claim → accepted values (any of); every listed claim must match → else 403.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Vec<String>>,
 }
 
 /// A canned answer for a route without an upstream.

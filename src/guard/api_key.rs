@@ -41,6 +41,13 @@ impl KeyTable {
     pub fn build(declared: &[StoredKey], stored: &[StoredKey]) -> KeyTable {
         let mut t = KeyTable::default();
         for k in declared.iter().chain(stored) {
+            if !is_field_safe(&k.name) || !is_field_safe(&k.plan) {
+                tracing::warn!(
+                    "api key {:?}: name or plan holds characters a header cannot carry; ignored",
+                    k.name.escape_debug().to_string()
+                );
+                continue;
+            }
             let bucket = t.by_prefix.entry(prefix(&k.hash)).or_default();
             if bucket.iter().any(|x| x.hash == k.hash) {
                 continue;
@@ -73,6 +80,11 @@ impl KeyTable {
             .iter()
             .find(|k| constant_time_eq(&k.hash, &hash))
     }
+}
+
+/// Whether `s` can be sent as a header value: visible ASCII and spaces, 1–128 bytes.
+pub fn is_field_safe(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// The SHA-256 of a key's text.
@@ -134,6 +146,19 @@ pub fn check(ctx: &mut RequestCtx<'_>) -> Verdict {
     let Some((idx, text)) = ctx.header(&gw.api_key_header) else {
         return refuse("missing", None);
     };
+    // Two keys in one request: which one would the upstream believe? Refuse.
+    let copies = ctx
+        .headers
+        .iter()
+        .filter(|h| {
+            h.name
+                .get(ctx.head)
+                .eq_ignore_ascii_case(&gw.api_key_header)
+        })
+        .count();
+    if copies > 1 {
+        return refuse("more than one key", None);
+    }
     let Some(key) = ctx.keys.find(text) else {
         return refuse("unknown", None);
     };

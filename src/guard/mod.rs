@@ -11,10 +11,12 @@
 //! variants of [`Guard`].
 
 pub mod api_key;
+pub mod auth;
 pub mod ip;
 pub mod throttle;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::gateway::{Gateway, Plan};
 use crate::http::reply::Reply;
@@ -32,6 +34,8 @@ pub struct RequestCtx<'a> {
     /// The path as routed: percent-escapes of unreserved characters decoded and
     /// slashes merged when the request had any (see `http::request::normalize_path`).
     pub path: &'a [u8],
+    /// The query string as sent (without `?`), empty when there is none.
+    pub query: &'a [u8],
     /// The head's bytes, which `headers` index into. A guard that consumes a
     /// credential marks its header [`HeaderRole::Credential`] so it is not forwarded.
     pub head: &'a [u8],
@@ -39,6 +43,9 @@ pub struct RequestCtx<'a> {
     /// This core's limiter shard and API keys.
     pub limits: &'a Shard,
     pub keys: &'a KeyTable,
+    pub auth: &'a auth::CoreState,
+    /// Set by the authentication stage.
+    pub identity: auth::Identity,
     /// Set by the API key stage.
     pub api_key: Option<(&'a ApiKey, &'a Plan)>,
     pub additions: Additions,
@@ -76,24 +83,30 @@ pub enum Guard {
     IpPolicy(ip::IpPolicy),
     /// Identification by API key (usage plan): 403 without a valid key.
     ApiKey,
+    /// Authentication by the route's authorizer: 401 without valid credentials.
+    Auth(Arc<str>, Arc<auth::Authorizer>),
+    /// Authorization: the route's required scopes and claims: 403.
+    Authorize(auth::Requirements),
     /// Throttling (plan, route, account, client IP) and the plan's quota: 429.
     Limits(throttle::RouteLimits),
 }
 
 impl Guard {
-    fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
+    async fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
         match self {
             Guard::IpPolicy(p) => p.check(ctx.client_ip),
             Guard::ApiKey => api_key::check(ctx),
+            Guard::Auth(name, a) => auth::authenticate(name, a, ctx).await,
+            Guard::Authorize(r) => r.check(&ctx.identity),
             Guard::Limits(l) => l.check(ctx),
         }
     }
 }
 
 /// Runs a route's guards in order; the first that answers decides.
-pub fn run(guards: &[Guard], ctx: &mut RequestCtx<'_>) -> Verdict {
+pub async fn run(guards: &[Guard], ctx: &mut RequestCtx<'_>) -> Verdict {
     for g in guards {
-        if let Verdict::Respond(r) = g.check(ctx) {
+        if let Verdict::Respond(r) = g.check(ctx).await {
             return Verdict::Respond(r);
         }
     }

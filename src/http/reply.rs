@@ -34,11 +34,13 @@ impl Reply {
 fn error_body(status: u16) -> &'static str {
     match status {
         400 => r#"{"message":"Bad Request"}"#,
+        401 => r#"{"message":"Unauthorized"}"#,
         403 => r#"{"message":"Forbidden"}"#,
         404 => r#"{"message":"Not Found"}"#,
         405 => r#"{"message":"Method Not Allowed"}"#,
         408 => r#"{"message":"Request Timeout"}"#,
         413 => r#"{"message":"Request Entity Too Large"}"#,
+        429 => r#"{"message":"Too Many Requests"}"#,
         431 => r#"{"message":"Request Header Fields Too Large"}"#,
         502 => r#"{"message":"Bad Gateway"}"#,
         503 => r#"{"message":"Service Unavailable"}"#,

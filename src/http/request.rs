@@ -61,7 +61,8 @@ pub enum HeaderRole {
     EndToEnd,
     /// Connection-specific or framing: dropped, the gateway writes its own.
     HopByHop,
-    /// Replaced by the gateway (`x-forwarded-host`, `-proto`, `x-request-id`).
+    /// Replaced by the gateway (`x-forwarded-host`, `-proto`, `x-request-id`, and
+    /// the identity fields `x-api-key-name` and `x-usage-plan`).
     Replaced,
     /// `x-forwarded-for`: kept and extended only when the peer is a trusted proxy.
     ForwardedFor,
@@ -180,6 +181,13 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
             }
             15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => {
                 role = HeaderRole::ForwardedFor;
+            }
+            // Identity the gateway establishes (API key stage): never the client's.
+            12 | 14
+                if name.eq_ignore_ascii_case(b"x-usage-plan")
+                    || name.eq_ignore_ascii_case(b"x-api-key-name") =>
+            {
+                role = HeaderRole::Replaced;
             }
             16 | 17
                 if name.eq_ignore_ascii_case(b"x-forwarded-host")

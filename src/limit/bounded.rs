@@ -51,8 +51,10 @@ impl<K: Copy + Eq + Hash, V> BoundedMap<K, V> {
         Some(self.at(slot))
     }
 
-    /// Inserts `key` (which must be absent). When the map is full, first evicts the
-    /// sampled entry with the lowest `worth` and returns it. Returns the new slot.
+    /// Inserts `key` (which must be absent). When the map is full, the sampled
+    /// entry with the lowest `worth` is evicted and returned, and the new entry
+    /// takes its slot: no other entry moves, so slots the caller holds stay valid.
+    /// Returns the new entry's slot.
     pub fn insert(
         &mut self,
         key: K,
@@ -60,7 +62,7 @@ impl<K: Copy + Eq + Hash, V> BoundedMap<K, V> {
         worth: impl Fn(&V) -> u64,
     ) -> (usize, Option<(K, V)>) {
         debug_assert!(!self.index.contains_key(&key));
-        let evicted = if self.slots.len() >= self.cap {
+        if self.slots.len() >= self.cap {
             let mut victim = self.random_slot();
             for _ in 1..SAMPLES {
                 let s = self.random_slot();
@@ -68,14 +70,15 @@ impl<K: Copy + Eq + Hash, V> BoundedMap<K, V> {
                     victim = s;
                 }
             }
-            Some(self.remove_slot(victim))
-        } else {
-            None
-        };
+            let old = std::mem::replace(&mut self.slots[victim], (key, value));
+            self.index.remove(&old.0);
+            self.index.insert(key, victim as u32);
+            return (victim, Some(old));
+        }
         let slot = self.slots.len();
         self.index.insert(key, slot as u32);
         self.slots.push((key, value));
-        (slot, evicted)
+        (slot, None)
     }
 
     fn random_slot(&mut self) -> usize {
@@ -124,9 +127,14 @@ mod tests {
         for k in 0..4u32 {
             assert!(m.insert(k, k, |v| u64::from(*v)).1.is_none());
         }
-        // A sample of 8 over 4 entries is very likely to include key 0 (worth 0).
-        let (_, evicted) = m.insert(10, 10, |v| u64::from(*v));
-        assert!(evicted.is_some());
+        let before: Vec<(u32, usize)> = (0..4).map(|k| (k, m.slot_of(&k).unwrap())).collect();
+        let (slot, evicted) = m.insert(10, 10, |v| u64::from(*v));
+        let (gone, _) = evicted.unwrap();
+        // The new entry took the victim's slot; every other entry kept its own.
+        assert_eq!(before[gone as usize].1, slot);
+        for (k, s) in before.into_iter().filter(|(k, _)| *k != gone) {
+            assert_eq!(m.slot_of(&k), Some(s));
+        }
         assert_eq!(m.len(), 4);
         assert!(m.slot_of(&10).is_some());
         for k in [1, 2, 3, 10] {

@@ -18,6 +18,8 @@ pub struct GlobalBucket {
     held: Box<[u32]>,
     held_sum: u64,
     pub last_used: f64,
+    /// Not a client IP: never the one evicted from a full table.
+    pub pinned: bool,
 }
 
 impl GlobalBucket {
@@ -30,6 +32,7 @@ impl GlobalBucket {
             held: vec![0; cores].into_boxed_slice(),
             held_sum: 0,
             last_used: now,
+            pinned: false,
         }
     }
 

@@ -63,17 +63,21 @@ pub enum LimitKey {
     Route(u64),
     /// A usage plan's throttle, per API key (the first 8 bytes of its SHA-256).
     ApiKey(u64),
-    /// `[throttle].per_ip`, by client address (IPv4 as mapped IPv6).
+    /// `[throttle].per_ip`, by client address: IPv4 addresses one by one (as
+    /// mapped IPv6), IPv6 by /64 — one subscriber's allocation, which a single
+    /// client can otherwise rotate through at will.
     Ip(u128),
 }
 
 impl LimitKey {
     pub fn ip(ip: IpAddr) -> LimitKey {
-        let v6 = match ip {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-            IpAddr::V6(v6) => v6,
-        };
-        LimitKey::Ip(u128::from(v6))
+        match ip {
+            IpAddr::V4(v4) => LimitKey::Ip(u128::from(v4.to_ipv6_mapped())),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => LimitKey::Ip(u128::from(v4.to_ipv6_mapped())),
+                None => LimitKey::Ip(u128::from(v6) & !u128::from(u64::MAX)),
+            },
+        }
     }
 
     /// The route key for a route name: a stable 64-bit hash (FNV-1a).

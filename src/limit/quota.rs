@@ -157,13 +157,15 @@ impl QuotaTable {
     }
 
     /// Usage of every counter changed since the last call, for the store; marks
-    /// them clean. Counters of past periods are dropped once reported.
-    pub fn take_dirty(&mut self, now: u64) -> Vec<(QuotaId, u64)> {
+    /// them clean (see [`QuotaTable::mark_dirty`] when the write fails). Counters
+    /// of past periods are dropped once reported clean.
+    pub fn take_dirty(&mut self, now: u64) -> Vec<(QuotaKey, QuotaId, u64)> {
         let mut out = Vec::new();
         for (k, q) in self.map.iter_mut() {
             if q.dirty {
                 q.dirty = false;
                 out.push((
+                    *k,
                     QuotaId {
                         key: k.key,
                         period_start: q.start,
@@ -172,15 +174,16 @@ impl QuotaTable {
                 ));
             }
         }
-        self.map.retain(|_, q| q.end > now || q.held_sum > 0);
+        self.map
+            .retain(|_, q| q.dirty || q.end > now || q.held_sum > 0);
         out
     }
 
-    /// Marks counters dirty again (their flush failed).
-    pub fn mark_dirty(&mut self, ids: impl IntoIterator<Item = QuotaId>) {
-        for id in ids {
-            for (k, q) in self.map.iter_mut() {
-                if k.key == id.key && q.start == id.period_start {
+    /// Marks counters dirty again (their flush failed), so the next flush retries.
+    pub fn mark_dirty(&mut self, keys: impl IntoIterator<Item = (QuotaKey, u64)>) {
+        for (k, start) in keys {
+            if let Some(q) = self.map.get_mut(&k) {
+                if q.start == start {
                     q.dirty = true;
                 }
             }
@@ -243,7 +246,9 @@ mod tests {
         assert_eq!(t.used(&key(), now), 6);
         let dirty = t.take_dirty(now);
         assert_eq!(dirty.len(), 1);
-        assert_eq!(dirty[0].1, 6);
+        assert_eq!(dirty[0].2, 6);
+        t.mark_dirty([(dirty[0].0, dirty[0].1.period_start)]);
+        assert_eq!(t.take_dirty(now).len(), 1);
         assert!(t.take_dirty(now).is_empty());
         let g2 = t.acquire(key(), 100, 0, 1, g.end);
         assert_eq!(g2.n, 1);

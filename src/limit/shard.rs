@@ -28,6 +28,7 @@ const GLOBAL_SHARDS: usize = 16;
 const EVICT_EVERY: u64 = 4;
 /// A busy level borrows about this many seconds of its rate at a time.
 const CHUNK_SECS: f64 = 0.01;
+const MIN_CHUNK: f64 = 16.0;
 
 /// One throttle level of a request: a named policy on a key.
 #[derive(Debug, Clone, Copy)]
@@ -169,7 +170,10 @@ impl Limiter {
     }
 
     fn max_chunk(&self, p: Policy) -> u32 {
+        // About 10 ms of the rate, but at least 16 so slow limits don't take the
+        // lock per request; never more than a share of the burst.
         (p.rate * CHUNK_SECS)
+            .max(MIN_CHUNK)
             .min(p.burst / (2 * self.cores) as f64)
             .clamp(1.0, f64::from(u32::MAX / 2)) as u32
     }
@@ -204,6 +208,8 @@ struct LocalBucket {
     used_tick: u64,
     /// The request that last touched it; an entry in use is never evicted.
     stamp: u64,
+    /// Not a client IP: kept when the table is full.
+    pinned: bool,
 }
 
 /// A core's allowance of one key's quota.
@@ -261,9 +267,12 @@ impl Shard {
                         policy: lv.policy,
                         used_tick: self.tick.get(),
                         stamp: seq,
+                        pinned: !matches!(lv.key, LimitKey::Ip(_)),
                     };
+                    // Client IPs are what floods the table: evict those, keep the
+                    // few account, route and key entries (and this request's).
                     let (s, evicted) = local.insert(lv.key, fresh, |b| {
-                        if b.stamp == seq {
+                        if b.stamp == seq || b.pinned {
                             u64::MAX
                         } else {
                             b.used_tick
@@ -278,6 +287,12 @@ impl Shard {
             let b = local.at(slot);
             b.stamp = seq;
             if b.policy != lv.policy {
+                // A reload changed the limit: what this core holds was sized for
+                // the old one, so it goes back and is borrowed again under the new.
+                if b.tokens > 0 {
+                    self.give_back(lv.key, b.tokens);
+                    b.tokens = 0;
+                }
                 b.policy = lv.policy;
                 b.dry_until = 0.0;
                 b.chunk = 1;
@@ -291,11 +306,14 @@ impl Shard {
                 let gslot = match shard.slot_of(&lv.key) {
                     Some(s) => s,
                     None => {
-                        let g = GlobalBucket::new(lv.policy, self.limiter.cores, t);
+                        let mut g = GlobalBucket::new(lv.policy, self.limiter.cores, t);
+                        g.pinned = !matches!(lv.key, LimitKey::Ip(_));
                         shard
                             .insert(lv.key, g, |g| {
                                 let age = (g.last_used * 1000.0) as u64;
-                                if g.is_held() {
+                                if g.pinned {
+                                    u64::MAX
+                                } else if g.is_held() {
                                     age | (1 << 62)
                                 } else {
                                     age

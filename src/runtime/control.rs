@@ -31,6 +31,7 @@ pub struct Housekeeper {
     next_keys_poll: Instant,
     next_flush: Instant,
     store_failing: bool,
+    keys_failing: bool,
 }
 
 impl Housekeeper {
@@ -48,6 +49,7 @@ impl Housekeeper {
             next_keys_poll: Instant::now() + KEYS_POLL,
             next_flush: Instant::now() + gateway.store.flush_interval,
             store_failing: false,
+            keys_failing: false,
         };
         if gateway.store.needed {
             let store = Store::new(&gateway.store.path).map_err(|e| e.to_string())?;
@@ -136,9 +138,20 @@ impl Housekeeper {
                 self.stored_keys = keys;
                 true
             }
-            Ok(None) => false,
+            Ok(None) => {
+                if self.keys_failing {
+                    tracing::info!("store: api keys readable again");
+                    self.keys_failing = false;
+                }
+                false
+            }
             Err(e) => {
-                tracing::debug!("store: keys not polled: {e}");
+                // Busy for a moment is normal (a `keys` command holds the file);
+                // say so once, at warn, so a store that stays unreadable is seen.
+                if !self.keys_failing {
+                    tracing::warn!("store: api keys not polled, will retry: {e}");
+                    self.keys_failing = true;
+                }
                 false
             }
         }
@@ -150,10 +163,11 @@ impl Housekeeper {
             return;
         };
         let now = unix_now();
-        let dirty = shared.limiter.quotas().take_dirty(now);
-        if dirty.is_empty() {
+        let taken = shared.limiter.quotas().take_dirty(now);
+        if taken.is_empty() {
             return;
         }
+        let dirty: Vec<_> = taken.iter().map(|(_, id, used)| (*id, *used)).collect();
         let result = if last {
             Store::new(store.path())
                 .map(|s| s.with_wait(Duration::from_secs(5)))
@@ -177,7 +191,7 @@ impl Housekeeper {
                 shared
                     .limiter
                     .quotas()
-                    .mark_dirty(dirty.iter().map(|(id, _)| *id));
+                    .mark_dirty(taken.iter().map(|(k, id, _)| (*k, id.period_start)));
             }
         }
     }

@@ -35,6 +35,8 @@ pub struct Core {
     seen_keys: Cell<u64>,
     /// This core's share of the throttle and quota buckets.
     pub limits: Shard,
+    /// Verified tokens and other authentication state of this core.
+    pub auth: crate::guard::auth::CoreState,
     /// Open client connections on this core.
     pub connections: Cell<usize>,
     /// Requests between head read and response end.
@@ -69,6 +71,7 @@ impl Core {
             keys: RefCell::new(Rc::new(keys)),
             seen_keys: Cell::new(seen_keys),
             limits,
+            auth: Default::default(),
             connections: Cell::new(0),
             in_flight: Cell::new(0),
             draining: Cell::new(false),

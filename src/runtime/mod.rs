@@ -22,6 +22,7 @@ use signal_hook::iterator::Signals;
 
 use crate::config::{Config, DriverChoice};
 use crate::gateway::Gateway;
+use crate::guard::auth::jwks::JwksRegistry;
 use crate::guard::KeyTable;
 use crate::limit::Limiter;
 use crate::log::AccessLog;
@@ -41,7 +42,11 @@ pub struct Shared {
 
 /// Starts the gateway from the config at `path` and runs until SIGTERM/SIGINT.
 pub fn run(path: &Path) -> Result<(), String> {
-    let (config, source, gateway) = crate::gateway::load(path).map_err(|e| e.to_string())?;
+    // rustls (JWKS over https) uses aws-lc-rs, like the rest of the gateway.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let jwks = JwksRegistry::default();
+    let (config, source, gateway) =
+        crate::gateway::load_with(path, &jwks).map_err(|e| e.to_string())?;
     crate::log::init_tracing(&config.log.level);
 
     let workers = match config.server.workers {
@@ -125,7 +130,7 @@ pub fn run(path: &Path) -> Result<(), String> {
         for signal in signals.pending() {
             match signal {
                 SIGHUP => {
-                    if reload(path, &shared, &config) {
+                    if reload(path, &shared, &config, &jwks) {
                         housekeeper.reloaded(&shared);
                     }
                 }
@@ -139,6 +144,14 @@ pub fn run(path: &Path) -> Result<(), String> {
                 }
             }
         }
+        housekeeper.tick(&shared);
+        jwks.poll();
+        std::thread::sleep(CONTROL_POLL);
+    }
+    // While the cores drain, keep flushing counters and applying key changes: a
+    // drain can last drain_timeout, and a kill at its end must lose no more than
+    // a flush interval.
+    while handles.iter().any(|h| !h.is_finished()) {
         housekeeper.tick(&shared);
         std::thread::sleep(CONTROL_POLL);
     }
@@ -215,8 +228,8 @@ fn start_ticker(cores: usize) -> Result<(Ticker, Vec<std::os::unix::net::UnixStr
 const CONTROL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Loads and compiles the config again; on success publishes it to every core.
-fn reload(path: &Path, shared: &Shared, started_with: &Config) -> bool {
-    match crate::gateway::load(path) {
+fn reload(path: &Path, shared: &Shared, started_with: &Config, jwks: &JwksRegistry) -> bool {
+    match crate::gateway::load_with(path, jwks) {
         Ok((config, _, gateway)) => {
             if config.server.listen != started_with.server.listen
                 || config.server.workers != started_with.server.workers
@@ -234,8 +247,8 @@ fn reload(path: &Path, shared: &Shared, started_with: &Config) -> bool {
                 tracing::warn!("reload: throttle.max_tracked takes effect at restart only");
             }
             let routes = gateway.routes.len();
-            shared.gateway.store(Arc::new(gateway));
             shared.limiter.config_changed();
+            shared.gateway.store(Arc::new(gateway));
             shared.generation.fetch_add(1, Ordering::AcqRel);
             tracing::info!(routes, "reload ok");
             true

@@ -374,14 +374,17 @@ async fn handle(
                     } else {
                         head.path.get(hb)
                     },
+                    query: query_of(head.target.get(hb)),
                     head: hb,
                     headers: &mut *headers,
                     limits: &core.limits,
                     keys: &keys,
+                    auth: &core.auth,
+                    identity: Default::default(),
                     api_key: None,
                     additions: Additions::default(),
                 };
-                let v = guard::run(&route.guards, &mut ctx);
+                let v = guard::run(&route.guards, &mut ctx).await;
                 additions = ctx.additions;
                 v
             };
@@ -532,6 +535,14 @@ async fn answer(
             keep
         }
         Err(_) => false,
+    }
+}
+
+/// The query of a request target (after `?`), or empty.
+fn query_of(target: &[u8]) -> &[u8] {
+    match memchr::memchr(b'?', target) {
+        Some(i) => &target[i + 1..],
+        None => b"",
     }
 }
 

@@ -149,8 +149,12 @@ impl Store {
     /// with `selector` (at least 8 hex digits, either case, for a hash prefix).
     /// Returns how many keys changed: 0 when none matched or all were already revoked.
     pub fn revoke_key(&self, selector: &str) -> Result<usize, StoreError> {
-        let prefix = (selector.len() >= 8 && selector.bytes().all(|c| c.is_ascii_hexdigit()))
-            .then(|| selector.to_ascii_lowercase());
+        // A hash prefix is written `sha256:<hex>`, so a key named like hex digits
+        // never revokes keys whose hash happens to start that way.
+        let prefix = selector
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() >= 8 && h.bytes().all(|c| c.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase);
         self.write(|tx| {
             let mut keys = tx.open_table(KEYS).map_err(|e| self.err("keys table", e))?;
             let mut changed = Vec::new();
@@ -478,8 +482,10 @@ mod tests {
         assert_eq!(t.store.revoke_key("bravo").unwrap(), 0, "already revoked");
         assert_eq!(t.store.revoke_key("nobody").unwrap(), 0);
         // A hash prefix needs 8 hex digits; case does not matter.
-        let prefix = hex(&a.hash)[..8].to_ascii_uppercase();
-        assert_eq!(t.store.revoke_key(&prefix[..7]).unwrap(), 0);
+        let prefix = format!("sha256:{}", hex(&a.hash)[..8].to_ascii_uppercase());
+        assert_eq!(t.store.revoke_key(&prefix[..14]).unwrap(), 0);
+        // Bare hex is a name, not a hash prefix.
+        assert_eq!(t.store.revoke_key(&prefix[7..]).unwrap(), 0);
         assert_eq!(t.store.revoke_key(&prefix).unwrap(), 1);
 
         let keys = t.store.list_keys().unwrap();

@@ -1,0 +1,159 @@
+//! Authentication and authorization: the route's authorizer (`auth = "NAME"`, an
+//! `[auth.NAME]` section) establishes who is calling, then the route's `scopes` and
+//! `claims` decide whether they may.
+//!
+//! Authorizers: [`jwt`] (bearer tokens checked against a JWKS, see [`jwks`]),
+//! [`sigv4`] (AWS Signature Version 4) and `external` (a Lambda-authorizer-style
+//! HTTP call). The `mtls` type comes with TLS: it will be one more [`Authorizer`]
+//! variant reading the connection's verified client certificate.
+//!
+//! Answers: 401 `{"message":"Unauthorized"}` with `WWW-Authenticate` when
+//! credentials are missing or invalid; 403 `{"message":"Forbidden"}` when a valid
+//! identity lacks a required scope or claim. The reason is logged at debug level,
+//! never a token or a secret.
+
+pub mod compile;
+pub mod jwks;
+pub mod jwt;
+pub mod sigv4;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{RequestCtx, Verdict};
+use crate::http::reply::Reply;
+use crate::http::request::HeaderRole;
+
+pub use jwt::{Claims, JwtAuth};
+
+/// A compiled `[auth.NAME]`.
+#[derive(Debug)]
+pub enum Authorizer {
+    Jwt(JwtAuth),
+}
+
+/// What an authorizer established about the caller, for later stages.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The verified claims of a JWT.
+    pub claims: Option<Arc<Claims>>,
+}
+
+/// A core's authentication state: verified tokens (and, for external authorizers,
+/// cached decisions and pooled connections).
+#[derive(Default)]
+pub struct CoreState {
+    pub tokens: RefCell<jwt::TokenCache>,
+}
+
+/// 401 with a challenge.
+pub fn unauthorized(challenge: &str) -> Reply {
+    Reply::error(401).with_header("www-authenticate", challenge)
+}
+
+fn refuse_401(name: &str, reason: &str, challenge: &str) -> Verdict {
+    tracing::debug!(authorizer = name, reason, "authentication failed");
+    Verdict::Respond(unauthorized(challenge))
+}
+
+/// Runs the route's authorizer.
+pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_>) -> Verdict {
+    match auth {
+        Authorizer::Jwt(jwt) => {
+            let head = ctx.head;
+            let token = {
+                let headers = &*ctx.headers;
+                jwt::find_token(
+                    &jwt.token,
+                    |n| {
+                        headers
+                            .iter()
+                            .find(|h| {
+                                h.role != HeaderRole::HopByHop
+                                    && h.name.get(head).eq_ignore_ascii_case(n)
+                            })
+                            .map(|h| h.value.get(head))
+                    },
+                    ctx.query,
+                )
+            };
+            let Some(token) = token else {
+                return refuse_401(name, "missing token", "Bearer error=\"invalid_request\"");
+            };
+            let verdict = {
+                let mut cache = ctx.auth.tokens.borrow_mut();
+                jwt.verify(token, &mut cache, ctx.limits.unix_now())
+            };
+            match verdict {
+                Ok(claims) => {
+                    // The credential stays here unless configured otherwise, and
+                    // the identity headers are ours to set.
+                    for h in ctx.headers.iter_mut() {
+                        let n = h.name.get(head);
+                        let is_token_header = match &jwt.token {
+                            jwt::TokenSource::Bearer(t) | jwt::TokenSource::Header(t) => {
+                                n.eq_ignore_ascii_case(t) && !jwt.forward_authorization
+                            }
+                            _ => false,
+                        };
+                        if is_token_header
+                            || jwt
+                                .forward_claims
+                                .iter()
+                                .any(|(_, hn)| n.eq_ignore_ascii_case(hn.as_bytes()))
+                        {
+                            h.role = HeaderRole::Credential;
+                        }
+                    }
+                    ctx.additions.upstream.push_str(&claims.upstream);
+                    ctx.identity.claims = Some(claims);
+                    Verdict::Continue
+                }
+                Err(jwt::Refusal::Missing) => {
+                    refuse_401(name, "missing token", "Bearer error=\"invalid_request\"")
+                }
+                Err(jwt::Refusal::Invalid(reason)) => {
+                    refuse_401(name, reason, "Bearer error=\"invalid_token\"")
+                }
+            }
+        }
+    }
+}
+
+/// A route's `scopes` (any of) and `claims` (each listed claim must hold one of
+/// its values).
+#[derive(Debug, Default)]
+pub struct Requirements {
+    pub scopes: Vec<String>,
+    pub claims: Vec<(String, Vec<String>)>,
+}
+
+impl Requirements {
+    pub fn is_empty(&self) -> bool {
+        self.scopes.is_empty() && self.claims.is_empty()
+    }
+
+    pub fn check(&self, identity: &Identity) -> Verdict {
+        let Some(claims) = &identity.claims else {
+            return Verdict::Respond(Reply::error(403));
+        };
+        let scope_ok =
+            self.scopes.is_empty() || claims.scopes.iter().any(|s| self.scopes.contains(s));
+        let claims_ok = self.claims.iter().all(|(name, accepted)| {
+            let has = |v: &Value| jwt::header_value(v).is_some_and(|s| accepted.contains(&s));
+            match claims.map.get(name) {
+                Some(Value::Array(a)) => a.iter().any(has),
+                Some(v) => has(v),
+                None => false,
+            }
+        });
+        if scope_ok && claims_ok {
+            Verdict::Continue
+        } else {
+            tracing::debug!(scope_ok, claims_ok, "authorization refused");
+            Verdict::Respond(Reply::error(403))
+        }
+    }
+}
