@@ -34,6 +34,8 @@ pub struct RequestCtx<'a> {
     /// The path as routed: percent-escapes of unreserved characters decoded and
     /// slashes merged when the request had any (see `http::request::normalize_path`).
     pub path: &'a [u8],
+    /// The request id the exchange carries.
+    pub request_id: &'a [u8],
     /// The query string as sent (without `?`), empty when there is none.
     pub query: &'a [u8],
     /// The head's bytes, which `headers` index into. A guard that consumes a

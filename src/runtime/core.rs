@@ -63,6 +63,7 @@ impl Core {
         let keys = shared.keys.load_full();
         let seen_keys = shared.keys_generation.load(Ordering::Acquire);
         let limits = shared.limiter.shard(id);
+        let timers = Rc::new(Timers::default());
         Core {
             id,
             shared,
@@ -71,7 +72,7 @@ impl Core {
             keys: RefCell::new(Rc::new(keys)),
             seen_keys: Cell::new(seen_keys),
             limits,
-            auth: Default::default(),
+            auth: crate::guard::auth::CoreState::new(timers.clone()),
             connections: Cell::new(0),
             in_flight: Cell::new(0),
             draining: Cell::new(false),
@@ -79,7 +80,7 @@ impl Core {
             buffers: RefCell::new(Vec::new()),
             rng: Cell::new([s0, s1]),
             access,
-            timers: Rc::new(Timers::default()),
+            timers,
         }
     }
 

@@ -375,6 +375,7 @@ async fn handle(
                         head.path.get(hb)
                     },
                     query: query_of(head.target.get(hb)),
+                    request_id: rid.as_bytes(),
                     head: hb,
                     headers: &mut *headers,
                     limits: &core.limits,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
+use super::external::{self, ExternalAuth};
 use super::jwks::{JwksRegistry, Source as JwksSource};
 use super::jwt::{JwtAuth, TokenSource};
 use super::Authorizer;
@@ -36,11 +37,12 @@ pub fn compile(
     let present = present_fields(a);
     let allowed: &[&str] = match kind {
         "jwt" => JWT_FIELDS,
-        "sigv4" | "external" | "mtls" => {
+        "external" => EXTERNAL_FIELDS,
+        "sigv4" | "mtls" => {
             return Err(source.error_at(
                 a.kind.span(),
                 &field("type"),
-                format!("type {kind:?} is not supported by this build yet (supported: \"jwt\")"),
+                format!("type {kind:?} is not supported by this build yet (supported: \"jwt\", \"external\")"),
             ))
         }
         other => {
@@ -58,7 +60,115 @@ pub fn compile(
             format!("{f} does not apply to type {kind:?}"),
         ));
     }
-    compile_jwt(name, a, source, jwks).map(Authorizer::Jwt)
+    match kind {
+        "external" => compile_external(name, a, source).map(Authorizer::External),
+        _ => compile_jwt(name, a, source, jwks).map(Authorizer::Jwt),
+    }
+}
+
+const EXTERNAL_FIELDS: &[&str] = &[
+    "url",
+    "identity",
+    "cache_ttl",
+    "timeout",
+    "failure_mode",
+    "forward_headers",
+    "response_headers_prefix",
+];
+
+fn compile_external(
+    name: &str,
+    a: &AuthConfig,
+    source: &Source,
+) -> Result<ExternalAuth, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let field = |f: &str| format!("auth.{name}.{f}");
+    let url = required(&a.url, source, a.kind.span(), &field("url"))?;
+    let bad_url = |m: &str| source.error_at(url.span(), &field("url"), m.to_string());
+    let rest = url.get_ref().strip_prefix("http://").ok_or_else(|| {
+        bad_url("expected http://host:port/path (https to authorizers is not supported yet)")
+    })?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || path.contains([' ', '#']) {
+        return Err(bad_url("expected http://host:port/path"));
+    }
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| bad_url(&format!("cannot resolve {authority:?}")))?;
+    let identity_list = required(&a.identity, source, a.kind.span(), &field("identity"))?;
+    let mut identity = Vec::new();
+    for s in identity_list.get_ref() {
+        let src = external::parse_identity(s).ok_or_else(|| {
+            source.error_at(
+                identity_list.span(),
+                &field("identity"),
+                format!("invalid identity source {s:?} (header:NAME, query:NAME, cookie:NAME)"),
+            )
+        })?;
+        identity.push((s.clone(), src));
+    }
+    if identity.is_empty() {
+        return Err(source.error_at(
+            identity_list.span(),
+            &field("identity"),
+            "at least one identity source is required",
+        ));
+    }
+    let fail_open = match a.failure_mode.as_ref().map(|m| m.get_ref().as_str()) {
+        None | Some("deny") => false,
+        Some("allow") => true,
+        Some(other) => {
+            let m = a.failure_mode.as_ref().expect("present");
+            return Err(source.error_at(
+                m.span(),
+                &field("failure_mode"),
+                format!("expected \"deny\" or \"allow\", not {other:?}"),
+            ));
+        }
+    };
+    let prefix = a
+        .response_headers_prefix
+        .as_ref()
+        .map_or("x-auth-".to_string(), |p| p.get_ref().to_ascii_lowercase());
+    Ok(ExternalAuth {
+        cache_id: next_cache_id(),
+        addr,
+        host: authority.to_string(),
+        path: path.to_string(),
+        identity,
+        cache_ttl: a.cache_ttl.map_or(Duration::from_secs(300), |d| d.0),
+        timeout: a.timeout.map_or(Duration::from_secs(1), |d| {
+            d.0.max(Duration::from_millis(10))
+        }),
+        fail_open,
+        forward_headers: a
+            .forward_headers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        response_prefix: prefix,
+    })
+}
+
+fn next_cache_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static IDS: AtomicU64 = AtomicU64::new(1);
+    IDS.fetch_add(1, Ordering::Relaxed)
 }
 
 fn present_fields(a: &AuthConfig) -> Vec<&'static str> {

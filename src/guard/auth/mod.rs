@@ -13,6 +13,7 @@
 //! never a token or a secret.
 
 pub mod compile;
+pub mod external;
 pub mod jwks;
 pub mod jwt;
 pub mod sigv4;
@@ -32,6 +33,7 @@ pub use jwt::{Claims, JwtAuth};
 #[derive(Debug)]
 pub enum Authorizer {
     Jwt(JwtAuth),
+    External(external::ExternalAuth),
 }
 
 /// What an authorizer established about the caller, for later stages.
@@ -43,9 +45,18 @@ pub struct Identity {
 
 /// A core's authentication state: verified tokens (and, for external authorizers,
 /// cached decisions and pooled connections).
-#[derive(Default)]
 pub struct CoreState {
     pub tokens: RefCell<jwt::TokenCache>,
+    pub external: external::ExternalState,
+}
+
+impl CoreState {
+    pub fn new(timers: std::rc::Rc<crate::server::Timers>) -> CoreState {
+        CoreState {
+            tokens: RefCell::default(),
+            external: external::ExternalState::new(timers),
+        }
+    }
 }
 
 /// 401 with a challenge.
@@ -58,9 +69,83 @@ fn refuse_401(name: &str, reason: &str, challenge: &str) -> Verdict {
     Verdict::Respond(unauthorized(challenge))
 }
 
+/// The value of `source` in the request.
+fn value_of<'a>(ctx: &RequestCtx<'a>, source: &jwt::TokenSource) -> Option<&'a [u8]> {
+    let head = ctx.head;
+    let headers = &*ctx.headers;
+    jwt::find_token(
+        source,
+        |n| {
+            headers
+                .iter()
+                .find(|h| {
+                    h.role != HeaderRole::HopByHop && h.name.get(head).eq_ignore_ascii_case(n)
+                })
+                .map(|h| h.value.get(head))
+        },
+        ctx.query,
+    )
+}
+
 /// Runs the route's authorizer.
 pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_>) -> Verdict {
     match auth {
+        Authorizer::External(ext) => {
+            let mut identity: Vec<&[u8]> = Vec::with_capacity(ext.identity.len());
+            for (label, src) in &ext.identity {
+                match value_of(ctx, src) {
+                    Some(v) if !v.is_empty() => identity.push(v),
+                    _ => {
+                        tracing::debug!(authorizer = name, source = %label, "identity source missing");
+                        return Verdict::Respond(unauthorized("Bearer"));
+                    }
+                }
+            }
+            let head = ctx.head;
+            let forwarded: Vec<(&str, &[u8])> = ext
+                .forward_headers
+                .iter()
+                .filter_map(|n| {
+                    ctx.headers
+                        .iter()
+                        .find(|h| h.name.get(head).eq_ignore_ascii_case(n.as_bytes()))
+                        .map(|h| (n.as_str(), h.value.get(head)))
+                })
+                .collect();
+            let q = external::Question {
+                identity: &identity,
+                method: ctx.method,
+                path: ctx.path,
+                client_ip: ctx.client_ip,
+                request_id: ctx.request_id,
+                headers: &forwarded,
+            };
+            match ext.decide(&ctx.auth.external, &q).await {
+                external::Decision::Allow(lines) => {
+                    // Headers under the prefix are the authorizer's to set.
+                    let prefix = ext.response_prefix.as_bytes();
+                    for h in ctx.headers.iter_mut() {
+                        let n = h.name.get(head);
+                        if !prefix.is_empty()
+                            && n.len() >= prefix.len()
+                            && n[..prefix.len()].eq_ignore_ascii_case(prefix)
+                        {
+                            h.role = HeaderRole::Credential;
+                        }
+                    }
+                    ctx.additions.upstream.push_str(&lines);
+                    Verdict::Continue
+                }
+                external::Decision::Deny(401, challenge) => {
+                    tracing::debug!(authorizer = name, "external authorizer: 401");
+                    Verdict::Respond(unauthorized(challenge.as_deref().unwrap_or("Bearer")))
+                }
+                external::Decision::Deny(status, _) => {
+                    tracing::debug!(authorizer = name, status, "external authorizer: denied");
+                    Verdict::Respond(Reply::error(403))
+                }
+            }
+        }
         Authorizer::Jwt(jwt) => {
             let head = ctx.head;
             let token = {
