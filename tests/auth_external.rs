@@ -1,0 +1,1096 @@
+//! External authorizers (`[auth.NAME]` with `type = "external"`, Lambda-authorizer
+//! style): identity sources, the JSON question, allow / 401 / 403 answers and the
+//! headers they forward, failures (timeout, 5xx, connection refused) with
+//! `failure_mode` deny and allow, the per-core decision cache, keep-alive to the
+//! authorizer, reload, and config errors.
+//!
+//! The authorizer is a small test HTTP/1.1 server ([`AuthServer`]) that records
+//! every question and answers according to a swappable closure.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::io::{self, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::ops::RangeInclusive;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const UNAUTHORIZED: &str = r#"{"message":"Unauthorized"}"#;
+
+// ---------------------------------------------------------------------------
+// the test authorizer
+// ---------------------------------------------------------------------------
+
+/// What the test authorizer answers.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// Sleep this long before answering.
+    delay_ms: u64,
+}
+
+impl Answer {
+    fn status(status: u16) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            delay_ms: 0,
+        }
+    }
+
+    /// 200 with the given headers.
+    fn allow(headers: &[(&str, &str)]) -> Answer {
+        Answer {
+            status: 200,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            delay_ms: 0,
+        }
+    }
+
+    /// 401, with a `WWW-Authenticate` challenge if given.
+    fn unauthorized(challenge: Option<&str>) -> Answer {
+        let mut a = Answer::status(401);
+        if let Some(c) = challenge {
+            a.headers
+                .push(("WWW-Authenticate".to_string(), c.to_string()));
+        }
+        a
+    }
+
+    /// This answer, after sleeping `ms`.
+    fn after(mut self, ms: u64) -> Answer {
+        self.delay_ms = ms;
+        self
+    }
+}
+
+/// One question the authorizer received.
+#[derive(Debug, Clone)]
+struct Asked {
+    request_line: String,
+    /// names lower-cased
+    headers: Vec<(String, String)>,
+    raw_body: Vec<u8>,
+    /// the body parsed as JSON (`Value::Null` when it is not JSON)
+    body: Value,
+}
+
+impl Asked {
+    fn header(&self, name: &str) -> Option<&str> {
+        header_all(&self.headers, name).into_iter().next()
+    }
+}
+
+type Decide = Arc<dyn Fn(&Value) -> Answer + Send + Sync>;
+
+/// Thread-based HTTP/1.1 keep-alive authorizer on 127.0.0.1. Answers with
+/// Content-Length and never with `Connection: close`.
+struct AuthServer {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    asked: Arc<Mutex<Vec<Asked>>>,
+    decide: Arc<Mutex<Decide>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl AuthServer {
+    /// An authorizer that answers `answer` to every question.
+    fn constant(answer: Answer) -> AuthServer {
+        AuthServer::start(move |_| answer.clone())
+    }
+
+    /// An authorizer that answers `f(question body)`.
+    fn start(f: impl Fn(&Value) -> Answer + Send + Sync + 'static) -> AuthServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind authorizer");
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let decide: Arc<Mutex<Decide>> = Arc::new(Mutex::new(Arc::new(f)));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let connections = connections.clone();
+            let asked = asked.clone();
+            let decide = decide.clone();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let stream = match conn {
+                        Ok(s) => s,
+                        Err(_) => continue,
+                    };
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    let asked = asked.clone();
+                    let decide = decide.clone();
+                    thread::spawn(move || {
+                        let _ = serve_authorizer_conn(stream, asked, decide);
+                    });
+                }
+            });
+        }
+        AuthServer {
+            port,
+            connections,
+            asked,
+            decide,
+            stop,
+        }
+    }
+
+    /// Replace the answering closure.
+    fn set(&self, f: impl Fn(&Value) -> Answer + Send + Sync + 'static) {
+        *self.decide.lock().unwrap() = Arc::new(f);
+    }
+
+    /// Answer `answer` from now on.
+    fn set_constant(&self, answer: Answer) {
+        self.set(move |_| answer.clone());
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/authorize", self.port)
+    }
+
+    /// Questions received so far.
+    fn calls(&self) -> usize {
+        self.asked.lock().unwrap().len()
+    }
+
+    /// TCP connections accepted so far.
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    fn asked(&self) -> Vec<Asked> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    fn last(&self) -> Asked {
+        self.asked()
+            .last()
+            .cloned()
+            .expect("the authorizer was not asked")
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(
+            &format!("127.0.0.1:{}", self.port).parse().unwrap(),
+            Duration::from_millis(200),
+        );
+    }
+}
+
+fn serve_authorizer_conn(
+    stream: TcpStream,
+    asked: Arc<Mutex<Vec<Asked>>>,
+    decide: Arc<Mutex<Decide>>,
+) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut w = stream;
+    loop {
+        let mut count = 0usize;
+        let request_line = match read_line(&mut reader, &mut count) {
+            Ok(l) => l,
+            Err(_) => return Ok(()),
+        };
+        let mut headers = Vec::new();
+        loop {
+            let line = read_line(&mut reader, &mut count)?;
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':').unwrap_or((line.as_str(), ""));
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let len: usize = header_all(&headers, "content-length")
+            .first()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut raw_body = vec![0u8; len];
+        reader.read_exact(&mut raw_body)?;
+        let body: Value = serde_json::from_slice(&raw_body).unwrap_or(Value::Null);
+        asked.lock().unwrap().push(Asked {
+            request_line,
+            headers,
+            raw_body,
+            body: body.clone(),
+        });
+        let f = decide.lock().unwrap().clone();
+        let answer = f(&body);
+        if answer.delay_ms > 0 {
+            thread::sleep(Duration::from_millis(answer.delay_ms));
+        }
+        let payload = format!("{{\"status\":{}}}", answer.status);
+        let mut head = format!(
+            "HTTP/1.1 {} Answer\r\nContent-Type: application/json\r\n",
+            answer.status
+        );
+        for (k, v) in &answer.headers {
+            head.push_str(&format!("{}: {}\r\n", k, v));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
+        w.write_all(head.as_bytes())?;
+        w.write_all(payload.as_bytes())?;
+        w.flush()?;
+    }
+}
+
+/// The `header:authorization` identity value of a question (or "").
+fn authorization_of(q: &Value) -> &str {
+    q["identity"]["header:authorization"].as_str().unwrap_or("")
+}
+
+// ---------------------------------------------------------------------------
+// config
+// ---------------------------------------------------------------------------
+
+const IDENTITY_AUTHORIZATION: &str = "identity = [\"header:authorization\"]";
+
+/// `[auth.partner]` (external, `url`) with extra lines.
+fn partner(url: &str, extra: &str) -> String {
+    format!(
+        "[auth.partner]\ntype = \"external\"\nurl = \"{}\"\n{}\n\n",
+        url, extra
+    )
+}
+
+/// Upstream `u` on `up_port` and route `/p` to it behind `auth = "partner"`.
+fn protected_route(up_port: u16) -> String {
+    format!(
+        "{}[[route]]\nname = \"p\"\npath = \"/p\"\nupstream = \"u\"\nauth = \"partner\"\n\n",
+        upstream_block("u", &[up_port], "")
+    )
+}
+
+/// A gateway with `[auth.partner]` (`url`, `auth_extra`) guarding `/p`, proxied
+/// to `up`.
+fn start_gateway(url: &str, auth_extra: &str, up: &Upstream) -> Gateway {
+    let rest = format!("{}{}", partner(url, auth_extra), protected_route(up.port));
+    Gateway::start("", &rest)
+}
+
+/// Authorizer, upstream and gateway (`identity` = the Authorization header, plus
+/// `auth_extra`).
+fn setup(answer: Answer, auth_extra: &str) -> (AuthServer, Upstream, Gateway) {
+    let authz = AuthServer::constant(answer);
+    let up = Upstream::start();
+    let extra = format!("{}\n{}", IDENTITY_AUTHORIZATION, auth_extra);
+    let gw = start_gateway(&authz.url(), &extra, &up);
+    (authz, up, gw)
+}
+
+// ---------------------------------------------------------------------------
+// requests and assertions
+// ---------------------------------------------------------------------------
+
+/// GET `path` on `c` with `Host` and the given headers.
+fn get_on(c: &mut Client, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut h: Vec<(&str, &str)> = vec![("Host", "test.local")];
+    h.extend_from_slice(headers);
+    c.request(&req_with_headers("GET", path, &h, b""))
+}
+
+/// GET `path` on a fresh connection with `Host` and the given headers.
+fn get_with(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut c = gw.connect();
+    get_on(&mut c, path, headers)
+}
+
+/// GET `path` on `c` with `Authorization: <auth>`.
+fn get_auth(c: &mut Client, path: &str, auth: &str) -> Response {
+    get_on(c, path, &[("Authorization", auth)])
+}
+
+/// A proxied 200 (the upstream's echo).
+fn assert_passed(r: &Response) {
+    assert_eq!(r.status, 200, "{:?}\nbody: {}", r, r.body_str());
+    assert!(
+        r.body_str().starts_with("method=GET\n"),
+        "not the upstream's echo: {:?}",
+        r.body_str()
+    );
+    assert!(!r.has("www-authenticate"), "{:?}", r.headers);
+}
+
+fn assert_401(r: &Response, challenge: &str) {
+    assert_gateway_error(r, 401, UNAUTHORIZED);
+    assert_eq!(
+        r.header_all("www-authenticate"),
+        vec![challenge],
+        "{:?}",
+        r.headers
+    );
+}
+
+/// 401 with some (non-empty) challenge.
+fn assert_401_any_challenge(r: &Response) {
+    assert_gateway_error(r, 401, UNAUTHORIZED);
+    let ch = r.header_all("www-authenticate");
+    assert_eq!(ch.len(), 1, "{:?}", r.headers);
+    assert!(!ch[0].is_empty(), "{:?}", r.headers);
+}
+
+fn assert_403(r: &Response) {
+    assert_gateway_error(r, 403, FORBIDDEN);
+    assert!(!r.has("www-authenticate"), "{:?}", r.headers);
+}
+
+/// Names of the headers the upstream saw under `prefix`.
+fn prefixed(seen: &SeenRequest, prefix: &str) -> Vec<(String, String)> {
+    seen.headers
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// identity sources
+// ---------------------------------------------------------------------------
+
+#[test]
+fn missing_or_empty_authorization_is_401_without_asking() {
+    let (authz, up, gw) = setup(Answer::allow(&[]), "");
+    let mut c = gw.connect();
+
+    let r = get_on(&mut c, "/p/x", &[]);
+    assert_401_any_challenge(&r);
+    let r = get_on(&mut c, "/p/x", &[("Authorization", "")]);
+    assert_401_any_challenge(&r);
+    // another header is no identity
+    let r = get_on(&mut c, "/p/x", &[("X-Authorization", "tok")]);
+    assert_401_any_challenge(&r);
+    assert_eq!(authz.calls(), 0, "{:?}", authz.asked());
+    assert_eq!(authz.connections(), 0);
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+
+    // with the identity the authorizer is asked and the request passes
+    assert_passed(&get_auth(&mut c, "/p/x", "tok-1"));
+    assert_eq!(authz.calls(), 1);
+    assert_eq!(up.seen().len(), 1);
+}
+
+#[test]
+fn all_identity_sources_must_be_present() {
+    let authz = AuthServer::constant(Answer::allow(&[]));
+    let up = Upstream::start();
+    let gw = start_gateway(
+        &authz.url(),
+        "identity = [\"header:x-partner-key\", \"query:token\", \"cookie:session\"]",
+        &up,
+    );
+    let mut c = gw.connect();
+    let key = ("X-Partner-Key", "k1");
+    let cookie = ("Cookie", "a=1; session=s1; b=2");
+
+    let refused: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/p/x?token=t1", vec![cookie]), // header missing
+        ("/p/x?token=t1", vec![("X-Partner-Key", ""), cookie]), // header empty
+        ("/p/x", vec![key, cookie]),     // query missing
+        ("/p/x?token=&y=1", vec![key, cookie]), // query empty
+        ("/p/x?other=t1", vec![key, cookie]), // another parameter
+        ("/p/x?token=t1", vec![key]),    // cookie header missing
+        ("/p/x?token=t1", vec![key, ("Cookie", "a=1; sess=s1")]), // cookie missing
+        ("/p/x?token=t1", vec![key, ("Cookie", "a=1; session=")]), // cookie empty
+    ];
+    for (path, headers) in &refused {
+        let r = get_on(&mut c, path, headers);
+        assert_401_any_challenge(&r);
+    }
+    assert_eq!(authz.calls(), 0, "{:?}", authz.asked());
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+
+    assert_passed(&get_on(&mut c, "/p/x?y=2&token=t1", &[key, cookie]));
+    assert_eq!(authz.calls(), 1);
+    assert_eq!(
+        authz.last().body["identity"],
+        json!({"header:x-partner-key": "k1", "query:token": "t1", "cookie:session": "s1"}),
+        "{:?}",
+        authz.last()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// the question
+// ---------------------------------------------------------------------------
+
+#[test]
+fn question_is_a_json_post_with_the_request_facts() {
+    let (authz, up, gw) = setup(
+        Answer::allow(&[]),
+        "forward_headers = [\"X-Client\", \"x-absent\"]",
+    );
+    let mut c = gw.connect();
+    let r = get_on(
+        &mut c,
+        "/p//items/%41b?q=1&z=2",
+        &[
+            ("Authorization", "Bearer abc.def"),
+            ("X-CLIENT", "mobile 1.2"),
+            ("X-Other", "not forwarded"),
+        ],
+    );
+    assert_passed(&r);
+    assert_eq!(authz.calls(), 1);
+    let q = authz.last();
+    assert_eq!(q.request_line, "POST /authorize HTTP/1.1", "{:?}", q);
+    assert_eq!(
+        q.header("content-type"),
+        Some("application/json"),
+        "{:?}",
+        q
+    );
+    assert_eq!(
+        q.header("content-length"),
+        Some(q.raw_body.len().to_string().as_str()),
+        "{:?}",
+        q
+    );
+    let body = q.body.as_object().unwrap_or_else(|| {
+        panic!(
+            "question body is not a JSON object: {:?}",
+            String::from_utf8_lossy(&q.raw_body)
+        )
+    });
+    let mut keys: Vec<&str> = body.keys().map(|k| k.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        vec![
+            "client_ip",
+            "headers",
+            "identity",
+            "method",
+            "path",
+            "request_id",
+            "type"
+        ],
+        "{:?}",
+        q.body
+    );
+    assert_eq!(q.body["type"], json!("REQUEST"));
+    assert_eq!(
+        q.body["identity"],
+        json!({"header:authorization": "Bearer abc.def"})
+    );
+    assert_eq!(q.body["method"], json!("GET"));
+    assert_eq!(q.body["path"], json!("/p/items/Ab"), "{:?}", q.body);
+    assert_eq!(q.body["client_ip"], json!("127.0.0.1"));
+    assert_eq!(q.body["headers"], json!({"x-client": "mobile 1.2"}));
+    let rid = q.body["request_id"].as_str().expect("request_id string");
+    assert!(!rid.is_empty(), "{:?}", q.body);
+    assert_eq!(
+        up.last().header("x-request-id"),
+        Some(rid),
+        "the question's request_id is not the request's id: {:?}",
+        up.last().headers
+    );
+
+    // without the forwarded header: an empty object
+    assert_passed(&get_auth(&mut c, "/p", "Bearer other"));
+    assert_eq!(authz.calls(), 2);
+    let q = authz.last();
+    assert_eq!(q.body["path"], json!("/p"));
+    assert_eq!(q.body["headers"], json!({}), "{:?}", q.body);
+}
+
+// ---------------------------------------------------------------------------
+// allow
+// ---------------------------------------------------------------------------
+
+#[test]
+fn allow_forwards_prefixed_answer_headers_and_the_authorization() {
+    let (authz, up, gw) = setup(
+        Answer::allow(&[
+            ("X-Auth-User", "alice"),
+            ("x-auth-tenant", "t-42"),
+            ("X-AUTH-Roles", "read, write"),
+            ("X-Other", "not forwarded"),
+            ("Cache-Control", "no-store"),
+        ]),
+        "",
+    );
+    let mut c = gw.connect();
+    let r = get_on(
+        &mut c,
+        "/p/orders",
+        &[
+            ("Authorization", "Bearer partner-token"),
+            ("X-Auth-User", "mallory"),
+            ("x-auth-admin", "true"),
+        ],
+    );
+    assert_passed(&r);
+    assert_eq!(authz.calls(), 1);
+    let seen = up.last();
+    assert_eq!(seen.target, "/p/orders");
+    let mut got = prefixed(&seen, "x-auth-");
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("x-auth-roles".to_string(), "read, write".to_string()),
+            ("x-auth-tenant".to_string(), "t-42".to_string()),
+            ("x-auth-user".to_string(), "alice".to_string()),
+        ],
+        "{:?}",
+        seen.headers
+    );
+    assert!(!seen.has("x-other"), "{:?}", seen.headers);
+    assert_eq!(
+        seen.header_all("authorization"),
+        vec!["Bearer partner-token"],
+        "{:?}",
+        seen.headers
+    );
+    // the authorizer's headers do not go to the client
+    assert!(!r.has("x-auth-user"), "{:?}", r.headers);
+
+    // a cached decision forwards the same headers, and still drops the client's
+    let r = get_on(
+        &mut c,
+        "/p/orders",
+        &[
+            ("Authorization", "Bearer partner-token"),
+            ("X-Auth-User", "mallory"),
+        ],
+    );
+    assert_passed(&r);
+    assert_eq!(authz.calls(), 1);
+    let seen = up.last();
+    assert_eq!(
+        seen.header_all("x-auth-user"),
+        vec!["alice"],
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(prefixed(&seen, "x-auth-").len(), 3, "{:?}", seen.headers);
+}
+
+#[test]
+fn custom_response_headers_prefix() {
+    let (authz, up, gw) = setup(
+        Answer::allow(&[
+            ("X-Partner-Id", "p-7"),
+            ("X-Auth-User", "alice"),
+            ("X-Partnerless", "no"),
+        ]),
+        "response_headers_prefix = \"x-partner-\"",
+    );
+    let mut c = gw.connect();
+    let r = get_on(
+        &mut c,
+        "/p",
+        &[
+            ("Authorization", "tok"),
+            ("X-Partner-Id", "forged"),
+            ("X-Partner-Extra", "forged"),
+        ],
+    );
+    assert_passed(&r);
+    assert_eq!(authz.calls(), 1);
+    let seen = up.last();
+    assert_eq!(
+        prefixed(&seen, "x-partner-"),
+        vec![("x-partner-id".to_string(), "p-7".to_string())],
+        "{:?}",
+        seen.headers
+    );
+    assert!(!seen.has("x-auth-user"), "{:?}", seen.headers);
+    assert!(!seen.has("x-partnerless"), "{:?}", seen.headers);
+}
+
+// ---------------------------------------------------------------------------
+// deny
+// ---------------------------------------------------------------------------
+
+#[test]
+fn authorizer_401_passes_its_challenge_on() {
+    let (authz, up, gw) = setup(Answer::unauthorized(Some("Basic realm=\"partner\"")), "");
+    let mut c = gw.connect();
+    let r = get_auth(&mut c, "/p/x", "Basic dXNlcjpwdw==");
+    assert_401(&r, "Basic realm=\"partner\"");
+    assert_eq!(authz.calls(), 1);
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+}
+
+#[test]
+fn authorizer_401_without_challenge_is_bearer() {
+    let (authz, up, gw) = setup(Answer::unauthorized(None), "");
+    let mut c = gw.connect();
+    let r = get_auth(&mut c, "/p/x", "tok");
+    assert_401(&r, "Bearer");
+    assert_eq!(authz.calls(), 1);
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+}
+
+#[test]
+fn authorizer_403_is_forbidden() {
+    let (authz, up, gw) = setup(Answer::status(403), "");
+    let mut c = gw.connect();
+    let r = get_auth(&mut c, "/p/x", "tok");
+    assert_403(&r);
+    assert_eq!(authz.calls(), 1);
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+}
+
+// ---------------------------------------------------------------------------
+// failures
+// ---------------------------------------------------------------------------
+
+#[test]
+fn timeout_denies_with_403_and_is_not_cached() {
+    let (authz, up, gw) = setup(
+        Answer::allow(&[("X-Auth-User", "late")]).after(2000),
+        "timeout = \"200ms\"",
+    );
+    let mut c = gw.connect();
+    assert_403(&get_auth(&mut c, "/p/x", "tok"));
+    assert_eq!(authz.calls(), 1);
+    assert_403(&get_auth(&mut c, "/p/x", "tok"));
+    assert_eq!(authz.calls(), 2, "a timeout was cached");
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+
+    // the authorizer is fast again: the same identity is asked and passes
+    authz.set_constant(Answer::allow(&[("X-Auth-User", "alice")]));
+    assert_passed(&get_auth(&mut c, "/p/x", "tok"));
+    assert_eq!(authz.calls(), 3);
+    assert_eq!(up.last().header_all("x-auth-user"), vec!["alice"]);
+}
+
+#[test]
+fn server_error_denies_with_403_and_is_not_cached() {
+    let (authz, up, gw) = setup(Answer::status(500), "");
+    let mut c = gw.connect();
+    assert_403(&get_auth(&mut c, "/p/x", "tok"));
+    assert_eq!(authz.calls(), 1);
+    authz.set_constant(Answer::status(503));
+    assert_403(&get_auth(&mut c, "/p/x", "tok"));
+    assert_eq!(authz.calls(), 2, "a 5xx was cached");
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+
+    authz.set_constant(Answer::allow(&[]));
+    assert_passed(&get_auth(&mut c, "/p/x", "tok"));
+    assert_eq!(authz.calls(), 3);
+}
+
+#[test]
+fn connection_refused_denies_with_403() {
+    let up = Upstream::start();
+    let url = format!("http://127.0.0.1:{}/authorize", dead_port());
+    let gw = start_gateway(&url, IDENTITY_AUTHORIZATION, &up);
+    let mut c = gw.connect();
+    for _ in 0..3 {
+        assert_403(&get_auth(&mut c, "/p/x", "tok"));
+    }
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+}
+
+#[test]
+fn failure_mode_allow_passes_on_timeout_and_5xx() {
+    let (authz, up, gw) = setup(
+        Answer::allow(&[("X-Auth-User", "late")]).after(2000),
+        "timeout = \"200ms\"\nfailure_mode = \"allow\"",
+    );
+    let mut c = gw.connect();
+
+    let r = get_on(
+        &mut c,
+        "/p/x",
+        &[("Authorization", "tok"), ("X-Auth-User", "mallory")],
+    );
+    assert_passed(&r);
+    assert_eq!(authz.calls(), 1);
+    let seen = up.last();
+    assert!(prefixed(&seen, "x-auth-").is_empty(), "{:?}", seen.headers);
+
+    authz.set_constant(Answer::status(500));
+    let r = get_on(
+        &mut c,
+        "/p/x",
+        &[("Authorization", "tok"), ("X-Auth-User", "mallory")],
+    );
+    assert_passed(&r);
+    assert_eq!(authz.calls(), 2, "a failure was cached");
+    let seen = up.last();
+    assert!(prefixed(&seen, "x-auth-").is_empty(), "{:?}", seen.headers);
+
+    // a real decision still counts: 403 denies
+    authz.set_constant(Answer::status(403));
+    assert_403(&get_auth(&mut c, "/p/x", "tok"));
+    assert_eq!(authz.calls(), 3);
+    assert_eq!(up.seen().len(), 2);
+}
+
+#[test]
+fn failure_mode_allow_passes_on_connection_refused() {
+    let up = Upstream::start();
+    let url = format!("http://127.0.0.1:{}/authorize", dead_port());
+    let extra = format!("{}\nfailure_mode = \"allow\"", IDENTITY_AUTHORIZATION);
+    let gw = start_gateway(&url, &extra, &up);
+    let mut c = gw.connect();
+    for i in 0..3 {
+        let r = get_auth(&mut c, "/p/x", "tok");
+        assert_passed(&r);
+        assert_eq!(up.seen().len(), i + 1);
+        let seen = up.last();
+        assert!(prefixed(&seen, "x-auth-").is_empty(), "{:?}", seen.headers);
+        assert_eq!(seen.header("authorization"), Some("tok"));
+    }
+    // the identity is still required
+    assert_401_any_challenge(&get_on(&mut c, "/p/x", &[]));
+    assert_eq!(up.seen().len(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// the decision cache
+// ---------------------------------------------------------------------------
+
+#[test]
+fn allow_decisions_are_cached_per_identity() {
+    let authz = AuthServer::start(|q| {
+        let user = match authorization_of(q) {
+            "tok-a" => "alice",
+            "tok-b" => "bob",
+            _ => "someone",
+        };
+        Answer::allow(&[("X-Auth-User", user)])
+    });
+    let up = Upstream::start();
+    let gw = start_gateway(&authz.url(), IDENTITY_AUTHORIZATION, &up);
+    let mut c = gw.connect();
+    for i in 0..20 {
+        let r = get_auth(&mut c, &format!("/p/{}", i), "tok-a");
+        assert_passed(&r);
+        assert_eq!(up.last().header_all("x-auth-user"), vec!["alice"]);
+    }
+    assert_eq!(authz.calls(), 1, "{:?}", authz.asked());
+
+    // another connection, same core: still cached
+    assert_passed(&get_with(&gw, "/p/y", &[("Authorization", "tok-a")]));
+    assert_eq!(authz.calls(), 1);
+
+    // a different identity is one more question, then cached too
+    for _ in 0..5 {
+        assert_passed(&get_auth(&mut c, "/p/z", "tok-b"));
+        assert_eq!(up.last().header_all("x-auth-user"), vec!["bob"]);
+    }
+    assert_eq!(authz.calls(), 2);
+    assert_eq!(authorization_of(&authz.last().body), "tok-b");
+
+    // the first identity is still cached
+    assert_passed(&get_auth(&mut c, "/p/w", "tok-a"));
+    assert_eq!(up.last().header_all("x-auth-user"), vec!["alice"]);
+    assert_eq!(authz.calls(), 2);
+    assert_eq!(up.seen().len(), 27);
+}
+
+#[test]
+fn deny_decisions_are_cached() {
+    let authz = AuthServer::start(|q| match authorization_of(q) {
+        "tok-forbidden" => Answer::status(403),
+        "tok-unknown" => Answer::unauthorized(Some("Basic realm=\"p\"")),
+        _ => Answer::allow(&[]),
+    });
+    let up = Upstream::start();
+    let gw = start_gateway(&authz.url(), IDENTITY_AUTHORIZATION, &up);
+    let mut c = gw.connect();
+
+    assert_403(&get_auth(&mut c, "/p", "tok-forbidden"));
+    assert_eq!(authz.calls(), 1);
+    // the authorizer would allow now, but the deny is remembered
+    authz.set_constant(Answer::allow(&[]));
+    for _ in 0..5 {
+        assert_403(&get_auth(&mut c, "/p", "tok-forbidden"));
+    }
+    assert_eq!(authz.calls(), 1, "a 403 decision was not cached");
+
+    authz.set(|q| match authorization_of(q) {
+        "tok-unknown" => Answer::unauthorized(Some("Basic realm=\"p\"")),
+        _ => Answer::allow(&[]),
+    });
+    assert_401(&get_auth(&mut c, "/p", "tok-unknown"), "Basic realm=\"p\"");
+    assert_eq!(authz.calls(), 2);
+    authz.set_constant(Answer::allow(&[]));
+    for _ in 0..5 {
+        assert_401(&get_auth(&mut c, "/p", "tok-unknown"), "Basic realm=\"p\"");
+    }
+    assert_eq!(authz.calls(), 2, "a 401 decision was not cached");
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+
+    // a new identity is asked (and allowed)
+    assert_passed(&get_auth(&mut c, "/p", "tok-new"));
+    assert_eq!(authz.calls(), 3);
+}
+
+#[test]
+fn zero_cache_ttl_asks_every_time() {
+    let (authz, up, gw) = setup(
+        Answer::allow(&[("X-Auth-User", "alice")]),
+        "cache_ttl = \"0s\"",
+    );
+    let mut c = gw.connect();
+    for i in 1..=10 {
+        assert_passed(&get_auth(&mut c, "/p", "tok"));
+        assert_eq!(authz.calls(), i);
+    }
+    // and a changed decision applies at once
+    authz.set_constant(Answer::status(403));
+    assert_403(&get_auth(&mut c, "/p", "tok"));
+    assert_eq!(authz.calls(), 11);
+    assert_eq!(up.seen().len(), 10);
+}
+
+#[test]
+fn cached_decisions_expire_after_cache_ttl() {
+    let (authz, _up, gw) = setup(Answer::allow(&[]), "cache_ttl = \"2s\"");
+    let mut c = gw.connect();
+    assert_passed(&get_auth(&mut c, "/p", "tok"));
+    assert_passed(&get_auth(&mut c, "/p", "tok"));
+    assert_eq!(authz.calls(), 1);
+    authz.set_constant(Answer::status(403));
+    thread::sleep(Duration::from_millis(2500));
+    assert_403(&get_auth(&mut c, "/p", "tok"));
+    assert_eq!(authz.calls(), 2, "the decision outlived cache_ttl");
+}
+
+// ---------------------------------------------------------------------------
+// connections to the authorizer
+// ---------------------------------------------------------------------------
+
+#[test]
+fn authorizer_connections_are_kept_alive() {
+    let (authz, up, gw) = setup(Answer::allow(&[("X-Auth-User", "alice")]), "");
+    let mut c = gw.connect();
+    for i in 0..10 {
+        let tok = format!("tok-{}", i);
+        assert_passed(&get_auth(&mut c, "/p", &tok));
+        assert_eq!(authz.calls(), i + 1);
+    }
+    assert_eq!(up.seen().len(), 10);
+    assert_eq!(
+        authz.connections(),
+        1,
+        "10 questions on {} connections",
+        authz.connections()
+    );
+    // and over several client connections too
+    for i in 10..15 {
+        let tok = format!("tok-{}", i);
+        assert_passed(&get_with(&gw, "/p", &[("Authorization", &tok)]));
+    }
+    assert_eq!(authz.calls(), 15);
+    assert_eq!(authz.connections(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// reload
+// ---------------------------------------------------------------------------
+
+/// Waits (≤ 10 s) until GET `path` answers 200 (the reload reached the worker).
+fn wait_route(gw: &Gateway, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = gw.get(path);
+        if r.status == 200 {
+            return;
+        }
+        assert_eq!(r.status, 404, "{:?}", r);
+        assert!(
+            Instant::now() < deadline,
+            "reload not applied\n{}",
+            gw.logs()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_with_a_new_authorizer_drops_cached_decisions() {
+    let old = AuthServer::constant(Answer::allow(&[("X-Auth-User", "alice")]));
+    let new = AuthServer::constant(Answer::status(403));
+    let up = Upstream::start();
+    let gw = start_gateway(&old.url(), IDENTITY_AUTHORIZATION, &up);
+    let mut c = gw.connect();
+    for _ in 0..3 {
+        assert_passed(&get_auth(&mut c, "/p", "tok"));
+    }
+    assert_eq!(old.calls(), 1);
+
+    let rest = format!(
+        "{}{}{}",
+        partner(&new.url(), IDENTITY_AUTHORIZATION),
+        protected_route(up.port),
+        mock_route("m1", "/m1", 200, "m1")
+    );
+    gw.write_config(&gw.render("", "", &rest));
+    gw.signal("HUP");
+    wait_route(&gw, "/m1");
+
+    assert_403(&get_auth(&mut c, "/p", "tok"));
+    assert_403(&get_with(&gw, "/p", &[("Authorization", "tok")]));
+    assert_eq!(new.calls(), 1, "the new authorizer was not asked");
+    assert_eq!(old.calls(), 1);
+    assert_eq!(up.seen().len(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// config errors (`portcullis check`)
+// ---------------------------------------------------------------------------
+
+const CHECK_BASE: &str = "[server]
+workers = 1
+listen = [\"127.0.0.1:1\"]
+
+[log]
+access = \"off\"
+
+[auth.partner]
+type = \"external\"
+url = \"http://127.0.0.1:9/authorize\"
+identity = [\"header:authorization\"]
+cache_ttl = \"300s\"
+timeout = \"200ms\"
+failure_mode = \"deny\"
+forward_headers = [\"x-client\"]
+response_headers_prefix = \"x-auth-\"
+
+[[route]]
+name = \"p\"
+path = \"/p\"
+mock = { status = 200, body = \"ok\" }
+auth = \"partner\"
+";
+
+/// `portcullis check --config gw.toml` on `text`: (exit code, stdout, stderr).
+fn check(text: &str) -> (i32, String, String) {
+    let dir = TempDir::new("extcheck");
+    let path = dir.path.join("gw.toml");
+    fs::write(&path, text).unwrap();
+    let (st, out, err) = run_with_timeout(
+        Command::new(BIN).args(["check", "--config", path.to_str().unwrap()]),
+        Duration::from_secs(20),
+    );
+    (st.code().unwrap_or(-1), out, err)
+}
+
+/// 1-based number of the first line containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{:?} not in config", needle))
+        + 1
+}
+
+/// The lines of the table whose header is `header` (header line to the line
+/// before the next table).
+fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
+    let start = line_of(text, header);
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines[start..]
+        .iter()
+        .position(|l| l.starts_with('['))
+        .map_or(lines.len(), |i| start + i);
+    start..=end
+}
+
+/// `check` fails with exit 1, and stderr names `gw.toml:<line>` (a line in
+/// `lines`) and `field`.
+fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str) {
+    let (code, out, err) = check(text);
+    assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
+    assert!(!out.contains("configuration ok"), "stdout: {:?}", out);
+    let at = err
+        .find("gw.toml:")
+        .unwrap_or_else(|| panic!("no gw.toml:LINE in stderr: {:?}", err));
+    let line: usize = err[at + "gw.toml:".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no line number after gw.toml: in {:?}", err));
+    assert!(
+        lines.contains(&line),
+        "error at line {}, expected {:?}: {:?}",
+        line,
+        lines,
+        err
+    );
+    assert!(
+        err.contains(field),
+        "expected {:?} in stderr: {:?}",
+        field,
+        err
+    );
+}
+
+fn assert_base_config_ok() {
+    let (code, out, err) = check(CHECK_BASE);
+    assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
+}
+
+#[test]
+fn check_rejects_https_url() {
+    assert_base_config_ok();
+    let text = CHECK_BASE.replace(
+        "url = \"http://127.0.0.1:9/authorize\"",
+        "url = \"https://127.0.0.1:9/authorize\"",
+    );
+    let line = line_of(&text, "url = ");
+    assert_check_error(&text, line..=line, "auth.partner.url");
+}
+
+#[test]
+fn check_rejects_missing_identity() {
+    assert_base_config_ok();
+    let text = CHECK_BASE.replace("identity = [\"header:authorization\"]\n", "");
+    let lines = table_lines(&text, "[auth.partner]");
+    assert_check_error(&text, lines, "auth.partner.identity");
+}
+
+#[test]
+fn check_rejects_body_identity_source() {
+    assert_base_config_ok();
+    let text = CHECK_BASE.replace(
+        "identity = [\"header:authorization\"]",
+        "identity = [\"body:x\"]",
+    );
+    let line = line_of(&text, "identity = ");
+    assert_check_error(&text, line..=line, "auth.partner.identity");
+}
+
+#[test]
+fn check_rejects_unknown_failure_mode() {
+    assert_base_config_ok();
+    let text = CHECK_BASE.replace("failure_mode = \"deny\"", "failure_mode = \"maybe\"");
+    let line = line_of(&text, "failure_mode = ");
+    assert_check_error(&text, line..=line, "auth.partner.failure_mode");
+}
+
+#[test]
+fn check_rejects_jwt_field_in_external_authorizer() {
+    assert_base_config_ok();
+    let text = CHECK_BASE.replace(
+        "cache_ttl = \"300s\"\n",
+        "cache_ttl = \"300s\"\nissuer = \"https://idp.test/\"\n",
+    );
+    let lines = table_lines(&text, "[auth.partner]");
+    assert_check_error(&text, lines, "auth.partner.issuer");
+}
