@@ -182,13 +182,14 @@ impl JwtAuth {
         let keys = self.jwks.keys();
         let key = match keys.find(header.kid.as_deref()) {
             Lookup::Found(k) => k,
+            Lookup::UnknownKid if keys.is_empty() => {
+                // Before the first fetch succeeds the retry schedule covers it;
+                // asking now would spend the early refetch a rotation may need.
+                return Err(invalid("no keys yet"));
+            }
             Lookup::UnknownKid => {
                 self.jwks.want_refetch();
-                return Err(invalid(if keys.is_empty() {
-                    "no keys yet"
-                } else {
-                    "unknown kid"
-                }));
+                return Err(invalid("unknown kid"));
             }
             Lookup::NeedKid => return Err(invalid("no kid and several keys")),
         };
