@@ -8,6 +8,7 @@
 
 mod auth;
 mod error;
+pub mod secret;
 mod throttle;
 mod units;
 

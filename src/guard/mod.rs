@@ -36,6 +36,12 @@ pub struct RequestCtx<'a> {
     pub path: &'a [u8],
     /// The request id the exchange carries.
     pub request_id: &'a [u8],
+    /// The path as sent on the request line (not normalized).
+    pub raw_path: &'a [u8],
+    /// The body, when the route's authorizer needed it buffered; `has_body`: the
+    /// request has one (buffered or not).
+    pub body: Option<&'a [u8]>,
+    pub has_body: bool,
     /// The query string as sent (without `?`), empty when there is none.
     pub query: &'a [u8],
     /// The head's bytes, which `headers` index into. A guard that consumes a

@@ -22,6 +22,7 @@ use crate::gateway::{Gateway, Limits};
 use crate::guard::{self, Additions, RequestCtx, Verdict};
 use crate::http::reply::{render, Persistence, Reply};
 use crate::http::request::{normalize_path, parse_head, Header, Method, RequestHead};
+use crate::http::BodyKind;
 use crate::log::AccessRecord;
 use crate::proxy::{forward, headers::client_ip, Exchange};
 use crate::route::{Action, RouteMatch};
@@ -360,11 +361,38 @@ async fn handle(
         ),
         RouteMatch::Found(route) => {
             route_name = Some(&*route.name);
+            // An authorizer that signs the body (SigV4) needs it before deciding:
+            // read it into the buffer now (bounded), where forwarding finds it.
+            let mut buffered = None;
+            if let (Some(max), BodyKind::Length(n)) = (buffer_limit(&route.guards), head.body) {
+                if n > 0 && n <= max.min(route.max_body_bytes) {
+                    if buffer_body(
+                        conn,
+                        base + head.len,
+                        n as usize,
+                        head.expect_continue,
+                        &gw.limits,
+                    )
+                    .await
+                    .is_err()
+                    {
+                        return false;
+                    }
+                    buffered = Some(n as usize);
+                }
+            }
             let verdict = if route.guards.is_empty() {
                 Verdict::Continue
             } else {
                 let keys = core.keys();
                 let hb = &conn.buf[base..base + head.len];
+                let body_start = base + head.len;
+                let body = buffered.map(|n| &conn.buf[body_start..body_start + n]);
+                let target = head.target.get(hb);
+                let raw_path = match memchr::memchr(b'?', target) {
+                    Some(i) => &target[..i],
+                    None => target,
+                };
                 let mut ctx = RequestCtx {
                     gateway: gw,
                     client_ip: client,
@@ -374,7 +402,10 @@ async fn handle(
                     } else {
                         head.path.get(hb)
                     },
-                    query: query_of(head.target.get(hb)),
+                    query: query_of(target),
+                    raw_path,
+                    body,
+                    has_body: !matches!(head.body, BodyKind::None),
                     request_id: rid.as_bytes(),
                     head: hb,
                     headers: &mut *headers,
@@ -537,6 +568,53 @@ async fn answer(
         }
         Err(_) => false,
     }
+}
+
+/// The largest body any of `guards` needs buffered before deciding.
+fn buffer_limit(guards: &[guard::Guard]) -> Option<u64> {
+    guards.iter().find_map(|g| match g {
+        guard::Guard::Auth(_, a) => a.body_to_buffer(),
+        _ => None,
+    })
+}
+
+/// Reads until `conn.buf` holds `n` body bytes from `start` (sending `100 Continue`
+/// first when the client waits for it). Err: the client went away or stalled.
+async fn buffer_body(
+    conn: &mut ClientConn,
+    start: usize,
+    n: usize,
+    expect_continue: bool,
+    limits: &Limits,
+) -> Result<(), ()> {
+    let need = start + n;
+    if conn.buf.len() >= need {
+        return Ok(());
+    }
+    if expect_continue {
+        conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..])
+            .await
+            .map_err(|_| ())?;
+    }
+    if conn.buf.capacity() < need {
+        conn.buf.reserve_exact(need - conn.buf.len());
+    }
+    while conn.buf.len() < need {
+        let buf = std::mem::take(&mut conn.buf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let read = conn.stream.read(buf.slice_mut(len..cap));
+        let (r, b) = conn
+            .deadline
+            .within(limits.idle_timeout, read)
+            .await
+            .map_err(|_| ())?;
+        conn.buf = b.into_inner();
+        match r {
+            Ok(0) | Err(_) => return Err(()),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The query of a request target (after `?`), or empty.

@@ -9,7 +9,9 @@ use jsonwebtoken::Algorithm;
 use super::external::{self, ExternalAuth};
 use super::jwks::{JwksRegistry, Source as JwksSource};
 use super::jwt::{JwtAuth, TokenSource};
+use super::sigv4;
 use super::Authorizer;
+use super::SigV4Auth;
 use crate::config::{AuthConfig, ConfigError, Source, Spanned};
 
 /// Fields each type accepts (besides `type`).
@@ -38,11 +40,12 @@ pub fn compile(
     let allowed: &[&str] = match kind {
         "jwt" => JWT_FIELDS,
         "external" => EXTERNAL_FIELDS,
-        "sigv4" | "mtls" => {
+        "sigv4" => SIGV4_FIELDS,
+        "mtls" => {
             return Err(source.error_at(
                 a.kind.span(),
                 &field("type"),
-                format!("type {kind:?} is not supported by this build yet (supported: \"jwt\", \"external\")"),
+                "type \"mtls\" comes with TLS listeners, which this build does not have yet",
             ))
         }
         other => {
@@ -62,8 +65,50 @@ pub fn compile(
     }
     match kind {
         "external" => compile_external(name, a, source).map(Authorizer::External),
+        "sigv4" => compile_sigv4(name, a, source).map(Authorizer::Sigv4),
         _ => compile_jwt(name, a, source, jwks).map(Authorizer::Jwt),
     }
+}
+
+const SIGV4_FIELDS: &[&str] = &[
+    "region",
+    "service",
+    "credentials",
+    "max_skew",
+    "allow_unsigned_payload",
+    "max_signed_body",
+];
+
+fn compile_sigv4(name: &str, a: &AuthConfig, source: &Source) -> Result<SigV4Auth, ConfigError> {
+    let field = |f: &str| format!("auth.{name}.{f}");
+    let region = required(&a.region, source, a.kind.span(), &field("region"))?;
+    let service = required(&a.service, source, a.kind.span(), &field("service"))?;
+    let creds_ref = required(&a.credentials, source, a.kind.span(), &field("credentials"))?;
+    let text = crate::config::secret::resolve(source, creds_ref, &field("credentials"))?;
+    let credentials = sigv4::Credentials::parse(&text).map_err(|e| {
+        source.error_at(
+            creds_ref.span(),
+            &field("credentials"),
+            format!("{}: {e}", creds_ref.get_ref()),
+        )
+    })?;
+    if credentials.is_empty() {
+        return Err(source.error_at(
+            creds_ref.span(),
+            &field("credentials"),
+            "no [[key]] in the credentials",
+        ));
+    }
+    let mut settings = sigv4::Settings::new(region.get_ref().as_str(), service.get_ref().as_str());
+    if let Some(d) = a.max_skew {
+        settings.max_skew_secs = d.0.as_secs().max(1);
+    }
+    settings.allow_unsigned_payload = a.allow_unsigned_payload.unwrap_or(false);
+    Ok(SigV4Auth {
+        settings,
+        credentials,
+        max_body: a.max_signed_body.map_or(1 << 20, |b| b.0),
+    })
 }
 
 const EXTERNAL_FIELDS: &[&str] = &[

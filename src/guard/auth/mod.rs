@@ -33,7 +33,29 @@ pub use jwt::{Claims, JwtAuth};
 #[derive(Debug)]
 pub enum Authorizer {
     Jwt(JwtAuth),
+    Sigv4(SigV4Auth),
     External(external::ExternalAuth),
+}
+
+/// A compiled `type = "sigv4"` authorizer.
+#[derive(Debug)]
+pub struct SigV4Auth {
+    pub settings: sigv4::Settings,
+    pub credentials: sigv4::Credentials,
+    /// The largest signed body buffered to check its hash; larger bodies must be
+    /// sent as `UNSIGNED-PAYLOAD` (when allowed).
+    pub max_body: u64,
+}
+
+impl Authorizer {
+    /// The most body bytes this authorizer needs buffered before it can decide
+    /// (a signed payload's hash), if any.
+    pub fn body_to_buffer(&self) -> Option<u64> {
+        match self {
+            Authorizer::Sigv4(s) => Some(s.max_body),
+            _ => None,
+        }
+    }
 }
 
 /// What an authorizer established about the caller, for later stages.
@@ -90,6 +112,40 @@ fn value_of<'a>(ctx: &RequestCtx<'a>, source: &jwt::TokenSource) -> Option<&'a [
 /// Runs the route's authorizer.
 pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_>) -> Verdict {
     match auth {
+        Authorizer::Sigv4(s) => {
+            let head = ctx.head;
+            let all: Vec<(&[u8], &[u8])> = ctx
+                .headers
+                .iter()
+                .map(|h| (h.name.get(head), h.value.get(head)))
+                .collect();
+            let req = sigv4::SignedRequest {
+                method: ctx.method,
+                path: ctx.raw_path,
+                query: ctx.query,
+                headers: &all,
+                body: ctx.body,
+                has_body: ctx.has_body,
+            };
+            match sigv4::verify(&req, &s.credentials, &s.settings, ctx.limits.unix_now()) {
+                Ok(key) => {
+                    for h in ctx.headers.iter_mut() {
+                        let n = h.name.get(head);
+                        if n.eq_ignore_ascii_case(b"authorization")
+                            || n.eq_ignore_ascii_case(b"x-principal")
+                        {
+                            h.role = HeaderRole::Credential;
+                        }
+                    }
+                    let adds = &mut ctx.additions.upstream;
+                    adds.push_str("x-principal: ");
+                    adds.push_str(&key.principal);
+                    adds.push_str("\r\n");
+                    Verdict::Continue
+                }
+                Err(f) => refuse_401(name, f.reason(), "AWS4-HMAC-SHA256"),
+            }
+        }
         Authorizer::External(ext) => {
             let mut identity: Vec<&[u8]> = Vec::with_capacity(ext.identity.len());
             for (label, src) in &ext.identity {
