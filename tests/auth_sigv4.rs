@@ -6,7 +6,7 @@
 //! `100-continue`, the principal header, and config errors.
 //!
 //! Needs python3 with botocore: `.ci/run` installs it and runs these with
-//! `--include-ignored`.
+//! `cargo test --tests -- --ignored`.
 
 mod common;
 
