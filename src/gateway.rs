@@ -163,6 +163,11 @@ impl Gateway {
             let compiled = auth::compile::compile(name, a, source, jwks)?;
             authorizers.insert(name.clone(), std::sync::Arc::new(compiled));
         }
+        let mut wafs = std::collections::BTreeMap::new();
+        for (name, w) in &config.waf {
+            let compiled = crate::guard::waf::compile::compile(name, w, source)?;
+            wafs.insert(name.clone(), std::sync::Arc::new(compiled));
+        }
         let throttling = compile_throttle(config, source)?;
         let plans = compile_plans(config, source)?;
         let declared_keys = compile_keys(config, source, &plans)?;
@@ -324,6 +329,19 @@ impl Gateway {
                     allow: r.allow_ips.clone(),
                     deny: r.deny_ips.clone(),
                 }));
+            }
+            match &r.waf {
+                Some(w) if w.get_ref() != "off" => {
+                    let found = wafs.get(w.get_ref()).ok_or_else(|| {
+                        source.error_at(
+                            w.span(),
+                            &field("waf"),
+                            format!("unknown waf {:?} (no [waf.{}])", w.get_ref(), w.get_ref()),
+                        )
+                    })?;
+                    guards.push(Guard::Waf(found.clone()));
+                }
+                _ => {}
             }
             if r.api_key {
                 guards.push(Guard::ApiKey);

@@ -11,11 +11,9 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::fs;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::ops::RangeInclusive;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -979,26 +977,6 @@ mock = { status = 200, body = \"ok\" }
 auth = \"partner\"
 ";
 
-/// `portcullis check --config gw.toml` on `text`: (exit code, stdout, stderr).
-fn check(text: &str) -> (i32, String, String) {
-    let dir = TempDir::new("extcheck");
-    let path = dir.path.join("gw.toml");
-    fs::write(&path, text).unwrap();
-    let (st, out, err) = run_with_timeout(
-        Command::new(BIN).args(["check", "--config", path.to_str().unwrap()]),
-        Duration::from_secs(20),
-    );
-    (st.code().unwrap_or(-1), out, err)
-}
-
-/// 1-based number of the first line containing `needle`.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{:?} not in config", needle))
-        + 1
-}
-
 /// The lines of the table whose header is `header` (header line to the line
 /// before the next table).
 fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
@@ -1014,7 +992,7 @@ fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
 /// `check` fails with exit 1, and stderr names `gw.toml:<line>` (a line in
 /// `lines`) and `field`.
 fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str) {
-    let (code, out, err) = check(text);
+    let (code, out, err) = check_config(text);
     assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
     assert!(!out.contains("configuration ok"), "stdout: {:?}", out);
     let at = err
@@ -1042,7 +1020,7 @@ fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str) {
 }
 
 fn assert_base_config_ok() {
-    let (code, out, err) = check(CHECK_BASE);
+    let (code, out, err) = check_config(CHECK_BASE);
     assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
 }
 

@@ -19,7 +19,6 @@ use std::io::{self, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::RangeInclusive;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -1359,26 +1358,6 @@ auth = \"users\"
 scopes = [\"orders:read\"]
 ";
 
-/// `portcullis check --config gw.toml` on `text`: (exit code, stdout, stderr).
-fn check(text: &str) -> (i32, String, String) {
-    let dir = TempDir::new("jwtcheck");
-    let path = dir.path.join("gw.toml");
-    fs::write(&path, text).unwrap();
-    let (st, out, err) = run_with_timeout(
-        Command::new(BIN).args(["check", "--config", path.to_str().unwrap()]),
-        Duration::from_secs(20),
-    );
-    (st.code().unwrap_or(-1), out, err)
-}
-
-/// 1-based number of the first line containing `needle`.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{:?} not in config", needle))
-        + 1
-}
-
 /// The lines of the table whose header is `header` (header line to the line
 /// before the next table).
 fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
@@ -1394,7 +1373,7 @@ fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
 /// `check` fails with exit 1, and stderr names `gw.toml:<line>` (a line in
 /// `lines`), `field` and `also`.
 fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str, also: &str) {
-    let (code, out, err) = check(text);
+    let (code, out, err) = check_config(text);
     assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
     assert!(!out.contains("configuration ok"), "stdout: {:?}", out);
     let at = err
@@ -1428,7 +1407,7 @@ fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str, als
 }
 
 fn assert_base_config_ok() {
-    let (code, out, err) = check(CHECK_BASE);
+    let (code, out, err) = check_config(CHECK_BASE);
     assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
 }
 

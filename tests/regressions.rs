@@ -7,8 +7,6 @@
 mod common;
 
 use common::*;
-use std::fs;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -34,18 +32,6 @@ fn expect_400(gw: &Gateway, raw: &[u8]) {
     assert_gateway_error(&r, 400, BAD_REQUEST);
     assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
     c.assert_closed();
-}
-
-/// Run `portcullis check` on `config_text`; (exit code, stdout, stderr).
-fn check(config_text: &str) -> (i32, String, String) {
-    let dir = TempDir::new("check");
-    let path = dir.path.join("gw.toml");
-    fs::write(&path, config_text).unwrap();
-    let (st, out, err) = run_with_timeout(
-        Command::new(BIN).arg("check").arg("--config").arg(&path),
-        Duration::from_secs(20),
-    );
-    (st.code().unwrap_or(-1), out, err)
 }
 
 /// 1-based line number of the first line containing `needle`.
@@ -294,7 +280,7 @@ fn mock_204_has_no_length_and_no_body() {
     assert_eq!(r2.body_str(), "after");
 
     let text = "[server]\nworkers = 1\nlisten = [\"127.0.0.1:1\"]\n\n[log]\naccess = \"off\"\n\n[[route]]\nname = \"nc\"\npath = \"/nc\"\nmock = { status = 204, body = \"not empty\" }\n";
-    let (code, out, err) = check(text);
+    let (code, out, err) = check_config(text);
     assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
     assert!(err.contains("gw.toml"), "stderr: {}", err);
     assert!(err.contains("mock.status"), "stderr: {}", err);

@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use sha2::{Digest, Sha256};
-use std::fs;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -237,25 +236,9 @@ fn count(st: &[u16], status: u16) -> usize {
     st.iter().filter(|&&s| s == status).count()
 }
 
-/// `portcullis check` on a config text: (exit code, stdout, stderr).
-fn check(text: &str) -> (i32, String, String, TempDir) {
-    let dir = TempDir::new("tcheck");
-    let path = dir.path.join("gw.toml");
-    fs::write(&path, text).unwrap();
-    let (code, out, err) = cli(&["check", "--config", path.to_str().unwrap()]);
-    (code, out, err, dir)
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .expect("needle in config")
-        + 1
-}
-
 fn assert_config_error(text: &str, needle: &str, field: &str, also: &str) {
     let line = line_of(text, needle);
-    let (code, out, err, _dir) = check(text);
+    let (code, out, err) = check_config(text);
     assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
     assert!(!out.contains("configuration ok"), "stdout: {:?}", out);
     assert!(
@@ -973,7 +956,7 @@ fn check_reports_throttle_config_errors_with_file_line_field() {
         BASE,
         declared_key("acme", "basic", "k", "")
     );
-    let (code, out, err, _dir) = check(&good);
+    let (code, out, err) = check_config(&good);
     assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
 
     let unknown_plan = good.replace("plan = \"basic\"", "plan = \"nope\"");

@@ -10,19 +10,7 @@
 # minted by jwt_token.py from tests/fixtures/jwt/rsa1.pem.
 # Needs: wrk, nginx, openssl, python3. Output: markdown on stdout.
 set -euo pipefail
-DURATION=10 ROUNDS=3 BUILD=1
-while (($#)); do
-    case $1 in
-        --duration) DURATION=${2:?}; shift 2 ;;
-        --rounds) ROUNDS=${2:?}; shift 2 ;;
-        --no-build) BUILD=0; shift ;;
-        *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    esac
-done
-[[ $DURATION =~ ^[0-9]+$ ]] && ((DURATION >= 1 && DURATION <= 60)) || { echo "--duration: 1..60" >&2; exit 2; }
-[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 10)) || { echo "--rounds: 1..10" >&2; exit 2; }
-. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
-((BUILD)) && build_release
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
 TOKEN=$(python3 "$SCRIPT_DIR/jwt_token.py" "$REPO/tests/fixtures/jwt/rsa1.pem" "$RUN/jwks.json")
 start_upstream

@@ -1,9 +1,23 @@
-# Shared harness of the feature benches (throttle.sh, auth.sh): source it after
-# setting DURATION and ROUNDS. Provides a run dir, cleanup of everything started,
+# Shared harness of the feature benches (throttle.sh, auth.sh, waf.sh): source it
+# with the script's arguments (`. lib.sh "$@"`); it takes [--duration S] [--rounds N]
+# [--no-build] (defaults 10, 3, build) and builds the release binary. Provides a
+# run dir, cleanup of everything started,
 # a static nginx upstream on 127.0.0.1:9001, portcullis starters, and ab_compare,
 # which runs wrk against several portcullis configs in interleaved rounds and
 # prints requests/s and CPU µs per request (from /proc/PID/stat).
 # Loopback only; every run is bounded.
+
+DURATION=10 ROUNDS=3 BUILD=1
+while (($#)); do
+    case $1 in
+        --duration) DURATION=${2:?}; shift 2 ;;
+        --rounds) ROUNDS=${2:?}; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        *) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+done
+[[ $DURATION =~ ^[0-9]+$ ]] && ((DURATION >= 1 && DURATION <= 60)) || { echo "--duration: 1..60" >&2; exit 2; }
+[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 10)) || { echo "--rounds: 1..10" >&2; exit 2; }
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[1]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
@@ -25,7 +39,7 @@ log() { printf '%s\n' "$*" >&2; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() { local d=$((SECONDS + 10)); until port_open "$1"; do ((SECONDS < d)) || { log "port $1 not up"; exit 1; }; sleep 0.1; done; }
 
-build_release() { (cd "$REPO" && cargo build --release --quiet); }
+if ((BUILD)); then (cd "$REPO" && cargo build --release --quiet); fi
 
 start_gw() { # name config-text -> pid in GW_PID
     printf '%s\n' "$2" >"$RUN/$1.toml"
@@ -52,12 +66,12 @@ wrk_counts() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# ab_compare TITLE "label pid port [wrk args…]"… : interleaved rounds of wrk -t1 -c64
+# ab_compare TITLE "label pid port[/path] [wrk args…]"… : interleaved rounds of wrk -t1 -c64
 # against each, the gateway pinned to cpu1 and wrk to cpu0; fails on any non-2xx.
 ab_compare() {
     local title=$1; shift
     local -A RPS CPU
-    local spec label pid port extra round before after req non secs
+    local spec label pid port extra round before after req non secs url
     for spec in "$@"; do
         read -r label pid port extra <<<"$spec"
         taskset -a -p -c 1 "$pid" >/dev/null
@@ -67,7 +81,9 @@ ab_compare() {
             read -r label pid port extra <<<"$spec"
             log "$title: round $round, $label"
             before=$(ticks "$pid")
-            eval "taskset -c 0 wrk -t1 -c64 -d${DURATION}s $extra http://127.0.0.1:$port/" >"$RUN/ab-$label-$round.txt"
+            url="http://127.0.0.1:$port"
+            [[ $port == */* ]] || url+=/
+            eval "taskset -c 0 wrk -t1 -c64 -d${DURATION}s $extra '$url'" >"$RUN/ab-$label-$round.txt"
             after=$(ticks "$pid")
             read -r req non secs < <(wrk_counts "$RUN/ab-$label-$round.txt")
             ((non == 0)) || { log "$label: $non non-2xx responses"; cat "$RUN"/*.log >&2; exit 1; }

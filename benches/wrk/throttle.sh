@@ -16,19 +16,7 @@
 # Needs: wrk, nginx (apt), cargo. Output: markdown on stdout, progress on stderr.
 set -euo pipefail
 
-DURATION=10 ROUNDS=3 BUILD=1
-while (($#)); do
-    case $1 in
-        --duration) DURATION=${2:?}; shift 2 ;;
-        --rounds) ROUNDS=${2:?}; shift 2 ;;
-        --no-build) BUILD=0; shift ;;
-        *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-    esac
-done
-[[ $DURATION =~ ^[0-9]+$ ]] && ((DURATION >= 1 && DURATION <= 60)) || { echo "--duration: 1..60" >&2; exit 2; }
-[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 10)) || { echo "--rounds: 1..10" >&2; exit 2; }
-. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
-((BUILD)) && build_release
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
 # --- 1. accuracy ----------------------------------------------------------------------
 LIMIT=5000 BURST=100

@@ -11,6 +11,7 @@ mod error;
 pub mod secret;
 mod throttle;
 mod units;
+mod waf;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ pub use throttle::{
     ApiKeyConfig, ApiKeysConfig, PlanConfig, QuotaConfig, RateConfig, StoreConfig, ThrottleConfig,
 };
 pub use units::{ByteSize, Cidr, ConfigDuration};
+pub use waf::{Exclusion, RateBased, WafConfig};
 
 /// The whole config file. Only `[[route]]` is required.
 #[derive(Debug, Deserialize)]
@@ -36,6 +38,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub auth: BTreeMap<String, AuthConfig>,
+    #[serde(default)]
+    pub waf: BTreeMap<String, WafConfig>,
     #[serde(default)]
     pub store: StoreConfig,
     pub throttle: Option<ThrottleConfig>,
@@ -168,6 +172,8 @@ pub struct RouteConfig {
     #[serde(default)]
     pub api_key: bool,
     pub throttle: Option<RateConfig>,
+    /// A `[waf.*]` name, or `"off"` (the default).
+    pub waf: Option<Spanned<String>>,
     /// An `[auth.*]` name; absent or `"none"` for none.
     pub auth: Option<Spanned<String>>,
     /// Any of these scopes (`scope` space-separated, or `scp` array) → else 403.

@@ -14,6 +14,7 @@ pub mod api_key;
 pub mod auth;
 pub mod ip;
 pub mod throttle;
+pub mod waf;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,10 +39,15 @@ pub struct RequestCtx<'a> {
     pub request_id: &'a [u8],
     /// The path as sent on the request line (not normalized).
     pub raw_path: &'a [u8],
-    /// The body, when the route's authorizer needed it buffered; `has_body`: the
-    /// request has one (buffered or not).
+    /// The body (or its first part), when a stage needed it buffered; `has_body`:
+    /// the request has one; `body_complete`: `body` is all of it.
     pub body: Option<&'a [u8]>,
     pub has_body: bool,
+    pub body_complete: bool,
+    /// The matched route's name.
+    pub route: Option<&'a str>,
+    /// Where audit lines go (the access log stream), if anywhere.
+    pub audit: Option<&'a crate::log::AccessSink>,
     /// The query string as sent (without `?`), empty when there is none.
     pub query: &'a [u8],
     /// The head's bytes, which `headers` index into. A guard that consumes a
@@ -91,6 +97,8 @@ pub enum Guard {
     IpPolicy(ip::IpPolicy),
     /// Identification by API key (usage plan): 403 without a valid key.
     ApiKey,
+    /// The WAF: IP sets, rate-based rule, rule scan: 403.
+    Waf(Arc<waf::Waf>),
     /// Authentication by the route's authorizer: 401 without valid credentials.
     Auth(Arc<str>, Arc<auth::Authorizer>),
     /// Authorization: the route's required scopes and claims: 403.
@@ -104,6 +112,7 @@ impl Guard {
         match self {
             Guard::IpPolicy(p) => p.check(ctx.client_ip),
             Guard::ApiKey => api_key::check(ctx),
+            Guard::Waf(w) => w.check(ctx),
             Guard::Auth(name, a) => auth::authenticate(name, a, ctx).await,
             Guard::Authorize(r) => r.check(&ctx.identity),
             Guard::Limits(l) => l.check(ctx),

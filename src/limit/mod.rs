@@ -63,6 +63,8 @@ pub enum LimitKey {
     Route(u64),
     /// A usage plan's throttle, per API key (the first 8 bytes of its SHA-256).
     ApiKey(u64),
+    /// A WAF's rate-based rule, by a hash of the WAF's name and the client.
+    Waf(u64),
     /// `[throttle].per_ip`, by client address: IPv4 addresses one by one (as
     /// mapped IPv6), IPv6 by /64 — one subscriber's allocation, which a single
     /// client can otherwise rotate through at will.

@@ -110,22 +110,40 @@ impl AccessLog {
 
 impl AccessSink {
     pub fn record(&self, r: &AccessRecord<'_>) {
-        let mut line = String::with_capacity(320);
-        line.push_str("{\"time\":\"");
-        {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis();
-            let mut cached = self.time.borrow_mut();
-            if cached.0 != now {
-                cached.1.clear();
-                super::time::format_unix_millis(&mut cached.1, now as i64);
-                cached.0 = now;
-            }
-            line.push_str(&cached.1);
-        }
+        let mut line = self.start_line(320);
         format_record(&mut line, r);
+        self.push(line);
+    }
+
+    /// Another kind of line in the same stream (the WAF audit log): `fields` are
+    /// the JSON members after `time`, starting with a comma, e.g. `,"type":"waf"`.
+    pub fn line(&self, fields: &str) {
+        let mut line = self.start_line(fields.len() + 40);
+        line.push('"');
+        line.push_str(fields);
+        line.push_str("}\n");
+        self.push(line);
+    }
+
+    /// `{"time":"<now>` (the closing quote is the caller's).
+    fn start_line(&self, capacity: usize) -> String {
+        let mut line = String::with_capacity(capacity);
+        line.push_str("{\"time\":\"");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let mut cached = self.time.borrow_mut();
+        if cached.0 != now {
+            cached.1.clear();
+            super::time::format_unix_millis(&mut cached.1, now as i64);
+            cached.0 = now;
+        }
+        line.push_str(&cached.1);
+        line
+    }
+
+    fn push(&self, line: String) {
         if self.log.queues[self.core].push(line).is_err() {
             self.log.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -205,7 +223,8 @@ fn push_ip(s: &mut String, ip: std::net::IpAddr) {
 }
 
 /// Appends `bytes` as a JSON string; bytes that are not UTF-8 become U+FFFD.
-fn json_str(s: &mut String, bytes: &[u8]) {
+/// Appends `bytes` as a JSON string (lossy UTF-8, escaped).
+pub fn json_str(s: &mut String, bytes: &[u8]) {
     s.push('"');
     if bytes
         .iter()

@@ -8,7 +8,7 @@
 mod access;
 mod time;
 
-pub use access::{AccessLog, AccessRecord, AccessSink};
+pub use access::{json_str, AccessLog, AccessRecord, AccessSink};
 
 /// Installs the tracing subscriber for the operational log at `level`. Colours
 /// only on a terminal (and never with `NO_COLOR` set), so log files stay plain.

@@ -361,15 +361,17 @@ async fn handle(
         ),
         RouteMatch::Found(route) => {
             route_name = Some(&*route.name);
-            // An authorizer that signs the body (SigV4) needs it before deciding:
-            // read it into the buffer now (bounded), where forwarding finds it.
+            // A stage that reads the body (SigV4's hash, the WAF) needs it before
+            // deciding: read it (or its first part) into the buffer now, bounded,
+            // where forwarding finds it.
             let mut buffered = None;
-            if let (Some(max), BodyKind::Length(n)) = (buffer_limit(&route.guards), head.body) {
-                if n > 0 && n <= max.min(route.max_body_bytes) {
+            if let BodyKind::Length(n) = head.body {
+                let want = body_wanted(&route.guards, n.min(route.max_body_bytes));
+                if want > 0 {
                     if buffer_body(
                         conn,
                         base + head.len,
-                        n as usize,
+                        want as usize,
                         head.expect_continue,
                         &gw.limits,
                     )
@@ -378,7 +380,7 @@ async fn handle(
                     {
                         return false;
                     }
-                    buffered = Some(n as usize);
+                    buffered = Some(want as usize);
                 }
             }
             let verdict = if route.guards.is_empty() {
@@ -406,6 +408,13 @@ async fn handle(
                     raw_path,
                     body,
                     has_body: !matches!(head.body, BodyKind::None),
+                    body_complete: match head.body {
+                        BodyKind::Length(n) => buffered == Some(n as usize),
+                        BodyKind::None => true,
+                        _ => false,
+                    },
+                    route: Some(&route.name),
+                    audit: core.access.as_ref(),
                     request_id: rid.as_bytes(),
                     head: hb,
                     headers: &mut *headers,
@@ -570,12 +579,19 @@ async fn answer(
     }
 }
 
-/// The largest body any of `guards` needs buffered before deciding.
-fn buffer_limit(guards: &[guard::Guard]) -> Option<u64> {
-    guards.iter().find_map(|g| match g {
-        guard::Guard::Auth(_, a) => a.body_to_buffer(),
-        _ => None,
-    })
+/// How many of a body of `n` bytes the route's stages need buffered before
+/// deciding: all of it for a signed body within `max_signed_body`, the first
+/// `inspect_body` bytes for the WAF; 0 for none.
+fn body_wanted(guards: &[guard::Guard], n: u64) -> u64 {
+    guards
+        .iter()
+        .map(|g| match g {
+            guard::Guard::Auth(_, a) => a.body_to_buffer().filter(|&max| n <= max).map_or(0, |_| n),
+            guard::Guard::Waf(w) => n.min(w.inspect_body),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Reads until `conn.buf` holds `n` body bytes from `start` (sending `100 Continue`

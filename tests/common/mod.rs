@@ -1526,3 +1526,28 @@ impl Gateway {
         panic!("gateway did not become ready on restart: {}", last_err);
     }
 }
+
+// ---------------------------------------------------------------------------
+// `portcullis check`
+// ---------------------------------------------------------------------------
+
+/// `portcullis check --config gw.toml` on `text` in a fresh directory: (exit code,
+/// stdout, stderr).
+pub fn check_config(text: &str) -> (i32, String, String) {
+    let dir = TempDir::new("check");
+    let path = dir.path.join("gw.toml");
+    fs::write(&path, text).unwrap();
+    let (st, out, err) = run_with_timeout(
+        Command::new(BIN).args(["check", "--config", path.to_str().unwrap()]),
+        Duration::from_secs(20),
+    );
+    (st.code().unwrap_or(-1), out, err)
+}
+
+/// 1-based number of the first line of `text` containing `needle`.
+pub fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{:?} not in config", needle))
+        + 1
+}

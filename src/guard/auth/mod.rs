@@ -70,6 +70,7 @@ pub struct Identity {
 pub struct CoreState {
     pub tokens: RefCell<jwt::TokenCache>,
     pub external: external::ExternalState,
+    pub waf: crate::guard::waf::WafState,
 }
 
 impl CoreState {
@@ -77,6 +78,7 @@ impl CoreState {
         CoreState {
             tokens: RefCell::default(),
             external: external::ExternalState::new(timers),
+            waf: Default::default(),
         }
     }
 }
@@ -124,7 +126,7 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                 path: ctx.raw_path,
                 query: ctx.query,
                 headers: &all,
-                body: ctx.body,
+                body: ctx.body.filter(|_| ctx.body_complete),
                 has_body: ctx.has_body,
             };
             match sigv4::verify(&req, &s.credentials, &s.settings, ctx.limits.unix_now()) {

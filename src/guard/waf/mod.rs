@@ -1,0 +1,353 @@
+//! The WAF stage: IP sets, rate-based blocking and the rule scan over the request's
+//! normalized parts (AWS WAF's job in front of API Gateway).
+//!
+//! Per request: a client in `ip_allow` passes unexamined; one in `ip_deny` is
+//! refused; a client over its `rate_based` limit is refused for the rest of the
+//! window. Then the request is split into parts ([`parts`]: path, query names and
+//! values, headers, cookies, and the body's form fields, JSON keys and strings or
+//! multipart values, up to `inspect_body`), and for each transform chain of the
+//! rule set ([`rules`]) each part that chain's rules look at is normalized once
+//! ([`normalize`]) and scanned once by the chain's Aho-Corasick automaton. Only a
+//! literal hit runs the rule's confirmation (`all` groups, `regex`). Scores add up
+//! CRS-style; a request at or over `anomaly_threshold`, or matched by a `block`
+//! rule, is refused with 403 in `mode = "block"`, and only logged and counted in
+//! `mode = "count"`. Every match is written to the audit log (the access log
+//! stream, `"type":"waf"` lines) off the request path.
+
+pub mod compile;
+pub mod ipset;
+pub mod normalize;
+pub mod parts;
+pub mod rules;
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use self::ipset::IpSet;
+use self::parts::{Part, Target};
+use self::rules::RuleSet;
+use super::{RequestCtx, Verdict};
+use crate::http::reply::Reply;
+use crate::http::request::{Header, HeaderRole};
+use crate::limit::{BoundedMap, Decision, Level, LimitKey, Policy};
+
+/// Parts inspected per request, at most.
+const MAX_PARTS: usize = 512;
+/// Bytes of a matched value quoted in the audit log.
+const EXCERPT: usize = 48;
+/// Client IPs remembered as blocked by the rate-based rule, per core.
+const BLOCKED_ENTRIES: usize = 65_536;
+
+/// A compiled `[waf.NAME]`.
+#[derive(Debug)]
+pub struct Waf {
+    pub name: Arc<str>,
+    pub block_mode: bool,
+    pub threshold: u32,
+    pub rules: RuleSet,
+    pub ip_deny: IpSet,
+    pub ip_allow: IpSet,
+    /// `rate_based`: the bucket per client IP, and the window a client stays blocked.
+    pub rate: Option<(Policy, Duration)>,
+    /// (rule id, path prefix, route name): where a rule is off.
+    pub exclude: Vec<(u32, Option<String>, Option<String>)>,
+    pub inspect_body: u64,
+    pub oversize_block: bool,
+}
+
+/// A core's WAF state: reused buffers and the clients the rate rule blocked.
+pub struct WafState {
+    buf: RefCell<(Vec<u8>, Vec<u8>)>,
+    blocked: RefCell<BoundedMap<u128, Instant>>,
+    /// Requests that matched, and those refused (block mode).
+    pub matched: Cell<u64>,
+    pub refused: Cell<u64>,
+}
+
+impl Default for WafState {
+    fn default() -> Self {
+        WafState {
+            buf: RefCell::new((Vec::new(), Vec::new())),
+            blocked: RefCell::new(BoundedMap::new(BLOCKED_ENTRIES)),
+            matched: Cell::new(0),
+            refused: Cell::new(0),
+        }
+    }
+}
+
+/// What a scan found.
+pub struct Scan {
+    pub hits: Vec<Hit>,
+    pub score: u32,
+    /// A matched rule blocks on its own.
+    pub block: bool,
+}
+
+/// One confirmed rule match.
+pub struct Hit {
+    rule: usize,
+    target: Target,
+    name: Vec<u8>,
+    excerpt: Vec<u8>,
+}
+
+impl Waf {
+    fn excluded(&self, id: u32, ctx: &RequestCtx<'_>) -> bool {
+        self.exclude.iter().any(|(rule, path, route)| {
+            *rule == id
+                && path
+                    .as_ref()
+                    .is_none_or(|p| ctx.path.starts_with(p.as_bytes()))
+                && route
+                    .as_ref()
+                    .is_none_or(|r| ctx.route.is_some_and(|n| n == r.as_str()))
+        })
+    }
+
+    fn refuse(&self, state: &WafState) -> Verdict {
+        state.refused.set(state.refused.get() + 1);
+        Verdict::Respond(Reply::error(403))
+    }
+
+    /// Scans `parts` with every chain: each part a chain looks at is normalized
+    /// once and run through the chain's automaton once; literal hits are
+    /// confirmed per rule. `excluded(id)`: rules turned off for this request.
+    pub fn scan(
+        &self,
+        parts: &[Part<'_>],
+        state: &WafState,
+        excluded: impl Fn(u32) -> bool,
+    ) -> Scan {
+        let rules = &self.rules.rules;
+        let mut matched = vec![false; rules.len()];
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut score = 0u32;
+        let mut block = false;
+        let mut bufs = state.buf.borrow_mut();
+        let (out, scratch) = &mut *bufs;
+        for chain in &self.rules.chains {
+            for part in parts.iter().filter(|p| chain.targets.contains(&p.target)) {
+                normalize::apply(&chain.transforms, &part.value, out, scratch);
+                for m in chain.automaton.find_overlapping_iter(&out[..]) {
+                    let r = chain.pattern_rule[m.pattern().as_usize()];
+                    if matched[r] {
+                        continue;
+                    }
+                    let rule = &rules[r];
+                    if !rule.looks_at(part.target, &part.name)
+                        || excluded(rule.id)
+                        || !rule.confirms(out)
+                    {
+                        continue;
+                    }
+                    matched[r] = true;
+                    score += rule.score;
+                    block |= rule.block;
+                    let from = m.start().saturating_sub(EXCERPT / 4);
+                    let to = (from + EXCERPT).min(out.len());
+                    hits.push(Hit {
+                        rule: r,
+                        target: part.target,
+                        name: part.name.to_vec(),
+                        excerpt: out[from..to].to_vec(),
+                    });
+                }
+            }
+        }
+        Scan { hits, score, block }
+    }
+
+    pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
+        let state = &ctx.auth.waf;
+        if self.ip_allow.contains(ctx.client_ip) {
+            return Verdict::Continue;
+        }
+        if self.ip_deny.contains(ctx.client_ip) {
+            self.audit(ctx, &[], 0, "ip_deny");
+            return if self.block_mode {
+                self.refuse(state)
+            } else {
+                Verdict::Continue
+            };
+        }
+        if let Some((policy, window)) = self.rate {
+            if let Verdict::Respond(r) = self.rate_check(ctx, policy, window) {
+                return Verdict::Respond(r);
+            }
+        }
+        // Bodies past the inspection limit (or not buffered: chunked).
+        if ctx.has_body && !ctx.body_complete && self.oversize_block {
+            self.audit(ctx, &[], 0, "oversize");
+            if self.block_mode {
+                return self.refuse(state);
+            }
+        }
+
+        let mut parts: Vec<Part<'_>> = Vec::with_capacity(16);
+        collect_parts(
+            ctx.raw_path,
+            ctx.query,
+            ctx.head,
+            ctx.headers,
+            ctx.body,
+            &mut parts,
+        );
+        let scan = self.scan(&parts, state, |id| self.excluded(id, ctx));
+        let (hits, score, block) = (scan.hits, scan.score, scan.block);
+        if hits.is_empty() {
+            return Verdict::Continue;
+        }
+        state.matched.set(state.matched.get() + 1);
+        let refuse = block || score >= self.threshold;
+        let action = match (refuse, self.block_mode) {
+            (true, true) => "block",
+            (true, false) => "count",
+            (false, _) => "pass",
+        };
+        self.audit(ctx, &hits, score, action);
+        if refuse && self.block_mode {
+            self.refuse(state)
+        } else {
+            Verdict::Continue
+        }
+    }
+
+    /// The rate-based rule: a token bucket per client IP on the shared limiter; a
+    /// client that runs it dry stays refused for the rest of the window.
+    fn rate_check(&self, ctx: &RequestCtx<'_>, policy: Policy, window: Duration) -> Verdict {
+        let state = &ctx.auth.waf;
+        let ip = match LimitKey::ip(ctx.client_ip) {
+            LimitKey::Ip(v) => v,
+            _ => 0,
+        };
+        let now = Instant::now();
+        {
+            let mut blocked = state.blocked.borrow_mut();
+            if let Some(until) = blocked.get_mut(&ip) {
+                if now < *until {
+                    return if self.block_mode {
+                        self.refuse(state)
+                    } else {
+                        Verdict::Continue
+                    };
+                }
+            }
+        }
+        let level = Level {
+            name: "waf",
+            key: LimitKey::Waf(waf_key(&self.name, ip)),
+            policy,
+        };
+        if let Decision::Refuse(_) = ctx.limits.check(&[level], None, false) {
+            let mut blocked = state.blocked.borrow_mut();
+            match blocked.get_mut(&ip) {
+                Some(until) => *until = now + window,
+                None => {
+                    blocked.insert(ip, now + window, |_| 0);
+                }
+            }
+            self.audit(ctx, &[], 0, "rate_based");
+            if self.block_mode {
+                return self.refuse(state);
+            }
+        }
+        Verdict::Continue
+    }
+
+    /// One audit line per matched request, into the access log stream.
+    fn audit(&self, ctx: &RequestCtx<'_>, hits: &[Hit], score: u32, action: &str) {
+        let Some(sink) = ctx.audit else {
+            return;
+        };
+        use crate::log::json_str;
+        let mut s = String::with_capacity(256);
+        s.push_str(",\"type\":\"waf\",\"waf\":");
+        json_str(&mut s, self.name.as_bytes());
+        s.push_str(",\"request_id\":");
+        json_str(&mut s, ctx.request_id);
+        s.push_str(",\"client_ip\":\"");
+        s.push_str(&ctx.client_ip.to_string());
+        s.push_str("\",\"action\":\"");
+        s.push_str(action);
+        s.push_str("\",\"score\":");
+        s.push_str(itoa::Buffer::new().format(score));
+        s.push_str(",\"matches\":[");
+        for (i, h) in hits.iter().enumerate() {
+            let rule = &self.rules.rules[h.rule];
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str("{\"rule\":");
+            s.push_str(itoa::Buffer::new().format(rule.id));
+            s.push_str(",\"category\":");
+            json_str(&mut s, rule.category.as_bytes());
+            s.push_str(",\"target\":\"");
+            s.push_str(target_name(h.target));
+            s.push_str("\",\"name\":");
+            json_str(&mut s, &h.name);
+            s.push_str(",\"excerpt\":");
+            json_str(&mut s, &h.excerpt);
+            s.push('}');
+        }
+        s.push(']');
+        sink.line(&s);
+    }
+}
+
+/// The parts of a request the rules can target: the path as sent, query names
+/// and values, every header (by lower-case name), cookies, and the body's fields.
+pub fn collect_parts<'a>(
+    raw_path: &'a [u8],
+    query: &'a [u8],
+    head: &'a [u8],
+    headers: &[Header],
+    body: Option<&'a [u8]>,
+    parts: &mut Vec<Part<'a>>,
+) {
+    parts.push(Part {
+        target: Target::Path,
+        name: std::borrow::Cow::Borrowed(b""),
+        value: std::borrow::Cow::Borrowed(raw_path),
+    });
+    parts::query_parts(query, MAX_PARTS, parts);
+    let mut content_type = None;
+    for h in headers {
+        if h.role == HeaderRole::HopByHop {
+            continue;
+        }
+        let name = h.name.get(head);
+        let value = h.value.get(head);
+        if name.eq_ignore_ascii_case(b"cookie") {
+            parts::cookie_parts(value, MAX_PARTS, parts);
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            content_type = Some(value);
+        }
+        if parts.len() < MAX_PARTS {
+            parts.push(Part {
+                target: Target::Headers,
+                name: std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+                value: std::borrow::Cow::Borrowed(value),
+            });
+        }
+    }
+    if let Some(body) = body {
+        parts::body_parts(content_type, body, MAX_PARTS, parts);
+    }
+}
+
+fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::Path => "path",
+        Target::Query => "query",
+        Target::QueryNames => "query_names",
+        Target::Headers => "headers",
+        Target::Cookies => "cookies",
+        Target::Body => "body",
+    }
+}
+
+fn waf_key(name: &str, ip: u128) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one((name, ip))
+}

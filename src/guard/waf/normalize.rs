@@ -1,0 +1,885 @@
+//! The transforms a rule's chain applies to a request part before matching
+//! ([`Transform`], [`apply`]): URL and HTML entity decoding, ASCII lower-casing,
+//! whitespace compression, SQL comment removal, path normalization, NUL removal
+//! and the fullwidth fold — the evasion-undoing steps of ModSecurity's
+//! `t:urlDecodeUni`, `t:htmlEntityDecode`, `t:lowercase`, `t:compressWhitespace`,
+//! `t:replaceComments`, `t:normalizePath` and `t:removeNulls`.
+//!
+//! Every transform works on bytes (any input, valid UTF-8 or not), never panics
+//! and never makes its input longer, so a chain's output is at most as long as
+//! the part it was given. [`apply`] ping-pongs between two caller-owned buffers
+//! and allocates nothing once they have grown to the largest part.
+//!
+//! What each one does, exactly:
+//!
+//! - `url_decode`: `%XX` → the byte; `%uXXXX` (IIS, either case of `u`) → the byte
+//!   for code points below U+0100, ASCII for the fullwidth forms U+FF01–U+FF5E,
+//!   UTF-8 otherwise (a high surrogate followed by a `%uXXXX` low surrogate is
+//!   combined into one 4-byte character; a lone surrogate is left as written);
+//!   `+` → space. Invalid escapes (`%zz`, `%2`, `%u12`) are left as written. The
+//!   pass repeats while it changes something, at most [`URL_DECODE_PASSES`] times,
+//!   so double and triple encoding (`%2527`, `%252527`) are undone.
+//! - `html_decode`: one pass. `&#DDD` and `&#xHHH` (`X` too), with any number of
+//!   leading zeros and with or without the closing `;` (browsers accept both);
+//!   code points below U+0100 become that byte (so `&#0;` is a NUL and `&nbsp;`
+//!   the byte 0xA0), others UTF-8; surrogates and code points past U+10FFFF are
+//!   left as written. Named entities from [`NAMED`] need their `;`, except the
+//!   legacy ones browsers decode without it even as a prefix (`&lt`, `&gt`,
+//!   `&amp`, `&quot`, `&nbsp`, and `&LT`, `&GT`, `&AMP`, `&QUOT`): `&ltscript` →
+//!   `<script`. Unknown names are left as written.
+//! - `lowercase`: ASCII A–Z only.
+//! - `compress_whitespace`: every run of space, `\t`, `\n`, `\r`, `\f`, `\v`,
+//!   U+00A0 written as UTF-8 (`C2 A0`) or as a lone Latin-1 byte `A0` becomes one
+//!   space. An `A0` byte that is the continuation byte of another UTF-8 character
+//!   (`à` is `C3 A0`) is left alone.
+//! - `remove_sql_comments`: a `/* … */` comment becomes one space (so
+//!   `SEL/**/ECT` → `SEL ECT`, as ModSecurity's `replaceComments`, and
+//!   `UNION/**/SELECT` → `UNION SELECT`); an unterminated `/*` runs to the end
+//!   and becomes one space. A MySQL/MariaDB executable comment keeps its content:
+//!   the opener `/*!` or `/*M!` with up to five version digits becomes one space,
+//!   the content is processed as usual, and its closing `*/` becomes one space
+//!   (`UNION/*!50000SELECT*/` → `UNION SELECT `, `/*!50000 x*/` → `  x `). A stray
+//!   `*/` outside an executable comment is kept. `--` and `#` start a line
+//!   comment, removed up to (not including) the next `\n` or `\r`, or to the end.
+//!   String literals are not tracked: a comment marker inside quotes is treated
+//!   as a comment too, so `'--' UNION SELECT …` or `'/*' UNION …` loses what
+//!   follows in this chain's view — rules should also look at the part through a
+//!   chain without this transform. Run `html_decode` before it (`&#39;` holds a
+//!   `#`).
+//! - `normalize_path`: `\` → `/`, runs of `/` collapse to one, `.` segments are
+//!   dropped, a `..` segment removes the segment before it; a `..` with nothing
+//!   left to remove is kept, so climbing above the start stays visible
+//!   (`a/../../etc/passwd` → `../etc/passwd`, `/a/../../etc/passwd` →
+//!   `/../etc/passwd`, `..\..\windows` → `../../windows`). A leading `/` is kept;
+//!   a trailing `/`, `/.` or resolved `/..` leaves a trailing `/` (`a/b/..` →
+//!   `a/`, but `..` stays `..`). It works on the whole value (a parameter
+//!   holding a path as well as the request path).
+//! - `remove_nulls`: every 0x00 byte is dropped (`%00` and `&#0;` only once
+//!   decoded by an earlier transform of the chain).
+//! - `fullwidth_fold`: the UTF-8 of the fullwidth forms U+FF01–U+FF5E → ASCII
+//!   0x21–0x7E (`＜ｓｃｒｉｐｔ＞` → `<script>`) and U+3000 (ideographic space) →
+//!   space. Only these: other look-alikes (mathematical alphanumerics, small form
+//!   variants, halfwidth forms, overlong UTF-8) are not folded.
+
+use memchr::{memchr, memchr2, memchr3, memrchr};
+
+/// One step of a rule's transform chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transform {
+    UrlDecode,
+    HtmlDecode,
+    Lowercase,
+    CompressWhitespace,
+    RemoveSqlComments,
+    NormalizePath,
+    RemoveNulls,
+    FullwidthFold,
+}
+
+const ALL: [Transform; 8] = [
+    Transform::UrlDecode,
+    Transform::HtmlDecode,
+    Transform::Lowercase,
+    Transform::CompressWhitespace,
+    Transform::RemoveSqlComments,
+    Transform::NormalizePath,
+    Transform::RemoveNulls,
+    Transform::FullwidthFold,
+];
+
+impl Transform {
+    /// From the rule file names: "url_decode", "html_decode", "lowercase",
+    /// "compress_whitespace", "remove_sql_comments", "normalize_path",
+    /// "remove_nulls", "fullwidth_fold".
+    pub fn parse(s: &str) -> Option<Transform> {
+        ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// The name [`Transform::parse`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::UrlDecode => "url_decode",
+            Transform::HtmlDecode => "html_decode",
+            Transform::Lowercase => "lowercase",
+            Transform::CompressWhitespace => "compress_whitespace",
+            Transform::RemoveSqlComments => "remove_sql_comments",
+            Transform::NormalizePath => "normalize_path",
+            Transform::RemoveNulls => "remove_nulls",
+            Transform::FullwidthFold => "fullwidth_fold",
+        }
+    }
+}
+
+/// `url_decode` repeats while it changes something, at most this many times.
+pub const URL_DECODE_PASSES: usize = 3;
+
+/// Applies `chain` in order to `input`, writing into `out` (cleared first) and
+/// using `scratch` as a second buffer (ping-pong, no allocation once the buffers
+/// have grown). No transform lengthens its input, so `out.len() <= input.len()`.
+pub fn apply(chain: &[Transform], input: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(input);
+    for &t in chain {
+        match t {
+            Transform::Lowercase => out.make_ascii_lowercase(),
+            Transform::RemoveNulls => out.retain(|&b| b != 0),
+            Transform::UrlDecode => {
+                for _ in 0..URL_DECODE_PASSES {
+                    if memchr2(b'%', b'+', out).is_none() {
+                        break;
+                    }
+                    scratch.clear();
+                    if !url_decode(out, scratch) {
+                        break;
+                    }
+                    std::mem::swap(out, scratch);
+                }
+            }
+            Transform::HtmlDecode => {
+                if memchr(b'&', out).is_some() {
+                    scratch.clear();
+                    html_decode(out, scratch);
+                    std::mem::swap(out, scratch);
+                }
+            }
+            Transform::CompressWhitespace => {
+                scratch.clear();
+                compress_whitespace(out, scratch);
+                std::mem::swap(out, scratch);
+            }
+            Transform::RemoveSqlComments => {
+                if memchr3(b'/', b'-', b'#', out).is_some() {
+                    scratch.clear();
+                    remove_sql_comments(out, scratch);
+                    std::mem::swap(out, scratch);
+                }
+            }
+            Transform::NormalizePath => {
+                scratch.clear();
+                normalize_path(out, scratch);
+                std::mem::swap(out, scratch);
+            }
+            Transform::FullwidthFold => {
+                if memchr2(0xEF, 0xE3, out).is_some() {
+                    scratch.clear();
+                    fullwidth_fold(out, scratch);
+                    std::mem::swap(out, scratch);
+                }
+            }
+        }
+    }
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The byte of the two hex digits at `s[at..at + 2]`.
+fn hex2(s: &[u8], at: usize) -> Option<u8> {
+    let hi = hex_val(*s.get(at)?)?;
+    let lo = hex_val(*s.get(at + 1)?)?;
+    Some((hi << 4) | lo)
+}
+
+/// The value of the four hex digits at `s[at..at + 4]`.
+fn hex4(s: &[u8], at: usize) -> Option<u32> {
+    let hi = u32::from(hex2(s, at)?);
+    let lo = u32::from(hex2(s, at + 2)?);
+    Some((hi << 8) | lo)
+}
+
+/// `%uXXXX` at `s[0..]` (`s[0]` is `%`): the code point and the bytes used, a
+/// surrogate pair written as two escapes being one code point.
+fn percent_u(s: &[u8]) -> Option<(u32, usize)> {
+    if !matches!(s.get(1), Some(b'u' | b'U')) {
+        return None;
+    }
+    let cp = hex4(s, 2)?;
+    match cp {
+        0xD800..=0xDBFF => {
+            if s.get(6) != Some(&b'%') || !matches!(s.get(7), Some(b'u' | b'U')) {
+                return None;
+            }
+            let lo = hex4(s, 8)?;
+            if !(0xDC00..=0xDFFF).contains(&lo) {
+                return None;
+            }
+            Some((0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00), 12))
+        }
+        0xDC00..=0xDFFF => None,
+        _ => Some((cp, 6)),
+    }
+}
+
+/// Code points below U+0100 as that byte, others as UTF-8 (nothing for a
+/// non-character, which callers never pass).
+fn push_code_point(cp: u32, dst: &mut Vec<u8>) {
+    if let Ok(b) = u8::try_from(cp) {
+        dst.push(b);
+    } else if let Some(c) = char::from_u32(cp) {
+        let mut buf = [0u8; 4];
+        dst.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    }
+}
+
+/// One URL-decoding pass; whether anything was decoded.
+fn url_decode(src: &[u8], dst: &mut Vec<u8>) -> bool {
+    let mut changed = false;
+    let mut i = 0;
+    while let Some(&b) = src.get(i) {
+        if b == b'+' {
+            dst.push(b' ');
+            changed = true;
+            i += 1;
+            continue;
+        }
+        if b == b'%' {
+            if let Some(v) = hex2(src, i + 1) {
+                dst.push(v);
+                changed = true;
+                i += 3;
+                continue;
+            }
+            if let Some((cp, used)) = percent_u(src.get(i..).unwrap_or_default()) {
+                match cp {
+                    0xFF01..=0xFF5E => dst.push((cp - 0xFEE0) as u8),
+                    _ => push_code_point(cp, dst),
+                }
+                changed = true;
+                i += used;
+                continue;
+            }
+        }
+        // Copy up to the next escape candidate.
+        let rest = src.get(i + 1..).unwrap_or_default();
+        let next = memchr2(b'%', b'+', rest).map_or(src.len(), |p| i + 1 + p);
+        dst.extend_from_slice(src.get(i..next).unwrap_or_default());
+        i = next;
+    }
+    changed
+}
+
+/// Named character references decoded with their `;` (code point < U+0100 each,
+/// so a decoded entity is always shorter than its reference).
+pub const NAMED: &[(&[u8], u8)] = &[
+    (b"lt", b'<'),
+    (b"LT", b'<'),
+    (b"gt", b'>'),
+    (b"GT", b'>'),
+    (b"amp", b'&'),
+    (b"AMP", b'&'),
+    (b"quot", b'"'),
+    (b"QUOT", b'"'),
+    (b"apos", b'\''),
+    (b"nbsp", 0xA0),
+    (b"lpar", b'('),
+    (b"rpar", b')'),
+    (b"colon", b':'),
+    (b"sol", b'/'),
+    (b"bsol", b'\\'),
+    (b"semi", b';'),
+    (b"comma", b','),
+    (b"period", b'.'),
+    (b"equals", b'='),
+    (b"Tab", b'\t'),
+    (b"NewLine", b'\n'),
+    (b"grave", b'`'),
+    (b"DiacriticalGrave", b'`'),
+    (b"excl", b'!'),
+    (b"num", b'#'),
+    (b"dollar", b'$'),
+    (b"percnt", b'%'),
+    (b"plus", b'+'),
+    (b"quest", b'?'),
+    (b"commat", b'@'),
+    (b"lsqb", b'['),
+    (b"lbrack", b'['),
+    (b"rsqb", b']'),
+    (b"rbrack", b']'),
+    (b"lcub", b'{'),
+    (b"lbrace", b'{'),
+    (b"rcub", b'}'),
+    (b"rbrace", b'}'),
+    (b"verbar", b'|'),
+    (b"vert", b'|'),
+    (b"VerticalLine", b'|'),
+    (b"Hat", b'^'),
+    (b"lowbar", b'_'),
+    (b"UnderBar", b'_'),
+    (b"ast", b'*'),
+    (b"midast", b'*'),
+    (b"hyphen", b'-'),
+    (b"dash", b'-'),
+    (b"tilde", b'~'),
+];
+
+/// Legacy names browsers decode without `;`, even followed by letters.
+const LEGACY: &[(&[u8], u8)] = &[
+    (b"lt", b'<'),
+    (b"LT", b'<'),
+    (b"gt", b'>'),
+    (b"GT", b'>'),
+    (b"amp", b'&'),
+    (b"AMP", b'&'),
+    (b"quot", b'"'),
+    (b"QUOT", b'"'),
+    (b"nbsp", 0xA0),
+];
+
+/// Longest name in [`NAMED`].
+const MAX_NAME: usize = 16;
+
+/// The character reference at `s[0..]` (`s[0]` is `&`): its code point and the
+/// bytes it spans.
+fn entity(s: &[u8]) -> Option<(u32, usize)> {
+    if s.get(1) == Some(&b'#') {
+        let (radix, start) = match s.get(2) {
+            Some(b'x' | b'X') => (16, 3),
+            _ => (10, 2),
+        };
+        let mut cp: u32 = 0;
+        let mut j = start;
+        while let Some(d) = s.get(j).and_then(|&c| (c as char).to_digit(radix)) {
+            // Saturate just past the last code point: any longer number is invalid.
+            cp = cp.saturating_mul(radix).saturating_add(d).min(0x11_0000);
+            j += 1;
+        }
+        if j == start || cp > 0x10_FFFF || (0xD800..=0xDFFF).contains(&cp) {
+            return None;
+        }
+        if s.get(j) == Some(&b';') {
+            j += 1;
+        }
+        return Some((cp, j));
+    }
+    let name_len = s
+        .iter()
+        .skip(1)
+        .take(MAX_NAME + 1)
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    let name = s.get(1..1 + name_len).unwrap_or_default();
+    if s.get(1 + name_len) == Some(&b';') {
+        if let Some(&(_, b)) = NAMED.iter().find(|(n, _)| *n == name) {
+            return Some((u32::from(b), name_len + 2));
+        }
+    }
+    LEGACY
+        .iter()
+        .find(|(n, _)| name.starts_with(n))
+        .map(|&(n, b)| (u32::from(b), n.len() + 1))
+}
+
+fn html_decode(src: &[u8], dst: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < src.len() {
+        let rest = src.get(i..).unwrap_or_default();
+        let Some(p) = memchr(b'&', rest) else {
+            dst.extend_from_slice(rest);
+            break;
+        };
+        dst.extend_from_slice(rest.get(..p).unwrap_or_default());
+        i += p;
+        match entity(src.get(i..).unwrap_or_default()) {
+            Some((cp, used)) => {
+                push_code_point(cp, dst);
+                i += used;
+            }
+            None => {
+                dst.push(b'&');
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Length of the well-formed (lead byte + continuation bytes) UTF-8 sequence
+/// starting at `s[0]`, when it is a multi-byte one.
+fn utf8_seq_len(s: &[u8]) -> Option<usize> {
+    let n = match *s.first()? {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return None,
+    };
+    let cont = s.get(1..n)?;
+    cont.iter().all(|&b| b & 0xC0 == 0x80).then_some(n)
+}
+
+fn compress_whitespace(src: &[u8], dst: &mut Vec<u8>) {
+    let mut i = 0;
+    let mut in_run = false;
+    while let Some(&b) = src.get(i) {
+        let ws_len = match b {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C | 0xA0 => 1,
+            0xC2 if src.get(i + 1) == Some(&0xA0) => 2,
+            _ => 0,
+        };
+        if ws_len > 0 {
+            if !in_run {
+                dst.push(b' ');
+                in_run = true;
+            }
+            i += ws_len;
+            continue;
+        }
+        in_run = false;
+        let n = utf8_seq_len(src.get(i..).unwrap_or_default()).unwrap_or(1);
+        dst.extend_from_slice(src.get(i..i + n).unwrap_or_default());
+        i += n;
+    }
+}
+
+fn remove_sql_comments(src: &[u8], dst: &mut Vec<u8>) {
+    let mut i = 0;
+    let mut in_exec = false;
+    while let Some(&b) = src.get(i) {
+        let next = src.get(i + 1).copied();
+        if b == b'/' && next == Some(b'*') {
+            // Executable comment: `/*!` or `/*M!`, then up to five version digits.
+            let bang = match (src.get(i + 2), src.get(i + 3)) {
+                (Some(b'!'), _) => Some(i + 3),
+                (Some(b'M'), Some(b'!')) => Some(i + 4),
+                _ => None,
+            };
+            if let Some(mut j) = bang {
+                let digits = src
+                    .get(j..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take(5)
+                    .take_while(|d| d.is_ascii_digit())
+                    .count();
+                j += digits;
+                dst.push(b' ');
+                in_exec = true;
+                i = j;
+                continue;
+            }
+            let body = src.get(i + 2..).unwrap_or_default();
+            dst.push(b' ');
+            i = match memchr::memmem::find(body, b"*/") {
+                Some(p) => i + 2 + p + 2,
+                None => src.len(),
+            };
+            continue;
+        }
+        if in_exec && b == b'*' && next == Some(b'/') {
+            dst.push(b' ');
+            in_exec = false;
+            i += 2;
+            continue;
+        }
+        if b == b'#' || (b == b'-' && next == Some(b'-')) {
+            let rest = src.get(i..).unwrap_or_default();
+            i = memchr2(b'\n', b'\r', rest).map_or(src.len(), |p| i + p);
+            continue;
+        }
+        dst.push(b);
+        i += 1;
+    }
+}
+
+fn normalize_path(src: &[u8], dst: &mut Vec<u8>) {
+    let is_sep = |b: &u8| *b == b'/' || *b == b'\\';
+    let absolute = src.first().is_some_and(is_sep);
+    let base = usize::from(absolute);
+    if absolute {
+        dst.push(b'/');
+    }
+    // Whether the last segment asks for a trailing `/` (empty, `.` or a
+    // resolved `..`).
+    let mut trailing = false;
+    for seg in src.split(is_sep) {
+        match seg {
+            b"" | b"." => trailing = true,
+            b".." => {
+                trailing = true;
+                let tail = dst.get(base..).unwrap_or_default();
+                let start = memrchr(b'/', tail).map_or(base, |p| base + p + 1);
+                let last = dst.get(start..).unwrap_or_default();
+                if !tail.is_empty() && last != b".." {
+                    // Drop the last segment and the `/` before it.
+                    dst.truncate(if start > base { start - 1 } else { base });
+                } else {
+                    // Kept: a `/` follows only if the input has one after it.
+                    trailing = false;
+                    if dst.len() > base {
+                        dst.push(b'/');
+                    }
+                    dst.extend_from_slice(b"..");
+                }
+            }
+            s => {
+                trailing = false;
+                if dst.len() > base {
+                    dst.push(b'/');
+                }
+                dst.extend_from_slice(s);
+            }
+        }
+    }
+    if trailing && dst.len() > base && dst.last() != Some(&b'/') {
+        dst.push(b'/');
+    }
+}
+
+fn fullwidth_fold(src: &[u8], dst: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < src.len() {
+        let rest = src.get(i..).unwrap_or_default();
+        let Some(p) = memchr2(0xEF, 0xE3, rest) else {
+            dst.extend_from_slice(rest);
+            break;
+        };
+        dst.extend_from_slice(rest.get(..p).unwrap_or_default());
+        i += p;
+        let folded = match src.get(i..i + 3) {
+            // U+FF01..=U+FF3F → 0x21..=0x5F
+            Some(&[0xEF, 0xBC, c @ 0x81..=0xBF]) => Some(c - 0x60),
+            // U+FF40..=U+FF5E → 0x60..=0x7E
+            Some(&[0xEF, 0xBD, c @ 0x80..=0x9E]) => Some(c - 0x20),
+            // U+3000 ideographic space
+            Some(&[0xE3, 0x80, 0x80]) => Some(b' '),
+            _ => None,
+        };
+        match folded {
+            Some(c) => {
+                dst.push(c);
+                i += 3;
+            }
+            None => {
+                if let Some(&b) = src.get(i) {
+                    dst.push(b);
+                }
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn run(chain: &[Transform], input: &[u8]) -> Vec<u8> {
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        apply(chain, input, &mut out, &mut scratch);
+        out
+    }
+
+    fn one(t: Transform, input: &str) -> String {
+        String::from_utf8_lossy(&run(&[t], input.as_bytes())).into_owned()
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for t in ALL {
+            assert_eq!(Transform::parse(t.name()), Some(t));
+        }
+        assert_eq!(Transform::parse("urlDecode"), None);
+        assert_eq!(Transform::parse(""), None);
+    }
+
+    #[test]
+    fn empty_chain_copies() {
+        assert_eq!(run(&[], b"AbC%27"), b"AbC%27");
+        assert_eq!(run(&ALL, b""), b"");
+    }
+
+    #[test]
+    fn url_decode_single_and_plus() {
+        let u = Transform::UrlDecode;
+        assert_eq!(one(u, "a%27+OR+1%3D1"), "a' OR 1=1");
+        assert_eq!(one(u, "%3cscript%3E"), "<script>");
+        assert_eq!(run(&[u], b"%00%ff"), b"\x00\xff");
+    }
+
+    #[test]
+    fn url_decode_multiple_encoding() {
+        let u = Transform::UrlDecode;
+        assert_eq!(one(u, "%2527"), "'");
+        assert_eq!(one(u, "%252527"), "'");
+        // Three passes at most: quadruple encoding keeps one level.
+        assert_eq!(one(u, "%25252527"), "%27");
+        assert_eq!(one(u, "%252e%252e%252f"), "../");
+    }
+
+    #[test]
+    fn url_decode_iis_unicode() {
+        let u = Transform::UrlDecode;
+        assert_eq!(one(u, "%u0027%U003c"), "'<");
+        // Fullwidth forms to ASCII.
+        assert_eq!(one(u, "%uFF1Cscript%uff1e"), "<script>");
+        // Others as UTF-8.
+        assert_eq!(one(u, "%u4e2d"), "中");
+        assert_eq!(one(u, "%uD83D%uDE00"), "😀");
+        // Lone surrogate left as written.
+        assert_eq!(one(u, "%uD83Dx"), "%uD83Dx");
+        assert_eq!(one(u, "%uDE00"), "%uDE00");
+        // %u2527 is a real code point (U+2527), not %25 then 27.
+        assert_eq!(one(u, "%u2527"), "┧");
+    }
+
+    #[test]
+    fn url_decode_invalid_escapes_kept() {
+        let u = Transform::UrlDecode;
+        assert_eq!(one(u, "100%"), "100%");
+        assert_eq!(one(u, "%zz%2%u12%u12zz%"), "%zz%2%u12%u12zz%");
+        assert_eq!(one(u, "%%41"), "%A");
+    }
+
+    #[test]
+    fn html_decode_numeric() {
+        let h = Transform::HtmlDecode;
+        assert_eq!(one(h, "&#x27;"), "'");
+        assert_eq!(one(h, "&#X27;"), "'");
+        assert_eq!(one(h, "&#39"), "'");
+        assert_eq!(one(h, "&#39;&#39"), "''");
+        assert_eq!(one(h, "&#0000039;"), "'");
+        assert_eq!(one(h, "&#x000003c;script&#x3e"), "<script>");
+        assert_eq!(one(h, "&#x4e2d;&#20013;"), "中中");
+        assert_eq!(run(&[h], b"&#0;&#160;"), b"\x00\xa0");
+        // Invalid: no digits, surrogate, past U+10FFFF.
+        assert_eq!(
+            one(h, "&#;&#x;&#xD800;&#99999999999999999999;"),
+            "&#;&#x;&#xD800;&#99999999999999999999;"
+        );
+    }
+
+    #[test]
+    fn html_decode_named() {
+        let h = Transform::HtmlDecode;
+        assert_eq!(
+            one(h, "&lt;script&gt;alert&lpar;1&rpar;&lt;&sol;script&gt;"),
+            "<script>alert(1)</script>"
+        );
+        assert_eq!(
+            one(h, "javascript&colon;x&Tab;&NewLine;"),
+            "javascript:x\t\n"
+        );
+        assert_eq!(
+            one(
+                h,
+                "&quot;&apos;&amp;&bsol;&semi;&comma;&period;&equals;&grave;&excl;"
+            ),
+            "\"'&\\;,.=`!"
+        );
+        assert_eq!(run(&[h], b"&nbsp;"), b"\xa0");
+        // Legacy names without `;`, also as a prefix.
+        assert_eq!(one(h, "&ltscript&gt"), "<script>");
+        assert_eq!(one(h, "&LT;&AMP"), "<&");
+        // Other names need the `;`; unknown names stay.
+        assert_eq!(one(h, "&colon &bogus; & &;"), "&colon &bogus; & &;");
+        // One pass only.
+        assert_eq!(one(h, "&amp;lt;"), "&lt;");
+    }
+
+    #[test]
+    fn lowercase_ascii_only() {
+        assert_eq!(one(Transform::Lowercase, "SeLeCt ÀB"), "select Àb");
+    }
+
+    #[test]
+    fn compress_whitespace_runs() {
+        let c = Transform::CompressWhitespace;
+        assert_eq!(one(c, "union \t\n\r\x0b\x0c select"), "union select");
+        assert_eq!(run(&[c], b"a\xc2\xa0\xc2\xa0b\xa0c"), b"a b c");
+        // `à` (C3 A0) is not whitespace.
+        assert_eq!(one(c, "à  é"), "à é");
+        assert_eq!(one(c, "  x  "), " x ");
+    }
+
+    #[test]
+    fn sql_comments_block() {
+        let s = Transform::RemoveSqlComments;
+        assert_eq!(one(s, "SEL/**/ECT"), "SEL ECT");
+        assert_eq!(one(s, "UNION/**/SELECT"), "UNION SELECT");
+        assert_eq!(one(s, "UNION/*foo*//*bar*/SELECT"), "UNION  SELECT");
+        assert_eq!(one(s, "1/*unterminated' OR 1=1"), "1 ");
+        // A stray closer outside an executable comment is kept.
+        assert_eq!(one(s, "a*/b"), "a*/b");
+    }
+
+    #[test]
+    fn sql_comments_mysql_executable() {
+        let s = Transform::RemoveSqlComments;
+        assert_eq!(one(s, "UNION/*!50000SELECT*/"), "UNION SELECT ");
+        assert_eq!(one(s, "/*!50000 x*/"), "  x ");
+        assert_eq!(
+            one(s, "/*!UNION*/ /*!12345678SELECT*/"),
+            " UNION   678SELECT "
+        );
+        assert_eq!(one(s, "/*M!50000UNION*/"), " UNION ");
+        assert_eq!(one(s, "/*!union/**/select*/"), " union select ");
+    }
+
+    #[test]
+    fn sql_comments_line() {
+        let s = Transform::RemoveSqlComments;
+        assert_eq!(one(s, "admin'-- x"), "admin'");
+        assert_eq!(one(s, "1 UNION#x\nSELECT"), "1 UNION\nSELECT");
+        assert_eq!(one(s, "1 UNION-- c\r\nSELECT"), "1 UNION\r\nSELECT");
+        assert_eq!(one(s, "a-b"), "a-b");
+        // Documented limitation: quotes are not tracked.
+        assert_eq!(one(s, "x'-- ' UNION SELECT"), "x'");
+    }
+
+    #[test]
+    fn normalize_path_resolves() {
+        let n = Transform::NormalizePath;
+        assert_eq!(one(n, "/a/./b//c/../d"), "/a/b/d");
+        assert_eq!(one(n, "/a/b/"), "/a/b/");
+        assert_eq!(one(n, "/a/b/."), "/a/b/");
+        assert_eq!(one(n, "/a/b/.."), "/a/");
+        assert_eq!(one(n, "./a"), "a");
+        assert_eq!(one(n, "//"), "/");
+        assert_eq!(one(n, ""), "");
+        assert_eq!(one(n, "a\\b\\\\c"), "a/b/c");
+    }
+
+    #[test]
+    fn normalize_path_keeps_traversal_above_start() {
+        let n = Transform::NormalizePath;
+        // Resolved inside the value...
+        assert_eq!(one(n, "a/b/../../etc/passwd"), "etc/passwd");
+        // ...but climbing above the start stays visible.
+        assert_eq!(one(n, "a/../../etc/passwd"), "../etc/passwd");
+        assert_eq!(one(n, "../../etc/passwd"), "../../etc/passwd");
+        assert_eq!(one(n, "/static/../../etc/passwd"), "/../etc/passwd");
+        assert_eq!(one(n, "..\\..\\windows\\win.ini"), "../../windows/win.ini");
+        assert_eq!(one(n, "..//.//../x"), "../../x");
+        assert_eq!(one(n, "a/.."), "");
+        assert_eq!(one(n, ".."), "..");
+        assert_eq!(one(n, "../"), "../");
+        assert_eq!(one(n, "/.."), "/..");
+    }
+
+    #[test]
+    fn remove_nulls() {
+        assert_eq!(run(&[Transform::RemoveNulls], b"sel\0ect\0"), b"select");
+        let chain = [Transform::UrlDecode, Transform::RemoveNulls];
+        assert_eq!(run(&chain, b"sel%00ect"), b"select");
+    }
+
+    #[test]
+    fn fullwidth_fold() {
+        let f = Transform::FullwidthFold;
+        assert_eq!(one(f, "＜ｓｃｒｉｐｔ＞"), "<script>");
+        assert_eq!(one(f, "ＵＮＩＯＮ\u{3000}ＳＥＬＥＣＴ"), "UNION SELECT");
+        assert_eq!(one(f, "！～"), "!~");
+        // Outside the range, and truncated sequences, are kept.
+        assert_eq!(one(f, "｟ｿ中"), "｟ｿ中");
+        assert_eq!(run(&[f], b"\xef\xbc"), b"\xef\xbc");
+    }
+
+    #[test]
+    fn chains_compose() {
+        use Transform::*;
+        let chain = [UrlDecode, HtmlDecode, Lowercase];
+        assert_eq!(run(&chain, b"%26lt%3BSCRIPT%26gt%3B"), b"<script>");
+        let chain = [UrlDecode, FullwidthFold, Lowercase];
+        assert_eq!(run(&chain, b"%EF%BC%9Cscript%uFF1E"), b"<script>");
+        let chain = [UrlDecode, RemoveSqlComments, CompressWhitespace, Lowercase];
+        assert_eq!(
+            run(&chain, b"1%27%20UNION/**/%0aSELECT--+x"),
+            b"1' union select"
+        );
+        let chain = [UrlDecode, NormalizePath];
+        assert_eq!(run(&chain, b"..%255c..%255cwindows"), b"../../windows");
+    }
+
+    #[test]
+    fn buffers_are_reused() {
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        apply(&ALL, b"%2527 UNION/**/SELECT", &mut out, &mut scratch);
+        let first = out.clone();
+        apply(&ALL, b"x", &mut out, &mut scratch);
+        assert_eq!(out, b"x");
+        apply(&ALL, b"%2527 UNION/**/SELECT", &mut out, &mut scratch);
+        assert_eq!(out, first);
+    }
+
+    fn transform() -> impl Strategy<Value = Transform> {
+        (0..ALL.len()).prop_map(|i| ALL[i])
+    }
+
+    /// Bytes biased towards what the transforms look for.
+    fn evasive_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop_oneof![
+            any::<u8>().prop_map(|b| vec![b]),
+            proptest::sample::select(vec![
+                &b"%"[..],
+                b"%2",
+                b"%25",
+                b"%u",
+                b"%uD83D",
+                b"%uDE00",
+                b"%uFF1C",
+                b"+",
+                b"&",
+                b"&#",
+                b"&#x",
+                b"&lt",
+                b";",
+                b"/*",
+                b"*/",
+                b"/*!",
+                b"/*M!",
+                b"--",
+                b"#",
+                b"/",
+                b"\\",
+                b".",
+                b"..",
+                b"\xef\xbc\x9c",
+                b"\xe3\x80\x80",
+                b"\xef",
+                b"\xc2\xa0",
+                b"\xa0",
+                b"\0",
+                b"0",
+                b"9",
+                b"f",
+                b"D8",
+                b"\n",
+                b" ",
+            ])
+            .prop_map(|t| t.to_vec()),
+        ];
+        proptest::collection::vec(token, 0..64).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn apply_is_bounded_and_deterministic(
+            chain in proptest::collection::vec(transform(), 0..8),
+            input in prop_oneof![proptest::collection::vec(any::<u8>(), 0..256), evasive_bytes()],
+        ) {
+            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            apply(&chain, &input, &mut out, &mut scratch);
+            prop_assert!(out.len() <= input.len() + 8);
+            prop_assert!(out.len() <= input.len());
+            // Same result with fresh buffers and with dirty reused ones.
+            let fresh = run(&chain, &input);
+            prop_assert_eq!(&out, &fresh);
+            scratch.extend_from_slice(b"junk");
+            apply(&chain, &input, &mut out, &mut scratch);
+            prop_assert_eq!(&out, &fresh);
+        }
+
+        #[test]
+        fn each_transform_never_grows(
+            t in transform(),
+            input in prop_oneof![proptest::collection::vec(any::<u8>(), 0..256), evasive_bytes()],
+        ) {
+            prop_assert!(run(&[t], &input).len() <= input.len());
+        }
+    }
+}
