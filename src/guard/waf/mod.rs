@@ -57,8 +57,17 @@ pub struct Waf {
 }
 
 /// A core's WAF state: reused buffers and the clients the rate rule blocked.
+/// Per-chain outputs for the current part, and a scratch buffer.
+#[derive(Default)]
+struct WafBuffers {
+    outs: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+    /// Which chains' outputs hold the current part.
+    done: Vec<bool>,
+}
+
 pub struct WafState {
-    buf: RefCell<(Vec<u8>, Vec<u8>)>,
+    buf: RefCell<WafBuffers>,
     blocked: RefCell<BoundedMap<u128, Instant>>,
     /// Requests that matched, and those refused (block mode).
     pub matched: Cell<u64>,
@@ -68,7 +77,7 @@ pub struct WafState {
 impl Default for WafState {
     fn default() -> Self {
         WafState {
-            buf: RefCell::new((Vec::new(), Vec::new())),
+            buf: RefCell::new(WafBuffers::default()),
             blocked: RefCell::new(BoundedMap::new(BLOCKED_ENTRIES)),
             matched: Cell::new(0),
             refused: Cell::new(0),
@@ -120,15 +129,39 @@ impl Waf {
         excluded: impl Fn(u32) -> bool,
     ) -> Scan {
         let rules = &self.rules.rules;
+        let chains = &self.rules.chains;
         let mut matched = vec![false; rules.len()];
         let mut hits: Vec<Hit> = Vec::new();
         let mut score = 0u32;
         let mut block = false;
         let mut bufs = state.buf.borrow_mut();
-        let (out, scratch) = &mut *bufs;
-        for chain in &self.rules.chains {
-            for part in parts.iter().filter(|p| chain.targets.contains(&p.target)) {
-                normalize::apply(&chain.transforms, &part.value, out, scratch);
+        let WafBuffers {
+            outs,
+            scratch,
+            done,
+        } = &mut *bufs;
+        if outs.len() < chains.len() {
+            outs.resize_with(chains.len(), Vec::new);
+        }
+        done.clear();
+        done.resize(chains.len(), false);
+        for part in parts {
+            for (ci, chain) in chains.iter().enumerate() {
+                done[ci] = false;
+                if !chain.wants(part.target, &part.name) {
+                    continue;
+                }
+                // Start from a shorter chain's output for this part when it is a
+                // prefix of this one (most chains share their decoding steps).
+                let (head, rest) = outs.split_at_mut(ci);
+                let out = &mut rest[0];
+                match chain.base {
+                    Some((j, k)) if done[j] => {
+                        normalize::apply(&chain.transforms[k..], &head[j], out, scratch)
+                    }
+                    _ => normalize::apply(&chain.transforms, &part.value, out, scratch),
+                }
+                done[ci] = true;
                 for m in chain.automaton.find_overlapping_iter(&out[..]) {
                     let r = chain.pattern_rule[m.pattern().as_usize()];
                     if matched[r] {

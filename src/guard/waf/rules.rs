@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::Regex;
 use serde::Deserialize;
 use toml::Spanned;
@@ -98,6 +98,25 @@ pub struct Chain {
     pub pattern_rule: Vec<usize>,
     /// Targets any of its rules looks at (to skip parts nobody inspects).
     pub targets: Vec<Target>,
+    /// Whether a rule looks at every header; else only these (lower case).
+    pub all_headers: bool,
+    pub header_names: Vec<Box<[u8]>>,
+    /// A chain whose transforms are a prefix of this one's (computed earlier for
+    /// the same part): (its index, its length). Its output is reused.
+    pub base: Option<(usize, usize)>,
+}
+
+impl Chain {
+    /// Whether any of the chain's rules looks at a part of `target` named `name`.
+    pub fn wants(&self, target: Target, name: &[u8]) -> bool {
+        self.targets.contains(&target)
+            && (target != Target::Headers
+                || self.all_headers
+                || self
+                    .header_names
+                    .iter()
+                    .any(|h| name.eq_ignore_ascii_case(h)))
+    }
 }
 
 /// The compiled rules of one directory.
@@ -218,17 +237,30 @@ pub fn compile(sources: &[(PathBuf, String)], paranoia: u8) -> Result<RuleSet, S
     }
     let mut chains = Vec::new();
     for (transforms, lits) in chain_keys.into_iter().zip(literals) {
+        // A DFA: one table lookup per byte, the fastest scan, at a memory cost
+        // that is small for rule sets of this size.
         let automaton = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(lits.iter().map(|(l, _)| l))
             .map_err(|e| format!("cannot build the literal automaton: {e}"))?;
         let pattern_rule: Vec<usize> = lits.iter().map(|(_, r)| *r).collect();
         let mut targets: Vec<Target> = Vec::new();
+        let mut all_headers = false;
+        let mut header_names: Vec<Box<[u8]>> = Vec::new();
         for &r in &pattern_rule {
             for t in &rules[r].targets {
                 let t = match t {
-                    RuleTarget::Part(p) => *p,
-                    RuleTarget::Header(_) => Target::Headers,
+                    RuleTarget::Part(p) => {
+                        all_headers |= *p == Target::Headers;
+                        *p
+                    }
+                    RuleTarget::Header(h) => {
+                        if !header_names.contains(h) {
+                            header_names.push(h.clone());
+                        }
+                        Target::Headers
+                    }
                 };
                 if !targets.contains(&t) {
                     targets.push(t);
@@ -240,9 +272,41 @@ pub fn compile(sources: &[(PathBuf, String)], paranoia: u8) -> Result<RuleSet, S
             automaton,
             pattern_rule,
             targets,
+            all_headers,
+            header_names,
+            base: None,
         });
     }
-    Ok(RuleSet { rules, chains })
+    // Scan order: shorter chains first, so a chain can start from the output of
+    // the longest earlier chain that is a prefix of it.
+    let mut order: Vec<usize> = (0..chains.len()).collect();
+    order.sort_by_key(|&i| chains[i].transforms.len());
+    let mut sorted: Vec<Chain> = Vec::with_capacity(chains.len());
+    let mut new_index = vec![0; chains.len()];
+    for (new, &old) in order.iter().enumerate() {
+        new_index[old] = new;
+    }
+    let mut taken: Vec<Option<Chain>> = chains.into_iter().map(Some).collect();
+    for &old in &order {
+        sorted.push(taken[old].take().expect("each chain once"));
+    }
+    for i in 0..sorted.len() {
+        let base = (0..i)
+            .filter(|&j| {
+                let p = &sorted[j].transforms;
+                !p.is_empty() && sorted[i].transforms.starts_with(p)
+            })
+            .max_by_key(|&j| sorted[j].transforms.len())
+            .map(|j| (j, sorted[j].transforms.len()));
+        sorted[i].base = base;
+    }
+    for r in &mut rules {
+        r.chain = new_index[r.chain];
+    }
+    Ok(RuleSet {
+        rules,
+        chains: sorted,
+    })
 }
 
 fn parse_target(s: &str) -> Option<RuleTarget> {
