@@ -409,7 +409,7 @@ async fn handle(
                     body,
                     has_body: !matches!(head.body, BodyKind::None),
                     body_complete: match head.body {
-                        BodyKind::Length(n) => buffered == Some(n as usize),
+                        BodyKind::Length(n) => n == 0 || buffered == Some(n as usize),
                         BodyKind::None => true,
                         _ => false,
                     },
