@@ -58,9 +58,12 @@ impl GlobalBucket {
     /// Core `core`, which has spent all it held, asks for up to `want` tokens.
     /// Returns how many it gets; 0 means the bucket is dry (see [`Self::next_token_at`]).
     pub fn acquire(&mut self, core: usize, want: u32, now: f64, policy: Policy, since: f64) -> u32 {
-        // What it held is spent: that frees room under the cap before refilling.
-        self.set_held(core, 0);
+        // Refill first, still counting what this core held: it was spent at some
+        // moment up to now, and until then it filled part of the bucket, so time
+        // that would have overfilled it is not credited (a bucket holding B
+        // tokens in all cannot have earned more). Then what it held is spent.
         self.refill(now, policy, since);
+        self.set_held(core, 0);
         self.last_used = now;
         let whole = self.level.floor();
         let n = if whole >= f64::from(want) {
@@ -160,13 +163,17 @@ mod tests {
         // Loaded at 0.25 s: 0.25 s at the old rate gives 2.5 tokens, then 0.25 s at
         // the new rate 25 more, though nobody asked in between.
         assert_eq!(b.acquire(0, 100, 0.5, faster, 0.25), 27);
-        // The half token left, and 0.25 s at the new rate.
-        assert_eq!(b.acquire(0, 100, 0.75, faster, 0.25), 25);
+        // The half token left and 0.25 s at the new rate would be 25.5, but the core
+        // held 27 until it asked again: the bucket (50) had room for 23 more.
+        assert_eq!(b.acquire(0, 100, 0.75, faster, 0.25), 23);
         let smaller = Policy {
             rate: 100.0,
             burst: 2.0,
         };
-        assert_eq!(b.acquire(0, 100, 10.0, smaller, 0.0), 2);
+        // The core still counted as holding 23 when the bucket shrank to 2: nothing
+        // until it asks again; then the new, smaller bucket.
+        assert_eq!(b.acquire(0, 100, 10.0, smaller, 0.0), 0);
+        assert_eq!(b.acquire(0, 100, 10.5, smaller, 0.0), 2);
     }
 
     #[test]
