@@ -617,16 +617,7 @@ fn compile_keys(
 
 /// `sha256:<64 hex>` → the hash.
 pub fn parse_key_hash(s: &str) -> Option<[u8; 32]> {
-    let hex = s.strip_prefix("sha256:")?;
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
+    crate::store::parse_hex(s.strip_prefix("sha256:")?)
 }
 
 fn checked_path<'a>(

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::guard::api_key::{generate_key, hash_key, is_field_safe};
-use crate::limit::period::{format_rfc3339, parse_rfc3339};
-use crate::store::{Store, StoredKey};
+use crate::limit::period::{format_rfc3339, parse_rfc3339, unix_now as now};
+use crate::store::{hex, Store, StoredKey};
 
 pub enum Command {
     Create {
@@ -27,16 +27,6 @@ pub enum Command {
         config: PathBuf,
         selector: String,
     },
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn open(config: &std::path::Path) -> Result<(crate::gateway::Gateway, Store), String> {

@@ -115,7 +115,8 @@ pub fn generate_key() -> std::io::Result<String> {
     Ok(s)
 }
 
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+/// Fills `buf` from the kernel's CSPRNG (getrandom(2)), retrying short reads.
+pub fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: getrandom writes at most `buf.len() - filled` bytes into the valid,

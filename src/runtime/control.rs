@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use crate::gateway::Gateway;
 use crate::guard::KeyTable;
+use crate::limit::period::unix_now;
 use crate::store::{Store, StoredKey};
 
 /// How often the store is asked whether the keys changed.
@@ -200,10 +201,4 @@ impl Housekeeper {
 fn publish_keys(shared: &Shared, table: KeyTable) {
     shared.keys.store(Arc::new(table));
     shared.keys_generation.fetch_add(1, Ordering::AcqRel);
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -154,11 +154,10 @@ impl Core {
     }
 }
 
+/// Random bytes for the request-id generator's seed; if the kernel cannot give
+/// them, the clock is mixed in instead (ids need uniqueness, not secrecy).
 fn fill_random(buf: &mut [u8]) {
-    // SAFETY: getrandom writes at most `buf.len()` bytes into the valid, writable
-    // buffer it is given; a short or failed read leaves the rest as it was.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n != buf.len() as isize {
+    if crate::guard::api_key::getrandom(buf).is_err() {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()

@@ -370,7 +370,7 @@ fn quota_id(k: &[u8; 40]) -> QuotaId {
 }
 
 /// Lowercase hex of a hash.
-fn hex(hash: &KeyHash) -> String {
+pub fn hex(hash: &KeyHash) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     hash.iter()
         .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
@@ -396,18 +396,23 @@ mod hex32 {
                 text.len()
             )));
         }
-        let nibble = |c: u8| {
-            char::from(c)
-                .to_digit(16)
-                .map(|v| v as u8)
-                .ok_or_else(|| D::Error::custom(format!("key hash {text:?} is not hex")))
-        };
-        let mut hash = [0; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            hash[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-        }
-        Ok(hash)
+        super::parse_hex(&text)
+            .ok_or_else(|| D::Error::custom(format!("key hash {text:?} is not hex")))
     }
+}
+
+/// A hash from its 64 hex digits (either case).
+pub fn parse_hex(text: &str) -> Option<KeyHash> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| char::from(c).to_digit(16).map(|v| v as u8);
+    let mut hash = [0; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        hash[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(hash)
 }
 
 #[cfg(test)]

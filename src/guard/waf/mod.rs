@@ -64,6 +64,8 @@ struct WafBuffers {
     scratch: Vec<u8>,
     /// Which chains' outputs hold the current part.
     done: Vec<bool>,
+    /// Which rules matched this request (each counts once).
+    matched: Vec<bool>,
 }
 
 pub struct WafState {
@@ -130,7 +132,6 @@ impl Waf {
     ) -> Scan {
         let rules = &self.rules.rules;
         let chains = &self.rules.chains;
-        let mut matched = vec![false; rules.len()];
         let mut hits: Vec<Hit> = Vec::new();
         let mut score = 0u32;
         let mut block = false;
@@ -139,7 +140,10 @@ impl Waf {
             outs,
             scratch,
             done,
+            matched,
         } = &mut *bufs;
+        matched.clear();
+        matched.resize(rules.len(), false);
         if outs.len() < chains.len() {
             outs.resize_with(chains.len(), Vec::new);
         }
