@@ -17,7 +17,6 @@ use serde_json::{json, Map, Value};
 use std::fs;
 use std::io::{self, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1357,54 +1356,6 @@ mock = { status = 200, body = \"ok\" }
 auth = \"users\"
 scopes = [\"orders:read\"]
 ";
-
-/// The lines of the table whose header is `header` (header line to the line
-/// before the next table).
-fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
-    let start = line_of(text, header);
-    let lines: Vec<&str> = text.lines().collect();
-    let end = lines[start..]
-        .iter()
-        .position(|l| l.starts_with('['))
-        .map_or(lines.len(), |i| start + i);
-    start..=end
-}
-
-/// `check` fails with exit 1, and stderr names `gw.toml:<line>` (a line in
-/// `lines`), `field` and `also`.
-fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str, also: &str) {
-    let (code, out, err) = check_config(text);
-    assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
-    assert!(!out.contains("configuration ok"), "stdout: {:?}", out);
-    let at = err
-        .find("gw.toml:")
-        .unwrap_or_else(|| panic!("no gw.toml:LINE in stderr: {:?}", err));
-    let line: usize = err[at + "gw.toml:".len()..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("no line number after gw.toml: in {:?}", err));
-    assert!(
-        lines.contains(&line),
-        "error at line {}, expected {:?}: {:?}",
-        line,
-        lines,
-        err
-    );
-    assert!(
-        err.contains(field),
-        "expected {:?} in stderr: {:?}",
-        field,
-        err
-    );
-    assert!(
-        err.contains(also),
-        "expected {:?} in stderr: {:?}",
-        also,
-        err
-    );
-}
 
 fn assert_base_config_ok() {
     let (code, out, err) = check_config(CHECK_BASE);

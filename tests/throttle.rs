@@ -236,31 +236,6 @@ fn count(st: &[u16], status: u16) -> usize {
     st.iter().filter(|&&s| s == status).count()
 }
 
-fn assert_config_error(text: &str, needle: &str, field: &str, also: &str) {
-    let line = line_of(text, needle);
-    let (code, out, err) = check_config(text);
-    assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
-    assert!(!out.contains("configuration ok"), "stdout: {:?}", out);
-    assert!(
-        err.contains(&format!("gw.toml:{}:", line)),
-        "expected gw.toml:{}: in stderr: {:?}",
-        line,
-        err
-    );
-    assert!(
-        err.contains(field),
-        "expected {:?} in stderr: {:?}",
-        field,
-        err
-    );
-    assert!(
-        err.contains(also),
-        "expected {:?} in stderr: {:?}",
-        also,
-        err
-    );
-}
-
 // ---------------------------------------------------------------------------
 // token buckets and RateLimit fields
 // ---------------------------------------------------------------------------
@@ -949,6 +924,12 @@ fn keys_expiry_applies_while_running() {
 
 const BASE: &str = "[server]\nworkers = 1\nlisten = [\"127.0.0.1:1\"]\n\n[log]\naccess = \"off\"\n\n[[route]]\nname = \"m\"\npath = \"/\"\nmock = { status = 200, body = \"ok\" }\napi_key = true\n\n[[plan]]\nname = \"basic\"\n\n";
 
+/// `check` fails naming the line of `needle`, `field` and `also`.
+fn assert_config_error(text: &str, needle: &str, field: &str, also: &str) {
+    let line = line_of(text, needle);
+    assert_check_error(text, line..=line, field, also);
+}
+
 #[test]
 fn check_reports_throttle_config_errors_with_file_line_field() {
     let good = format!(
@@ -980,24 +961,6 @@ fn check_reports_throttle_config_errors_with_file_line_field() {
 // ---------------------------------------------------------------------------
 // reload
 // ---------------------------------------------------------------------------
-
-/// Waits until GET `path` answers 200 (the reload reached the worker).
-fn wait_route(gw: &Gateway, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = gw.get(path);
-        if r.status == 200 {
-            return;
-        }
-        assert_eq!(r.status, 404, "{:?}", r);
-        assert!(
-            Instant::now() < deadline,
-            "reload not applied\n{}",
-            gw.logs()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn sighup_keeps_bucket_levels_and_applies_new_rate() {

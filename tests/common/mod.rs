@@ -7,6 +7,7 @@
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1550,4 +1551,70 @@ pub fn line_of(text: &str, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("{:?} not in config", needle))
         + 1
+}
+
+/// The lines of the table whose header is `header` (header line to the line
+/// before the next table).
+pub fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
+    let start = line_of(text, header);
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines[start..]
+        .iter()
+        .position(|l| l.starts_with('['))
+        .map_or(lines.len(), |i| start + i);
+    start..=end
+}
+
+/// `check` fails with exit 1, and stderr names `gw.toml:<line>` (a line in
+/// `lines`), `field` and `also`.
+pub fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str, also: &str) {
+    let (code, out, err) = check_config(text);
+    assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
+    assert!(!out.contains("configuration ok"), "stdout: {:?}", out);
+    let at = err
+        .find("gw.toml:")
+        .unwrap_or_else(|| panic!("no gw.toml:LINE in stderr: {:?}", err));
+    let line: usize = err[at + "gw.toml:".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no line number after gw.toml: in {:?}", err));
+    assert!(
+        lines.contains(&line),
+        "error at line {}, expected {:?}: {:?}",
+        line,
+        lines,
+        err
+    );
+    assert!(
+        err.contains(field),
+        "expected {:?} in stderr: {:?}",
+        field,
+        err
+    );
+    assert!(
+        err.contains(also),
+        "expected {:?} in stderr: {:?}",
+        also,
+        err
+    );
+}
+
+/// Waits (≤ 10 s) until GET `path` answers 200 (the reload reached the worker).
+pub fn wait_route(gw: &Gateway, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = gw.get(path);
+        if r.status == 200 {
+            return;
+        }
+        assert_eq!(r.status, 404, "{:?}", r);
+        assert!(
+            Instant::now() < deadline,
+            "reload not applied\n{}",
+            gw.logs()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
