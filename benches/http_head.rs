@@ -47,6 +47,7 @@ fn bench_rewrite(c: &mut Criterion) {
             proto: "http",
             default_host: "up",
             extra: b"",
+            client_cert: b"",
         };
         let mut out = Vec::with_capacity(64 << 10);
         g.bench_function(name, |b| {

@@ -45,6 +45,8 @@ pub struct Upstream {
     pub max_fails: u32,
     pub fail_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// Talk TLS to the targets.
+    pub tls: Option<crate::tls::UpstreamTls>,
 }
 
 /// `[throttle]`, compiled: the levels every route shares.
@@ -73,9 +75,23 @@ pub struct StoreSettings {
     pub needed: bool,
 }
 
+/// `https_only`: plain-listener requests answer 308 to `https://HOST[:port]`.
+#[derive(Debug, Clone)]
+pub struct HttpsRedirect {
+    /// The HTTPS port to name (omitted when 443).
+    pub port: u16,
+    /// Non-idempotent methods get 403 instead of a redirect.
+    pub forbid_unsafe: bool,
+}
+
 #[derive(Debug)]
 pub struct Gateway {
     pub limits: Limits,
+    /// HTTPS listeners, in `[[server.tls]]` order (a worker's TLS listener i uses
+    /// entry i of the snapshot current at its handshake).
+    pub tls: Vec<crate::tls::ServerTls>,
+    /// `https_only`: where plain listeners send clients.
+    pub https_redirect: Option<HttpsRedirect>,
     pub trusted_proxies: Vec<Cidr>,
     pub routes: RouteTable,
     pub upstreams: Vec<Upstream>,
@@ -155,6 +171,15 @@ impl Gateway {
                 max_fails: u.max_fails.max(1),
                 fail_timeout: u.fail_timeout.0,
                 keepalive_timeout: u.keepalive_timeout.0,
+                tls: match &u.tls {
+                    Some(t) => Some(crate::tls::upstream::compile(
+                        &field("tls"),
+                        t,
+                        &u.targets,
+                        source,
+                    )?),
+                    None => None,
+                },
             });
         }
 
@@ -425,8 +450,18 @@ impl Gateway {
             needed: config.routes.iter().any(|r| r.api_key)
                 || plans.values().any(|p| p.quota.is_some()),
         };
+        let mut tls = Vec::with_capacity(s.tls.len());
+        for (i, t) in s.tls.iter().enumerate() {
+            tls.push(crate::tls::server::compile(i, t, source)?);
+        }
+        let https_redirect = tls.iter().find(|t| t.https_only).map(|t| HttpsRedirect {
+            port: t.listen.port(),
+            forbid_unsafe: t.forbid_unsafe,
+        });
         Ok(Gateway {
             limits,
+            tls,
+            https_redirect,
             trusted_proxies: s.trusted_proxies.clone(),
             routes: RouteTable::new(routes),
             upstreams,

@@ -15,6 +15,7 @@
 //! - [`keys`]: the `portcullis keys` commands.
 //! - [`log`]: the access log, written off the request path.
 //! - [`sock`]: socket options and probes monoio does not wrap.
+//! - [`tls`]: rustls configs for HTTPS listeners, mTLS and upstream TLS, and the TLS stream.
 
 pub mod config;
 pub mod gateway;
@@ -29,3 +30,4 @@ pub mod runtime;
 pub mod server;
 pub mod sock;
 pub mod store;
+pub mod tls;

@@ -10,6 +10,7 @@ mod auth;
 mod error;
 pub mod secret;
 mod throttle;
+mod tls;
 mod units;
 mod waf;
 
@@ -26,6 +27,7 @@ pub use throttle::{
     ApiKeyConfig, ApiKeysConfig, PlanConfig, QuotaConfig, RateConfig, StoreConfig, ThrottleConfig,
 };
 pub use units::{ByteSize, Cidr, ConfigDuration};
+pub use tls::{CertConfig, TlsListenerConfig, UpstreamTlsConfig};
 pub use waf::{Exclusion, RateBased, WafConfig};
 
 /// The whole config file. Only `[[route]]` is required.
@@ -80,6 +82,8 @@ pub struct ServerConfig {
     pub drain_timeout: ConfigDuration,
     pub max_connections: usize,
     pub trusted_proxies: Vec<Cidr>,
+    /// `[[server.tls]]`: HTTPS listeners.
+    pub tls: Vec<TlsListenerConfig>,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             drain_timeout: secs(30),
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
+            tls: Vec::new(),
         }
     }
 }
@@ -148,7 +153,8 @@ pub struct UpstreamConfig {
     pub fail_timeout: ConfigDuration,
     /// How long an idle pooled connection may be kept before it is closed.
     #[serde(default = "default_keepalive_timeout")]
-    pub keepalive_timeout: ConfigDuration,
+    pub keepalive_timeout: ConfigDuration,    /// Connect to the targets over TLS.
+    pub tls: Option<UpstreamTlsConfig>,
 }
 
 /// `[[route]]`: which requests it takes, what guards them and where they go.

@@ -58,6 +58,8 @@ pub struct RequestCtx<'a> {
     pub limits: &'a Shard,
     pub keys: &'a KeyTable,
     pub auth: &'a auth::CoreState,
+    /// The connection's verified client certificate (mTLS), if any.
+    pub client_cert: Option<&'a crate::tls::ClientCert>,
     /// Set by the authentication stage.
     pub identity: auth::Identity,
     /// Set by the API key stage.

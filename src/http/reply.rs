@@ -33,6 +33,7 @@ impl Reply {
 
 fn error_body(status: u16) -> &'static str {
     match status {
+        308 => r#"{"message":"Permanent Redirect"}"#,
         400 => r#"{"message":"Bad Request"}"#,
         401 => r#"{"message":"Unauthorized"}"#,
         403 => r#"{"message":"Forbidden"}"#,

@@ -195,6 +195,10 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
             {
                 role = HeaderRole::Replaced;
             }
+            // Facts of the verified client certificate (mTLS): only the gateway's.
+            n if n > 14 && name[..14].eq_ignore_ascii_case(b"x-client-cert-") => {
+                role = HeaderRole::Replaced;
+            }
             _ if is_hop_by_hop(name) => role = HeaderRole::HopByHop,
             _ => {}
         }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 
+use super::conn::{ConnectError, UpstreamConn};
 use super::headers::{self, ClientFraming, Forwarding};
 use crate::gateway::{Gateway, Upstream};
 use crate::guard::Additions;
@@ -23,7 +23,7 @@ use crate::http::request::{Header, Method, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::BodyKind;
 use crate::runtime::Core;
-use crate::server::{pump, BodyError, BodyState, ClientConn, Deadline};
+use crate::server::{pump, BodyError, BodyState, ClientConn, ClientIo};
 
 /// What the access log learns about a request.
 #[derive(Debug, Default)]
@@ -61,11 +61,11 @@ impl From<BodyError> for Failure {
 /// response (or the error) to the client; returns whether the client connection
 /// stays open.
 #[allow(clippy::too_many_arguments)]
-pub async fn forward(
+pub async fn forward<S: ClientIo>(
     core: &Core,
     gw: &Gateway,
     up: &Upstream,
-    conn: &mut ClientConn,
+    conn: &mut ClientConn<S>,
     base: usize,
     head: &RequestHead,
     headers: &[Header],
@@ -110,11 +110,11 @@ pub async fn forward(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn exchange(
+async fn exchange<S: ClientIo>(
     core: &Core,
     gw: &Gateway,
     up: &Upstream,
-    conn: &mut ClientConn,
+    conn: &mut ClientConn<S>,
     base: usize,
     head: &RequestHead,
     headers: &[Header],
@@ -131,9 +131,14 @@ async fn exchange(
             peer_ip: &conn.peer_ip,
             peer_trusted: conn.peer_trusted(&gw.trusted_proxies),
             request_id,
-            proto: "http",
+            proto: if conn.tls.is_some() { "https" } else { "http" },
             default_host: &up.name,
             extra: additions.upstream.as_bytes(),
+            client_cert: conn
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_cert.as_deref())
+                .map_or(&b""[..], |c| c.header_lines.as_bytes()),
         };
         headers::upstream_request(out, hb, head, headers, &fwd);
     }
@@ -163,24 +168,29 @@ async fn exchange(
         let pooled = if fresh_only {
             None
         } else {
-            core.upstreams
-                .borrow_mut()
-                .take_idle(addr, up.keepalive_timeout, now)
+            core.upstreams.borrow_mut().take_idle(
+                addr,
+                up.tls.is_some(),
+                up.keepalive_timeout,
+                now,
+            )
         };
         let reused = pooled.is_some();
         ex.upstream = Some(addr);
         let mut stream = match pooled {
             Some(s) => s,
-            None => match connect(
+            None => match UpstreamConn::connect(
                 &mut conn.deadline,
                 addr,
+                up.tls.as_ref(),
                 up.connect_timeout,
                 up.response_timeout,
             )
             .await
             {
                 Ok(s) => s,
-                Err(timed_out) => {
+                Err(e) => {
+                    let timed_out = matches!(e, ConnectError::TimedOut);
                     core.upstreams.borrow_mut().failed(addr, up, Instant::now());
                     if excluded.is_none() && up.targets.len() > 1 {
                         excluded = Some(addr);
@@ -276,35 +286,13 @@ enum Attempt {
     Client(Failure),
 }
 
-/// Connects with `timeout`; `Err(true)` when it timed out. Writes that stall longer
-/// than `user_timeout` fail.
-async fn connect(
-    deadline: &mut Deadline,
-    addr: SocketAddr,
-    timeout: Duration,
-    user_timeout: Duration,
-) -> Result<TcpStream, bool> {
-    match deadline
-        .within(timeout, TcpStream::connect_addr(addr))
-        .await
-    {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            crate::sock::set_user_timeout(&s, user_timeout);
-            Ok(s)
-        }
-        Ok(Err(_)) => Err(false),
-        Err(_) => Err(true),
-    }
-}
-
 /// Sends `out` (head and what of the body was buffered), pumps the rest of the body,
 /// and reads the final response head (skipping 1xx).
 #[allow(clippy::too_many_arguments)]
-async fn send_and_receive(
+async fn send_and_receive<S: ClientIo>(
     core: &Core,
-    conn: &mut ClientConn,
-    stream: &mut TcpStream,
+    conn: &mut ClientConn<S>,
+    stream: &mut UpstreamConn,
     out: &mut Vec<u8>,
     body: &mut BodyState,
     head: &RequestHead,
@@ -447,10 +435,10 @@ impl ResponseBody {
 /// Writes the response head and streams the body. `Ok((keep_client, reuse_upstream))`;
 /// `Err(())` when the exchange broke midway and the client must be closed.
 #[allow(clippy::too_many_arguments)]
-async fn relay_response(
+async fn relay_response<S: ClientIo>(
     core: &Core,
-    conn: &mut ClientConn,
-    stream: &mut TcpStream,
+    conn: &mut ClientConn<S>,
+    stream: &mut UpstreamConn,
     rbuf: &mut Vec<u8>,
     resp: &ResponseHead,
     head: &RequestHead,

@@ -53,6 +53,8 @@ pub struct Forwarding<'a> {
     pub default_host: &'a str,
     /// Header lines the guards add (`name: value\r\n` each).
     pub extra: &'a [u8],
+    /// The verified client certificate's `x-client-cert-*` lines, if any.
+    pub client_cert: &'a [u8],
 }
 
 /// Appends the request head to send upstream: origin-form, HTTP/1.1.
@@ -109,6 +111,7 @@ pub fn upstream_request(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(fwd.extra);
+    out.extend_from_slice(fwd.client_cert);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -199,6 +202,7 @@ mod tests {
             proto: "http",
             default_host: "up",
             extra: b"",
+            client_cert: b"",
         };
         upstream_request(&mut out, raw.as_bytes(), &head, &hs, &fwd);
         String::from_utf8(out).unwrap()

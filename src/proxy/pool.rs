@@ -9,15 +9,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use monoio::net::TcpStream;
-
 use crate::config::Balance;
+use super::conn::UpstreamConn;
 use crate::gateway::Upstream;
 
 #[derive(Default)]
 struct TargetState {
     /// Idle connections with the time each went idle; newest at the back.
-    idle: VecDeque<(TcpStream, Instant)>,
+    idle: VecDeque<(UpstreamConn, Instant)>,
     active: u32,
     fails: u32,
     down_until: Option<Instant>,
@@ -104,14 +103,15 @@ impl UpstreamPools {
             .copied()
     }
 
-    /// An idle connection to `addr` younger than `max_age` that has nothing waiting
-    /// to be read, if any.
+    /// An idle connection to `addr` younger than `max_age`, of the same kind (TLS
+    /// or not), that has nothing waiting to be read, if any.
     pub fn take_idle(
         &mut self,
         addr: SocketAddr,
+        tls: bool,
         max_age: std::time::Duration,
         now: Instant,
-    ) -> Option<TcpStream> {
+    ) -> Option<UpstreamConn> {
         let s = self.targets.get_mut(&addr)?;
         while let Some((conn, since)) = s.idle.pop_back() {
             if now.duration_since(since) >= max_age {
@@ -119,7 +119,8 @@ impl UpstreamPools {
                 s.idle.clear();
                 break;
             }
-            if crate::sock::is_quiet(&conn) {
+            let mut conn = conn;
+            if conn.is_tls() == tls && conn.is_quiet() {
                 return Some(conn);
             }
             // Closed by the upstream, or bytes nobody asked for: drop it.
@@ -128,7 +129,13 @@ impl UpstreamPools {
     }
 
     /// Returns a connection for reuse; beyond `max_idle` the oldest are closed.
-    pub fn put_idle(&mut self, addr: SocketAddr, conn: TcpStream, max_idle: usize, now: Instant) {
+    pub fn put_idle(
+        &mut self,
+        addr: SocketAddr,
+        conn: UpstreamConn,
+        max_idle: usize,
+        now: Instant,
+    ) {
         if max_idle == 0 {
             return;
         }
@@ -191,6 +198,7 @@ mod tests {
             max_fails: 2,
             fail_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 

@@ -26,6 +26,7 @@ use crate::guard::auth::jwks::JwksRegistry;
 use crate::guard::KeyTable;
 use crate::limit::Limiter;
 use crate::log::AccessLog;
+use crate::server::ListenerKind;
 
 pub use self::core::Core;
 
@@ -53,20 +54,34 @@ pub fn run(path: &Path) -> Result<(), String> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let listen = config.server.listen.clone();
+    let listen: Vec<(SocketAddr, ListenerKind)> = config
+        .server
+        .listen
+        .iter()
+        .map(|a| (*a, ListenerKind::Plain))
+        .chain(
+            gateway
+                .tls
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.listen, ListenerKind::Tls(i))),
+        )
+        .collect();
     if listen.is_empty() {
         return Err(format!(
-            "{}: server.listen: no listener configured",
+            "{}: server.listen: no listener configured (and no [[server.tls]])",
             path.display()
         ));
     }
     // Bind every core's listeners before any thread starts, so a bad address fails
     // the start with a clear error instead of a dead worker.
-    let mut listeners: Vec<Vec<std::net::TcpListener>> = Vec::with_capacity(workers);
+    let mut listeners: Vec<Vec<(std::net::TcpListener, ListenerKind)>> =
+        Vec::with_capacity(workers);
     for _ in 0..workers {
         let mut mine = Vec::with_capacity(listen.len());
-        for addr in &listen {
-            mine.push(bind_reuseport(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+        for (addr, kind) in &listen {
+            let l = bind_reuseport(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            mine.push((l, *kind));
         }
         listeners.push(mine);
     }
@@ -119,7 +134,10 @@ pub fn run(path: &Path) -> Result<(), String> {
         "portcullis running: workers={workers} driver={driver_name} listen={} routes={} config={}",
         listen
             .iter()
-            .map(SocketAddr::to_string)
+            .map(|(a, k)| match k {
+                ListenerKind::Plain => a.to_string(),
+                ListenerKind::Tls(_) => format!("https://{a}"),
+            })
             .collect::<Vec<_>>()
             .join(","),
         shared.gateway.load().routes.len(),
@@ -231,11 +249,13 @@ const CONTROL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 fn reload(path: &Path, shared: &Shared, started_with: &Config, jwks: &JwksRegistry) -> bool {
     match crate::gateway::load_with(path, jwks) {
         Ok((config, _, gateway)) => {
+            let tls_listen = |c: &Config| c.server.tls.iter().map(|t| *t.listen.get_ref()).collect::<Vec<_>>();
             if config.server.listen != started_with.server.listen
                 || config.server.workers != started_with.server.workers
+                || tls_listen(&config) != tls_listen(started_with)
             {
                 tracing::warn!(
-                    "reload: server.listen and server.workers take effect at restart only"
+                    "reload: server.listen, server.tls listen addresses and server.workers take effect at restart only"
                 );
             }
             if config.log.access != started_with.log.access

@@ -15,7 +15,7 @@ pub(super) fn run(
     id: usize,
     shared: Arc<Shared>,
     sink: Option<AccessSink>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<(std::net::TcpListener, crate::server::ListenerKind)>,
     ticks: std::os::unix::net::UnixStream,
     choice: DriverChoice,
     drivers: &Mutex<Vec<&'static str>>,
@@ -74,7 +74,7 @@ async fn serve(
     id: usize,
     shared: Arc<Shared>,
     sink: Option<AccessSink>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<(std::net::TcpListener, crate::server::ListenerKind)>,
     ticks: std::os::unix::net::UnixStream,
 ) {
     let core = Rc::new(Core::new(id, shared.clone(), sink));
@@ -100,12 +100,12 @@ async fn serve(
         Err(e) => tracing::error!("core {id}: cannot register the tick socket: {e}"),
     }
     let mut fds = Vec::new();
-    for l in listeners {
+    for (l, kind) in listeners {
         use std::os::fd::AsRawFd;
         fds.push(l.as_raw_fd());
         match monoio::net::TcpListener::from_std(l) {
             Ok(l) => {
-                monoio::spawn(crate::server::accept_loop(core.clone(), l));
+                monoio::spawn(crate::server::accept_loop(core.clone(), l, kind));
             }
             Err(e) => tracing::error!("core {id}: cannot register listener: {e}"),
         }

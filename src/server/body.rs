@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use monoio::io::AsyncWriteRentExt;
 
-use super::ClientConn;
+use super::{ClientConn, ClientIo};
+use crate::proxy::conn::UpstreamConn;
 use crate::http::chunked::ChunkedScanner;
 use crate::http::BodyKind;
 use crate::runtime::Core;
@@ -109,11 +109,11 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Reads the rest of the body from the client and writes it to `sink` (or drops it).
 /// Bytes read past the body's end (a pipelined request) go to `conn.carry`.
-pub async fn pump(
+pub async fn pump<S: ClientIo>(
     core: &Core,
-    conn: &mut ClientConn,
+    conn: &mut ClientConn<S>,
     state: &mut BodyState,
-    mut sink: Option<&mut TcpStream>,
+    mut sink: Option<&mut UpstreamConn>,
     idle: Duration,
 ) -> Result<(), BodyError> {
     let mut buf = core.take_buffer();

@@ -12,11 +12,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use monoio::io::AsyncWriteRentExt;
 
 use super::body::{pump, BodyError, BodyState};
-use super::Deadline;
+use super::{ClientIo, Deadline};
 use crate::config::Cidr;
 use crate::gateway::{Gateway, Limits};
 use crate::guard::{self, Additions, RequestCtx, Verdict};
@@ -31,9 +30,10 @@ use crate::runtime::Core;
 /// A first read buffer that fits typical request heads; it grows for larger ones.
 const INITIAL_BUF: usize = 2048;
 
-/// One client connection and its read buffer.
-pub struct ClientConn {
-    pub stream: TcpStream,
+/// One client connection and its read buffer. `S`: a TCP stream, or a TLS stream
+/// over one.
+pub struct ClientConn<S> {
+    pub stream: S,
     /// Bytes read and not yet consumed are `buf[start..]`.
     pub buf: Vec<u8>,
     pub start: usize,
@@ -49,9 +49,19 @@ pub struct ClientConn {
     pub deadline: Deadline,
     /// How long a write to the client may stall (the idle timeout).
     pub write_timeout: Duration,
+    /// Set on a TLS connection.
+    pub tls: Option<ConnTls>,
 }
 
-impl ClientConn {
+/// What a TLS connection established at its handshake.
+pub struct ConnTls {
+    /// Which `[[server.tls]]` entry accepted it.
+    pub listener: usize,
+    /// The client's certificate, verified against `client_ca`.
+    pub client_cert: Option<Box<crate::tls::ClientCert>>,
+}
+
+impl<S: ClientIo> ClientConn<S> {
     /// Writes all of `buf` to the client within `write_timeout`; the buffer comes
     /// back on success (on failure the connection is done with anyway).
     pub async fn write_all<T: IoBuf + 'static>(&mut self, buf: T) -> std::io::Result<T> {
@@ -95,7 +105,12 @@ enum HeadRead {
     Refuse(u16),
 }
 
-pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve<S: ClientIo>(
+    core: Rc<Core>,
+    stream: S,
+    peer: SocketAddr,
+    tls: Option<ConnTls>,
+) {
     let mut conn = ClientConn {
         stream,
         buf: Vec::with_capacity(INITIAL_BUF),
@@ -106,6 +121,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
         carry: Vec::new(),
         deadline: Deadline::new(&core.timers),
         write_timeout: core.gateway().limits.idle_timeout,
+        tls,
     };
     let mut headers: Vec<Header> = Vec::new();
     let accepted = Instant::now();
@@ -177,10 +193,10 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr) {
 
 /// Reads until `conn.buf[conn.start..]` begins with a complete head.
 /// `accepted`: the connection's first request, timed from accept.
-async fn read_head(
+async fn read_head<S: ClientIo>(
     core: &Core,
     limits: &Limits,
-    conn: &mut ClientConn,
+    conn: &mut ClientConn<S>,
     headers: &mut Vec<Header>,
     accepted: Option<Instant>,
 ) -> HeadRead {
@@ -230,13 +246,12 @@ async fn read_head(
 /// early answer): send FIN, then read and drop what arrives for a moment, so the
 /// kernel does not answer unread bytes with a reset that could destroy the response
 /// before the client read it (nginx's lingering close). Bounded: 1 s, 1 MiB.
-async fn linger(conn: &mut ClientConn) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: shutdown(2) on the descriptor of a socket this connection owns; it
-    // only changes the socket's state.
-    unsafe {
-        libc::shutdown(conn.stream.as_raw_fd(), libc::SHUT_WR);
-    }
+async fn linger<S: ClientIo>(conn: &mut ClientConn<S>) {
+    // FIN (after close_notify on TLS), bounded like any write.
+    let _ = conn
+        .deadline
+        .within(Duration::from_secs(1), conn.stream.shutdown())
+        .await;
     let mut buf = std::mem::take(&mut conn.buf);
     buf.clear();
     let mut drained = 0usize;
@@ -262,7 +277,7 @@ async fn linger(conn: &mut ClientConn) {
 
 /// Ensures free space after `buf.len()`: compacts consumed bytes away, then grows
 /// the buffer, never past what a head of `max_header` bytes needs.
-fn make_room(conn: &mut ClientConn, max_header: usize) {
+fn make_room<S>(conn: &mut ClientConn<S>, max_header: usize) {
     if conn.start > 0 && conn.buf.len() == conn.buf.capacity() {
         conn.buf.drain(..conn.start);
         conn.start = 0;
@@ -296,10 +311,10 @@ impl RequestId {
 
 /// Serves one request whose head is at `conn.buf[conn.start..]`. Returns whether the
 /// connection stays open.
-async fn handle(
+async fn handle<S: ClientIo>(
     core: &Core,
     gw: &Gateway,
-    conn: &mut ClientConn,
+    conn: &mut ClientConn<S>,
     head: &RequestHead,
     headers: &mut [Header],
 ) -> bool {
@@ -352,6 +367,14 @@ async fn handle(
     // Decide first, then await one of two futures: each `.await` site gets its own
     // slot in this future's state, and a smaller state is cheaper to box per request.
     let next = match routed {
+        _ if conn.tls.is_none() && gw.https_redirect.is_some() => {
+            let hb = &conn.buf[base..base + head.len];
+            let redirect = gw.https_redirect.as_ref().expect("checked");
+            Next::Answer(
+                Cow::Owned(to_https(redirect, head, hb)),
+                gw.limits.max_body_bytes,
+            )
+        }
         RouteMatch::NotFound => {
             Next::Answer(Cow::Owned(Reply::error(404)), gw.limits.max_body_bytes)
         }
@@ -421,6 +444,7 @@ async fn handle(
                     limits: &core.limits,
                     keys: &keys,
                     auth: &core.auth,
+                    client_cert: conn.tls.as_ref().and_then(|t| t.client_cert.as_deref()),
                     identity: Default::default(),
                     api_key: None,
                     additions: Additions::default(),
@@ -442,6 +466,14 @@ async fn handle(
             }
         }
     };
+    if let Some(line) = conn
+        .tls
+        .as_ref()
+        .and_then(|t| gw.tls.get(t.listener))
+        .and_then(|l| l.hsts_line.as_deref())
+    {
+        additions.client.push_str(line);
+    }
     let keep = match next {
         Next::Answer(reply, limit) => {
             answer(
@@ -498,10 +530,10 @@ async fn handle(
 /// Answers with a reply the gateway made (mock, 404, guard refusal). A request body
 /// is read and dropped first so the connection can carry the next request.
 #[allow(clippy::too_many_arguments)]
-async fn answer(
+async fn answer<S: ClientIo>(
     core: &Core,
     limits: &Limits,
-    conn: &mut ClientConn,
+    conn: &mut ClientConn<S>,
     head: &RequestHead,
     reply: &Reply,
     rid: &[u8],
@@ -596,8 +628,8 @@ fn body_wanted(guards: &[guard::Guard], n: u64) -> u64 {
 
 /// Reads until `conn.buf` holds `n` body bytes from `start` (sending `100 Continue`
 /// first when the client waits for it). Err: the client went away or stalled.
-async fn buffer_body(
-    conn: &mut ClientConn,
+async fn buffer_body<S: ClientIo>(
+    conn: &mut ClientConn<S>,
     start: usize,
     n: usize,
     expect_continue: bool,
@@ -633,6 +665,43 @@ async fn buffer_body(
     Ok(())
 }
 
+/// `https_only` on a plain listener: 308 to the same target on the HTTPS port
+/// (403 for a non-idempotent method when so configured, or without a Host to name).
+fn to_https(redirect: &crate::gateway::HttpsRedirect, head: &RequestHead, hb: &[u8]) -> Reply {
+    let host = head.host.map(|h| h.get(hb)).filter(|h| !h.is_empty());
+    let Some(host) = host else {
+        return Reply::error(403);
+    };
+    if redirect.forbid_unsafe && !head.method.is_idempotent() {
+        return Reply::error(403);
+    }
+    // The host without its port; an IPv6 literal keeps its brackets.
+    let name = match host.iter().rposition(|&b| b == b':') {
+        Some(i) if !host[i..].contains(&b']') => &host[..i],
+        _ => host,
+    };
+    let mut location = String::from("https://");
+    location.push_str(&String::from_utf8_lossy(name));
+    if redirect.port != 443 {
+        location.push(':');
+        location.push_str(itoa::Buffer::new().format(redirect.port));
+    }
+    // The target as sent (origin-form; an absolute-form target keeps its path).
+    let target = head.target.get(hb);
+    let path = match target.iter().position(|&b| b == b'/') {
+        Some(i) if target.first() != Some(&b'/') => match target[i..].strip_prefix(b"//") {
+            Some(rest) => rest
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&b"/"[..], |j| &rest[j..]),
+            None => &target[i..],
+        },
+        _ => target,
+    };
+    location.push_str(&String::from_utf8_lossy(path));
+    Reply::error(308).with_header("location", &location)
+}
+
 /// The query of a request target (after `?`), or empty.
 fn query_of(target: &[u8]) -> &[u8] {
     match memchr::memchr(b'?', target) {
@@ -650,7 +719,7 @@ fn body_error_status(e: BodyError) -> u16 {
     }
 }
 
-fn log_refusal(core: &Core, conn: &ClientConn, id: &[u8], status: u16) {
+fn log_refusal<S>(core: &Core, conn: &ClientConn<S>, id: &[u8], status: u16) {
     if let Some(sink) = &core.access {
         sink.record(&AccessRecord {
             request_id: id,

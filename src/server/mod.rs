@@ -1,9 +1,13 @@
 //! The client side: accepting connections and serving them.
 //!
 //! [`accept_loop`] admits connections up to `max_connections` per core (beyond it a
-//! client gets 503 and a close) and runs each in its own task behind
-//! [`CatchUnwind`], so a panic while serving one connection closes that connection
-//! and nothing else.
+//! plain client gets 503 and a close, a TLS client just the close) and runs each in
+//! its own task behind [`CatchUnwind`], so a panic while serving one connection
+//! closes that connection and nothing else. On an HTTPS listener the task first
+//! completes the TLS handshake (bounded by `handshake_timeout`) with the listener's
+//! config from the snapshot current at that moment — so a reload's certificates
+//! serve new handshakes while live connections keep theirs — then serves the TLS
+//! stream with the same connection loop as plain TCP.
 
 mod body;
 mod conn;
@@ -16,15 +20,27 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpListener;
 
 pub use body::{pump, BodyError, BodyState};
-pub use conn::ClientConn;
+pub use conn::{ClientConn, ConnTls};
 pub use deadline::{Deadline, Elapsed, Timers, TICK};
 pub use panic::CatchUnwind;
 
 use crate::http::reply::{render, Persistence, Reply};
 use crate::runtime::Core;
 
+/// A client transport the connection loop serves: TCP, or TLS over TCP.
+pub trait ClientIo: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent + 'static {}
+impl<T: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent + 'static> ClientIo for T {}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Plain,
+    /// HTTPS: entry `i` of `[[server.tls]]`.
+    Tls(usize),
+}
+
 /// Accepts connections until the listener is shut down.
-pub async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
+pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKind) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -37,17 +53,24 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
                 crate::sock::set_user_timeout(&stream, limits.idle_timeout);
                 let limit = limits.max_connections;
                 if core.connections.get() >= limit {
-                    monoio::spawn(refuse(stream, core.new_request_id()));
+                    if kind == ListenerKind::Plain {
+                        monoio::spawn(refuse(stream, core.new_request_id()));
+                    }
                     continue;
                 }
                 core.connections.set(core.connections.get() + 1);
                 let c = core.clone();
                 monoio::spawn(async move {
                     let peer_ip = peer.ip();
-                    if CatchUnwind::new(conn::serve(c.clone(), stream, peer))
-                        .await
-                        .is_err()
-                    {
+                    let served = match kind {
+                        ListenerKind::Plain => {
+                            CatchUnwind::new(conn::serve(c.clone(), stream, peer, None)).await
+                        }
+                        ListenerKind::Tls(i) => {
+                            CatchUnwind::new(serve_tls(c.clone(), stream, peer, i)).await
+                        }
+                    };
+                    if served.is_err() {
                         tracing::error!(client = %peer_ip, "panic while serving a connection; connection closed");
                     }
                     c.connections.set(c.connections.get() - 1);
@@ -63,6 +86,46 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// Completes the TLS handshake of listener `i`, then serves the connection.
+async fn serve_tls(core: Rc<Core>, stream: monoio::net::TcpStream, peer: std::net::SocketAddr, i: usize) {
+    let gw = core.gateway();
+    let Some(listener) = gw.tls.get(i) else {
+        // A reload removed this listener's entry; it serves again after a restart.
+        return;
+    };
+    let Ok(session) = rustls::ServerConnection::new(listener.config.clone()) else {
+        return;
+    };
+    let timeout = listener.handshake_timeout;
+    drop(gw);
+    let mut deadline = Deadline::new(&core.timers);
+    let tls = match deadline
+        .within(timeout, crate::tls::TlsStream::handshake(stream, session))
+        .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %peer.ip(), "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(client = %peer.ip(), "TLS handshake timed out");
+            return;
+        }
+    };
+    let client_cert = tls
+        .session()
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| crate::tls::ClientCert::from_der(leaf))
+        .map(Box::new);
+    let facts = ConnTls {
+        listener: i,
+        client_cert,
+    };
+    conn::serve(core, tls, peer, Some(facts)).await;
 }
 
 async fn refuse(mut stream: monoio::net::TcpStream, request_id: [u8; 36]) {

@@ -369,10 +369,11 @@ fn quota_id(k: &[u8; 40]) -> QuotaId {
     }
 }
 
-/// Lowercase hex of a hash.
-pub fn hex(hash: &KeyHash) -> String {
+/// Lowercase hex of bytes (a hash, a certificate digest).
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    hash.iter()
+    bytes
+        .iter()
         .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
         .map(char::from)
         .collect()

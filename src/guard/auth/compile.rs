@@ -41,13 +41,7 @@ pub fn compile(
         "jwt" => JWT_FIELDS,
         "external" => EXTERNAL_FIELDS,
         "sigv4" => SIGV4_FIELDS,
-        "mtls" => {
-            return Err(source.error_at(
-                a.kind.span(),
-                &field("type"),
-                "type \"mtls\" comes with TLS listeners, which this build does not have yet",
-            ))
-        }
+        "mtls" => &["subjects"],
         other => {
             return Err(source.error_at(
                 a.kind.span(),
@@ -66,6 +60,9 @@ pub fn compile(
     match kind {
         "external" => compile_external(name, a, source).map(Authorizer::External),
         "sigv4" => compile_sigv4(name, a, source).map(Authorizer::Sigv4),
+        "mtls" => Ok(Authorizer::Mtls(super::MtlsAuth {
+            subjects: a.subjects.clone().unwrap_or_default(),
+        })),
         _ => compile_jwt(name, a, source, jwks).map(Authorizer::Jwt),
     }
 }

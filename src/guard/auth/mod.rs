@@ -3,9 +3,9 @@
 //! `claims` decide whether they may.
 //!
 //! Authorizers: [`jwt`] (bearer tokens checked against a JWKS, see [`jwks`]),
-//! [`sigv4`] (AWS Signature Version 4) and `external` (a Lambda-authorizer-style
-//! HTTP call). The `mtls` type comes with TLS: it will be one more [`Authorizer`]
-//! variant reading the connection's verified client certificate.
+//! [`sigv4`] (AWS Signature Version 4), `external` (a Lambda-authorizer-style
+//! HTTP call) and `mtls` (the connection's verified client certificate, whose
+//! subject or SAN must match `subjects`; 403 otherwise).
 //!
 //! Answers: 401 `{"message":"Unauthorized"}` with `WWW-Authenticate` when
 //! credentials are missing or invalid; 403 `{"message":"Forbidden"}` when a valid
@@ -35,6 +35,15 @@ pub enum Authorizer {
     Jwt(JwtAuth),
     Sigv4(SigV4Auth),
     External(external::ExternalAuth),
+    Mtls(MtlsAuth),
+}
+
+/// A compiled `type = "mtls"` authorizer.
+#[derive(Debug)]
+pub struct MtlsAuth {
+    /// Patterns of [`crate::tls::ClientCert::matches`]; empty: any verified
+    /// certificate.
+    pub subjects: Vec<String>,
 }
 
 /// A compiled `type = "sigv4"` authorizer.
@@ -114,6 +123,19 @@ fn value_of<'a>(ctx: &RequestCtx<'a>, source: &jwt::TokenSource) -> Option<&'a [
 /// Runs the route's authorizer.
 pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_>) -> Verdict {
     match auth {
+        Authorizer::Mtls(m) => match ctx.client_cert {
+            Some(c) if m.subjects.is_empty() || m.subjects.iter().any(|p| c.matches(p)) => {
+                Verdict::Continue
+            }
+            Some(c) => {
+                tracing::debug!(authorizer = name, subject = %c.subject, "client certificate not allowed");
+                Verdict::Respond(Reply::error(403))
+            }
+            None => {
+                tracing::debug!(authorizer = name, "no verified client certificate");
+                Verdict::Respond(Reply::error(403))
+            }
+        },
         Authorizer::Sigv4(s) => {
             let head = ctx.head;
             let all: Vec<(&[u8], &[u8])> = ctx

@@ -1,0 +1,246 @@
+//! [`TlsStream`]: a rustls connection (server or client side) over a monoio TCP
+//! stream, with the monoio owned-buffer read/write traits, so the connection loop
+//! and the forwarder serve TLS and plain TCP through one generic code path.
+//!
+//! Written by hand rather than taken from monoio-rustls 0.4 for two reasons the
+//! gateway cannot work around: that crate keeps the rustls session private (the
+//! verified client certificate and the SNI name are needed after the handshake),
+//! and it takes its buffers across an `await`, so a read or write cancelled by a
+//! timeout leaves it panicking on the next use. Here a cancelled operation marks
+//! the stream broken and later calls fail with an error instead.
+//!
+//! Buffers: ciphertext is read into `rbuf` (16 KiB + a record header: one full
+//! record per read) and handed to rustls; plaintext is copied straight from
+//! rustls's buffer into the caller's buffer. Written plaintext is encrypted by
+//! rustls into `wbuf` and sent in one write.
+
+use std::io::{self, BufRead, Write};
+use std::ops::{Deref, DerefMut};
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+use rustls::{ConnectionCommon, SideData};
+
+/// Room for one TLS record as it comes off the wire (16 KiB of payload plus the
+/// header, padding and tag), so a read never has to stop mid-record.
+const READ_BUF: usize = (16 << 10) + 2048;
+
+/// A TLS connection over TCP; `C` is `rustls::ServerConnection` or
+/// `rustls::ClientConnection`.
+pub struct TlsStream<C> {
+    tcp: TcpStream,
+    session: C,
+    /// Ciphertext read from the socket and not yet given to rustls: `rbuf[rpos..]`.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Ciphertext rustls produced, being written.
+    wbuf: Vec<u8>,
+    /// A read was cancelled midway (its buffer is gone): reads fail from now on.
+    read_broken: bool,
+    /// A write was cancelled midway (ciphertext was lost): writes fail from now on.
+    write_broken: bool,
+}
+
+fn broken() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "TLS stream unusable after a cancelled operation",
+    )
+}
+
+impl<C, SD> TlsStream<C>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    /// Wraps `tcp` and runs the handshake to completion (the caller bounds it in time).
+    pub async fn handshake(tcp: TcpStream, session: C) -> io::Result<TlsStream<C>> {
+        let mut s = TlsStream {
+            tcp,
+            session,
+            rbuf: Vec::with_capacity(READ_BUF),
+            rpos: 0,
+            wbuf: Vec::new(),
+            read_broken: false,
+            write_broken: false,
+        };
+        while s.session.is_handshaking() {
+            if s.session.wants_write() {
+                s.flush_tls().await?;
+            }
+            if !s.session.is_handshaking() {
+                break;
+            }
+            if s.session.wants_read() && s.fill().await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed during the TLS handshake",
+                ));
+            }
+        }
+        // The last flight (and TLS 1.3 session tickets) go out now.
+        s.flush_tls().await?;
+        Ok(s)
+    }
+
+    /// The rustls session: the peer's certificates, SNI, the negotiated version.
+    pub fn session(&self) -> &C {
+        &self.session
+    }
+
+    /// The TCP socket underneath (for socket options and probes).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Whether bytes the caller has not read wait inside the stream (ciphertext not
+    /// yet decrypted, or plaintext not yet read): a pooled upstream connection with
+    /// any is not clean.
+    pub fn has_unread(&mut self) -> bool {
+        self.rpos < self.rbuf.len()
+            || matches!(self.session.reader().fill_buf(), Ok(b) if !b.is_empty())
+    }
+
+    /// Reads ciphertext from the socket into rustls and processes it. Returns the
+    /// bytes given to rustls; 0 means the peer closed the TCP stream.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.read_broken {
+            return Err(broken());
+        }
+        if self.rpos == self.rbuf.len() {
+            let mut buf = std::mem::take(&mut self.rbuf);
+            buf.clear();
+            self.rpos = 0;
+            self.read_broken = true;
+            let (r, buf) = self.tcp.read(buf).await;
+            self.read_broken = false;
+            self.rbuf = buf;
+            if r? == 0 {
+                // Tell rustls: it then reports a clean close or a truncation.
+                self.session.read_tls(&mut &b""[..])?;
+                return Ok(0);
+            }
+        }
+        let n = self.session.read_tls(&mut &self.rbuf[self.rpos..])?;
+        self.rpos += n;
+        if let Err(e) = self.session.process_new_packets() {
+            // Best effort: tell the peer why (the alert rustls queued).
+            let _ = self.flush_tls().await;
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(n)
+    }
+
+    /// Writes out whatever ciphertext rustls has queued.
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        if self.write_broken {
+            return Err(broken());
+        }
+        while self.session.wants_write() {
+            self.session.write_tls(&mut self.wbuf)?;
+        }
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.wbuf);
+        self.write_broken = true;
+        let (r, mut buf) = self.tcp.write_all(buf).await;
+        self.write_broken = false;
+        buf.clear();
+        self.wbuf = buf;
+        r.map(|_| ())
+    }
+}
+
+impl<C, SD> AsyncReadRent for TlsStream<C>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        loop {
+            match self.session.reader().fill_buf() {
+                Ok(plain) => {
+                    let n = plain.len().min(buf.bytes_total());
+                    // SAFETY: `write_ptr` is valid for `bytes_total()` bytes of
+                    // writes (the IoBufMut contract); `n` is at most that, and the
+                    // source is rustls's own buffer, which cannot overlap it.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(plain.as_ptr(), buf.write_ptr(), n);
+                        buf.set_init(n);
+                    }
+                    self.session.reader().consume(n);
+                    return (Ok(n), buf);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A truncated stream (no close_notify) reads as an error.
+                Err(e) => return (Err(e), buf),
+            }
+            match self.fill().await {
+                // A close without close_notify: rustls reports it on the next pass.
+                Ok(_) => {}
+                Err(e) => return (Err(e), buf),
+            }
+            // rustls may want to answer (a key update); send it with the next write.
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        // SAFETY: the raw buffer borrows the first iovec of `buf`, which outlives
+        // this call; its length is set below from what was read into it.
+        let n = match unsafe { RawBuf::new_from_iovec_mut(&mut buf) } {
+            Some(raw) => self.read(raw).await.0,
+            None => Ok(0),
+        };
+        if let Ok(n) = n {
+            // SAFETY: `n` bytes of the first iovec were just written.
+            unsafe { buf.set_init(n) };
+        }
+        (n, buf)
+    }
+}
+
+impl<C, SD> AsyncWriteRent for TlsStream<C>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: `read_ptr` is valid for `bytes_init()` initialized bytes (the
+        // IoBuf contract) and `buf` is owned by this call until it returns.
+        let slice = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        if slice.is_empty() {
+            return (Ok(0), buf);
+        }
+        let n = match self.session.writer().write(slice) {
+            Ok(n) => n,
+            Err(e) => return (Err(e), buf),
+        };
+        let r = self.flush_tls().await;
+        (r.map(|_| n), buf)
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: the raw buffer borrows the first iovec of `buf`, which outlives
+        // this call.
+        let n = match unsafe { RawBuf::new_from_iovec(&buf) } {
+            Some(raw) => self.write(raw).await.0,
+            None => Ok(0),
+        };
+        (n, buf)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.flush_tls().await
+    }
+
+    /// Sends close_notify, then FIN.
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.session.send_close_notify();
+        self.flush_tls().await?;
+        self.tcp.shutdown().await
+    }
+}
+
