@@ -454,6 +454,15 @@ impl Gateway {
         for (i, t) in s.tls.iter().enumerate() {
             tls.push(crate::tls::server::compile(i, t, source)?);
         }
+        if let Some((name, a)) = config.auth.iter().find(|(_, a)| a.kind.get_ref() == "mtls") {
+            if !s.tls.iter().any(|t| t.client_ca.is_some()) {
+                return Err(source.error_at(
+                    a.kind.span(),
+                    &format!("auth.{name}.type"),
+                    "an mtls authorizer needs a [[server.tls]] listener with client_ca",
+                ));
+            }
+        }
         let https_redirect = tls.iter().find(|t| t.https_only).map(|t| HttpsRedirect {
             port: t.listen.port(),
             forbid_unsafe: t.forbid_unsafe,

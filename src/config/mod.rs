@@ -26,8 +26,8 @@ pub use error::ConfigError;
 pub use throttle::{
     ApiKeyConfig, ApiKeysConfig, PlanConfig, QuotaConfig, RateConfig, StoreConfig, ThrottleConfig,
 };
-pub use units::{ByteSize, Cidr, ConfigDuration};
 pub use tls::{CertConfig, TlsListenerConfig, UpstreamTlsConfig};
+pub use units::{ByteSize, Cidr, ConfigDuration};
 pub use waf::{Exclusion, RateBased, WafConfig};
 
 /// The whole config file. Only `[[route]]` is required.
@@ -153,7 +153,8 @@ pub struct UpstreamConfig {
     pub fail_timeout: ConfigDuration,
     /// How long an idle pooled connection may be kept before it is closed.
     #[serde(default = "default_keepalive_timeout")]
-    pub keepalive_timeout: ConfigDuration,    /// Connect to the targets over TLS.
+    pub keepalive_timeout: ConfigDuration,
+    /// Connect to the targets over TLS.
     pub tls: Option<UpstreamTlsConfig>,
 }
 

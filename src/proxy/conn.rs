@@ -45,9 +45,8 @@ impl UpstreamConn {
         let Some(tls) = tls else {
             return Ok(UpstreamConn::Plain(tcp));
         };
-        let session =
-            rustls::ClientConnection::new(tls.config.clone(), tls.server_name.clone())
-                .map_err(|_| ConnectError::Failed)?;
+        let session = rustls::ClientConnection::new(tls.config.clone(), tls.server_name.clone())
+            .map_err(|_| ConnectError::Failed)?;
         match deadline
             .at_tick(until, TlsStream::handshake(tcp, session))
             .await

@@ -168,12 +168,9 @@ async fn exchange<S: ClientIo>(
         let pooled = if fresh_only {
             None
         } else {
-            core.upstreams.borrow_mut().take_idle(
-                addr,
-                up.tls.is_some(),
-                up.keepalive_timeout,
-                now,
-            )
+            core.upstreams
+                .borrow_mut()
+                .take_idle(addr, up.tls.is_some(), up.keepalive_timeout, now)
         };
         let reused = pooled.is_some();
         ex.upstream = Some(addr);

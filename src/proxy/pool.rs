@@ -9,8 +9,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::config::Balance;
 use super::conn::UpstreamConn;
+use crate::config::Balance;
 use crate::gateway::Upstream;
 
 #[derive(Default)]

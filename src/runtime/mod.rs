@@ -249,7 +249,13 @@ const CONTROL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 fn reload(path: &Path, shared: &Shared, started_with: &Config, jwks: &JwksRegistry) -> bool {
     match crate::gateway::load_with(path, jwks) {
         Ok((config, _, gateway)) => {
-            let tls_listen = |c: &Config| c.server.tls.iter().map(|t| *t.listen.get_ref()).collect::<Vec<_>>();
+            let tls_listen = |c: &Config| {
+                c.server
+                    .tls
+                    .iter()
+                    .map(|t| *t.listen.get_ref())
+                    .collect::<Vec<_>>()
+            };
             if config.server.listen != started_with.server.listen
                 || config.server.workers != started_with.server.workers
                 || tls_listen(&config) != tls_listen(started_with)

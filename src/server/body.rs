@@ -9,9 +9,9 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::AsyncWriteRentExt;
 
 use super::{ClientConn, ClientIo};
-use crate::proxy::conn::UpstreamConn;
 use crate::http::chunked::ChunkedScanner;
 use crate::http::BodyKind;
+use crate::proxy::conn::UpstreamConn;
 use crate::runtime::Core;
 
 /// Why a body could not be read through.

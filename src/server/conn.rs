@@ -105,12 +105,7 @@ enum HeadRead {
     Refuse(u16),
 }
 
-pub async fn serve<S: ClientIo>(
-    core: Rc<Core>,
-    stream: S,
-    peer: SocketAddr,
-    tls: Option<ConnTls>,
-) {
+pub async fn serve<S: ClientIo>(core: Rc<Core>, stream: S, peer: SocketAddr, tls: Option<ConnTls>) {
     let mut conn = ClientConn {
         stream,
         buf: Vec::with_capacity(INITIAL_BUF),

@@ -89,7 +89,12 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
 }
 
 /// Completes the TLS handshake of listener `i`, then serves the connection.
-async fn serve_tls(core: Rc<Core>, stream: monoio::net::TcpStream, peer: std::net::SocketAddr, i: usize) {
+async fn serve_tls(
+    core: Rc<Core>,
+    stream: monoio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    i: usize,
+) {
     let gw = core.gateway();
     let Some(listener) = gw.tls.get(i) else {
         // A reload removed this listener's entry; it serves again after a restart.

@@ -228,7 +228,11 @@ mod tests {
         let der = cert(
             "billing",
             Some("Acme, Inc"),
-            &["billing.internal", "URI:spiffe://acme/billing", "IP:10.0.0.7"],
+            &[
+                "billing.internal",
+                "URI:spiffe://acme/billing",
+                "IP:10.0.0.7",
+            ],
         );
         let c = ClientCert::from_der(&der).unwrap();
         assert_eq!(c.subject, "CN=billing,O=Acme\\, Inc");

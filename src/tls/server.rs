@@ -53,11 +53,7 @@ fn ticketer() -> Option<Arc<dyn rustls::server::ProducesTickets>> {
         .clone()
 }
 
-pub fn compile(
-    i: usize,
-    t: &TlsListenerConfig,
-    source: &Source,
-) -> Result<ServerTls, ConfigError> {
+pub fn compile(i: usize, t: &TlsListenerConfig, source: &Source) -> Result<ServerTls, ConfigError> {
     let field = |f: &str| format!("server.tls[{i}].{f}");
     let provider = provider();
     let versions: &[&rustls::SupportedProtocolVersion] =
@@ -86,13 +82,20 @@ pub fn compile(
         let chain = read_certs(source, &c.cert, &cfield("cert"))?;
         let key_pem = read_secret_or_file(source, &c.key, &cfield("key"))?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
-            source.error_at(c.key.span(), &cfield("key"), format!("no PEM private key: {e}"))
+            source.error_at(
+                c.key.span(),
+                &cfield("key"),
+                format!("no PEM private key: {e}"),
+            )
         })?;
         let certified = CertifiedKey::from_der(chain.clone(), key, &provider).map_err(|e| {
             source.error_at(
                 c.key.span(),
                 &cfield("key"),
-                format!("the key does not fit the certificate {}: {e}", c.cert.get_ref()),
+                format!(
+                    "the key does not fit the certificate {}: {e}",
+                    c.cert.get_ref()
+                ),
             )
         })?;
         resolver.add(Arc::new(certified), &dns_names(&chain[0]));
@@ -119,10 +122,8 @@ pub fn compile(
                     source.error_at(ca.span(), &field("client_ca"), format!("bad CA: {e}"))
                 })?;
             }
-            let mut verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider.clone(),
-            );
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             if let Some(crl) = &t.crl {
                 verifier = verifier.with_crls(read_crls(source, crl, &field("crl"))?);
             }
@@ -138,9 +139,9 @@ pub fn compile(
                     ));
                 }
             }
-            let verifier = verifier.build().map_err(|e| {
-                source.error_at(ca.span(), &field("client_ca"), e.to_string())
-            })?;
+            let verifier = verifier
+                .build()
+                .map_err(|e| source.error_at(ca.span(), &field("client_ca"), e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -198,12 +199,20 @@ pub fn read_certs(
 ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let full = source.dir().join(path.get_ref());
     let bytes = std::fs::read(&full).map_err(|e| {
-        source.error_at(path.span(), field, format!("cannot read {}: {e}", full.display()))
+        source.error_at(
+            path.span(),
+            field,
+            format!("cannot read {}: {e}", full.display()),
+        )
     })?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
-            source.error_at(path.span(), field, format!("{}: bad PEM: {e}", full.display()))
+            source.error_at(
+                path.span(),
+                field,
+                format!("{}: bad PEM: {e}", full.display()),
+            )
         })?;
     if certs.is_empty() {
         return Err(source.error_at(
@@ -227,7 +236,11 @@ fn read_secret_or_file(
     }
     let full = source.dir().join(v);
     std::fs::read_to_string(&full).map_err(|e| {
-        source.error_at(value.span(), field, format!("cannot read {}: {e}", full.display()))
+        source.error_at(
+            value.span(),
+            field,
+            format!("cannot read {}: {e}", full.display()),
+        )
     })
 }
 
@@ -238,7 +251,11 @@ fn read_crls(
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, ConfigError> {
     let full = source.dir().join(path.get_ref());
     let bytes = std::fs::read(&full).map_err(|e| {
-        source.error_at(path.span(), field, format!("cannot read {}: {e}", full.display()))
+        source.error_at(
+            path.span(),
+            field,
+            format!("cannot read {}: {e}", full.display()),
+        )
     })?;
     let pem: Result<Vec<_>, _> = CertificateRevocationListDer::pem_slice_iter(&bytes).collect();
     match pem {

@@ -243,4 +243,3 @@ where
         self.tcp.shutdown().await
     }
 }
-

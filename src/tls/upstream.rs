@@ -34,14 +34,13 @@ pub fn compile(
                 Some((h, _)) => h,
                 None => target,
             };
-            host.trim_start_matches('[').trim_end_matches(']').to_string()
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
         }
     };
     let server_name = ServerName::try_from(name.clone()).map_err(|_| {
-        let span = t
-            .sni
-            .as_ref()
-            .map_or(first_target.span(), |s| s.span());
+        let span = t.sni.as_ref().map_or(first_target.span(), |s| s.span());
         source.error_at(
             span,
             &format!("{field}.sni"),
