@@ -452,6 +452,63 @@ fn sessions_resume_with_tickets() {
 }
 
 #[test]
+fn a_ticket_from_another_listener_does_not_resume_into_mtls() {
+    let pki = Pki::new();
+    let open_port = free_port();
+    let mtls_port = free_port();
+    let server = format!(
+        "{}{}",
+        pki.listener(open_port, ""),
+        pki.listener(mtls_port, &mtls_listener(&pki, "required"))
+    );
+    let _gw = Gateway::start(&server, &mock_route("m", "/", 200, "ok"));
+    wait_port(open_port);
+    wait_port(mtls_port);
+    for versions in [ONLY_13, ONLY_12] {
+        let mut opts = TlsOpts::new(&pki);
+        opts.versions = versions;
+        opts.resumption = Some(rustls::client::Resumption::in_memory_sessions(16));
+        let config = opts.config();
+        // A session (and ticket) from the listener without mTLS, same server name…
+        let mut s = tls_connect_with(open_port, "api.test", config.clone()).unwrap();
+        assert_eq!(tls_request(&mut s, &get("/")).unwrap().status, 200);
+        // …does not let a client without a certificate into the mTLS listener.
+        let refused = match tls_connect_with(mtls_port, "api.test", config) {
+            Err(_) => true,
+            Ok(mut s) => tls_request(&mut s, &get("/")).is_err(),
+        };
+        assert!(refused, "{versions:?}");
+    }
+}
+
+#[test]
+fn a_resumed_mtls_session_keeps_its_verified_certificate() {
+    let pki = Pki::new();
+    let up = Upstream::start();
+    let (_gw, port) = start(&pki, &mtls_listener(&pki, "optional"), &mtls_routes(&up));
+    let mut opts = TlsOpts::new(&pki);
+    opts.client_cert = Some(&pki.billing);
+    opts.resumption = Some(rustls::client::Resumption::in_memory_sessions(16));
+    let config = opts.config();
+    let mut first = tls_connect_with(port, "api.test", config.clone()).unwrap();
+    assert_eq!(
+        tls_request(&mut first, &get("/internal/a")).unwrap().status,
+        200
+    );
+    let mut second = tls_connect_with(port, "api.test", config).unwrap();
+    let r = tls_request(&mut second, &get("/internal/b")).unwrap();
+    assert_eq!(
+        second.conn.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        seen_header(&r, "x-client-cert-subject").as_deref(),
+        Some("CN=billing,O=Acme")
+    );
+}
+
+#[test]
 fn a_silent_client_is_dropped_at_the_handshake_timeout() {
     let pki = Pki::new();
     let (_gw, port) = start(
@@ -576,6 +633,7 @@ fn optional_mtls_with_subject_matching_and_certificate_headers() {
                 ("Host", "api.test"),
                 ("X-Client-Cert-Subject", "CN=billing,O=Acme"),
                 ("x-client-cert-sha256", "00"),
+                ("X_Client_Cert_San", "DNS:forged"),
             ],
             b"",
         )
@@ -593,6 +651,12 @@ fn optional_mtls_with_subject_matching_and_certificate_headers() {
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert_eq!(seen_header(&r, "x-client-cert-subject"), None);
     assert_eq!(seen_header(&r, "x-client-cert-sha256"), None);
+    // Underscore spellings are not forwarded either (CGI would read them as dashes).
+    assert!(
+        !r.body_str().to_ascii_lowercase().contains("client_cert"),
+        "{}",
+        r.body_str()
+    );
     // Plain HTTP: the same.
     let mut c = gw.connect();
     assert_eq!(c.request(&forged).status, 403);
@@ -678,6 +742,34 @@ fn https_only_redirects_plain_requests_and_hsts_marks_tls_responses() {
     );
     let r = tls_request(&mut s, &get_req("/", "api.test")).unwrap();
     assert_eq!(r.header_all("strict-transport-security").len(), 1);
+}
+
+#[test]
+fn https_only_trusts_a_proxy_that_says_the_client_used_https() {
+    let pki = Pki::new();
+    let port = free_port();
+    let gw = Gateway::start(
+        &format!(
+            "trusted_proxies = [\"127.0.0.0/8\"]\n{}",
+            pki.listener(port, "https_only = true")
+        ),
+        &mock_route("m", "/", 200, "ok"),
+    );
+    let mut c = gw.connect();
+    let r = c.request(&req_with_headers(
+        "GET",
+        "/x",
+        &[("Host", "api.test"), ("X-Forwarded-Proto", "https")],
+        b"",
+    ));
+    assert_eq!((r.status, r.body_str().as_str()), (200, "ok"));
+    let r = c.request(&req_with_headers(
+        "GET",
+        "/x",
+        &[("Host", "api.test"), ("X-Forwarded-Proto", "http")],
+        b"",
+    ));
+    assert_eq!(r.status, 308);
 }
 
 #[test]
@@ -827,6 +919,36 @@ fn upstream_tls_verifies_and_pools_connections() {
 }
 
 #[test]
+fn upstreams_sharing_a_target_do_not_share_tls_connections() {
+    let pki = Pki::new();
+    let up = TlsUpstream::start(&pki.ca.server(&["upstream.test", "alt.test"]));
+    let config = format!(
+        "{}{}{}{}",
+        upstream_block(
+            "a",
+            &[up.port],
+            "tls = { ca = \"CA_PATH\", sni = \"upstream.test\" }"
+        ),
+        upstream_block(
+            "b",
+            &[up.port],
+            "tls = { ca = \"CA_PATH\", sni = \"alt.test\" }"
+        ),
+        proxy_route("to-a", "/a", "a"),
+        proxy_route("to-b", "/b", "b"),
+    )
+    .replace("CA_PATH", &pki.path("ca.pem"));
+    let gw = Gateway::start("", &config);
+    let mut c = gw.connect();
+    for path in ["/a/1", "/b/1", "/a/2", "/b/2"] {
+        let r = c.request(&get_req(path, "api.test"));
+        assert_eq!(r.status, 200, "{}", r.body_str());
+    }
+    // One pooled connection per upstream, each reused once.
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[test]
 fn upstream_tls_verification_failure_is_502() {
     let pki = Pki::new();
     // Signed by a CA the gateway is not told about.
@@ -885,6 +1007,29 @@ fn tls_end_to_end_with_large_bodies() {
     );
     let r = tls_request(&mut s, &raw).unwrap();
     assert_eq!(r.body_str(), "received=2097152 pattern=ok");
+}
+
+#[test]
+fn a_response_cut_short_upstream_ends_without_close_notify() {
+    let pki = Pki::new();
+    let up = Upstream::start();
+    let (_gw, port) = start(&pki, "", &proxy_all(&[up.port], ""));
+    let mut s = tls_connect(port, &TlsOpts::new(&pki)).unwrap();
+    s.write_all(&get("/truncated")).unwrap();
+    let mut got = Vec::new();
+    let end = s.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("only ten b"), "{text}");
+    // A clean close_notify would read as Ok: the client could not tell.
+    let e = end.expect_err("truncation must not look like a clean end");
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    // A complete response ends with close_notify.
+    let mut s = tls_connect(port, &TlsOpts::new(&pki)).unwrap();
+    s.write_all(&get_req("/close", "api.test")).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("clean end");
+    assert!(String::from_utf8_lossy(&got).ends_with("this body is delimited by close"));
 }
 
 // ---------------------------------------------------------------------------

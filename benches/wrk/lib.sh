@@ -1,4 +1,4 @@
-# Shared harness of the feature benches (throttle.sh, auth.sh, waf.sh): source it
+# Shared harness of the feature benches (throttle.sh, auth.sh, waf.sh, tls.sh): source it
 # with the script's arguments (`. lib.sh "$@"`); it takes [--duration S] [--rounds N]
 # [--no-build] (defaults 10, 3, build) and builds the release binary. Provides a
 # run dir, cleanup of everything started,
@@ -66,7 +66,7 @@ wrk_counts() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# ab_compare TITLE "label pid port[/path] [wrk args…]"… : interleaved rounds of wrk -t1 -c64
+# ab_compare TITLE "label pid [https:]port[/path] [wrk args…]"… : interleaved rounds of wrk -t1 -c64
 # against each, the gateway pinned to cpu1 and wrk to cpu0; fails on any non-2xx.
 ab_compare() {
     local title=$1; shift
@@ -81,7 +81,10 @@ ab_compare() {
             read -r label pid port extra <<<"$spec"
             log "$title: round $round, $label"
             before=$(ticks "$pid")
-            url="http://127.0.0.1:$port"
+            case $port in
+                https:*) url="https://127.0.0.1:${port#https:}" ;;
+                *) url="http://127.0.0.1:$port" ;;
+            esac
             [[ $port == */* ]] || url+=/
             eval "taskset -c 0 wrk -t1 -c64 -d${DURATION}s $extra '$url'" >"$RUN/ab-$label-$round.txt"
             after=$(ticks "$pid")

@@ -199,6 +199,9 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
             n if n > 14 && name[..14].eq_ignore_ascii_case(b"x-client-cert-") => {
                 role = HeaderRole::Replaced;
             }
+            // Not forwarded (nginx's default): CGI-style servers read `X_Client_Cert`
+            // as `X-Client-Cert`, which would let a client pass for the gateway.
+            _ if name.contains(&b'_') => role = HeaderRole::HopByHop,
             _ if is_hop_by_hop(name) => role = HeaderRole::HopByHop,
             _ => {}
         }

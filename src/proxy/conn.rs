@@ -2,6 +2,7 @@
 //! TCP when the upstream sets `tls` — so the pool and the forwarder handle both as
 //! one type.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
@@ -14,7 +15,10 @@ use crate::tls::{ClientTlsStream, TlsStream, UpstreamTls};
 
 pub enum UpstreamConn {
     Plain(TcpStream),
-    Tls(Box<ClientTlsStream>),
+    /// With the client config it was made with: the identity a pooled connection
+    /// must match to be reused (the same upstream's CA, SNI name and `verify`, of
+    /// the same config generation).
+    Tls(Box<ClientTlsStream>, Arc<rustls::ClientConfig>),
 }
 
 /// Why a connection could not be made.
@@ -51,7 +55,7 @@ impl UpstreamConn {
             .at_tick(until, TlsStream::handshake(tcp, session))
             .await
         {
-            Ok(Ok(s)) => Ok(UpstreamConn::Tls(Box::new(s))),
+            Ok(Ok(s)) => Ok(UpstreamConn::Tls(Box::new(s), tls.config.clone())),
             Ok(Err(e)) => {
                 tracing::warn!(target = %addr, "upstream TLS handshake failed: {e}");
                 Err(ConnectError::Failed)
@@ -60,8 +64,13 @@ impl UpstreamConn {
         }
     }
 
-    pub fn is_tls(&self) -> bool {
-        matches!(self, UpstreamConn::Tls(_))
+    /// Whether this connection was made for `tls` (None: plain).
+    pub fn made_for(&self, tls: Option<&UpstreamTls>) -> bool {
+        match (self, tls) {
+            (UpstreamConn::Plain(_), None) => true,
+            (UpstreamConn::Tls(_, made_with), Some(t)) => Arc::ptr_eq(made_with, &t.config),
+            _ => false,
+        }
     }
 
     /// Whether an idle pooled connection is clean: nothing to read (a late
@@ -69,7 +78,7 @@ impl UpstreamConn {
     pub fn is_quiet(&mut self) -> bool {
         match self {
             UpstreamConn::Plain(s) => crate::sock::is_quiet(s),
-            UpstreamConn::Tls(s) => !s.has_unread() && crate::sock::is_quiet(s.tcp()),
+            UpstreamConn::Tls(s, _) => !s.has_unread() && crate::sock::is_quiet(s.tcp()),
         }
     }
 }
@@ -78,14 +87,14 @@ impl AsyncReadRent for UpstreamConn {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.read(buf).await,
-            UpstreamConn::Tls(s) => s.read(buf).await,
+            UpstreamConn::Tls(s, _) => s.read(buf).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.readv(buf).await,
-            UpstreamConn::Tls(s) => s.readv(buf).await,
+            UpstreamConn::Tls(s, _) => s.readv(buf).await,
         }
     }
 }
@@ -94,28 +103,28 @@ impl AsyncWriteRent for UpstreamConn {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.write(buf).await,
-            UpstreamConn::Tls(s) => s.write(buf).await,
+            UpstreamConn::Tls(s, _) => s.write(buf).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.writev(buf).await,
-            UpstreamConn::Tls(s) => s.writev(buf).await,
+            UpstreamConn::Tls(s, _) => s.writev(buf).await,
         }
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
         match self {
             UpstreamConn::Plain(s) => s.flush().await,
-            UpstreamConn::Tls(s) => s.flush().await,
+            UpstreamConn::Tls(s, _) => s.flush().await,
         }
     }
 
     async fn shutdown(&mut self) -> std::io::Result<()> {
         match self {
             UpstreamConn::Plain(s) => s.shutdown().await,
-            UpstreamConn::Tls(s) => s.shutdown().await,
+            UpstreamConn::Tls(s, _) => s.shutdown().await,
         }
     }
 }

@@ -170,7 +170,7 @@ async fn exchange<S: ClientIo>(
         } else {
             core.upstreams
                 .borrow_mut()
-                .take_idle(addr, up.tls.is_some(), up.keepalive_timeout, now)
+                .take_idle(addr, up.tls.as_ref(), up.keepalive_timeout, now)
         };
         let reused = pooled.is_some();
         ex.upstream = Some(addr);
@@ -271,7 +271,10 @@ async fn exchange<S: ClientIo>(
             }
             Ok(keep_client)
         }
-        Err(()) => Ok(false),
+        Err(()) => {
+            conn.truncated = true;
+            Ok(false)
+        }
     }
 }
 

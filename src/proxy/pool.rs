@@ -103,24 +103,29 @@ impl UpstreamPools {
             .copied()
     }
 
-    /// An idle connection to `addr` younger than `max_age`, of the same kind (TLS
-    /// or not), that has nothing waiting to be read, if any.
+    /// An idle connection to `addr` younger than `max_age`, made for the same TLS
+    /// settings (or plain), that has nothing waiting to be read, if any.
     pub fn take_idle(
         &mut self,
         addr: SocketAddr,
-        tls: bool,
+        tls: Option<&crate::tls::UpstreamTls>,
         max_age: std::time::Duration,
         now: Instant,
     ) -> Option<UpstreamConn> {
         let s = self.targets.get_mut(&addr)?;
-        while let Some((conn, since)) = s.idle.pop_back() {
-            if now.duration_since(since) >= max_age {
-                // Everything in front of an expired one is older still.
-                s.idle.clear();
-                break;
-            }
-            let mut conn = conn;
-            if conn.is_tls() == tls && conn.is_quiet() {
+        // Oldest first at the front: expired ones go.
+        while s
+            .idle
+            .front()
+            .is_some_and(|(_, since)| now.duration_since(*since) >= max_age)
+        {
+            s.idle.pop_front();
+        }
+        // The newest made for these settings; others (another upstream's TLS
+        // settings on the same address) stay for their own upstream.
+        while let Some(i) = s.idle.iter().rposition(|(c, _)| c.made_for(tls)) {
+            let (mut conn, _) = s.idle.remove(i).expect("index from rposition");
+            if conn.is_quiet() {
                 return Some(conn);
             }
             // Closed by the upstream, or bytes nobody asked for: drop it.

@@ -51,6 +51,10 @@ pub struct ClientConn<S> {
     pub write_timeout: Duration,
     /// Set on a TLS connection.
     pub tls: Option<ConnTls>,
+    /// A response broke off midway (the upstream failed mid-body): a TLS client
+    /// must then see the connection end without close_notify, which tells it the
+    /// response was truncated.
+    pub truncated: bool,
 }
 
 /// What a TLS connection established at its handshake.
@@ -117,6 +121,7 @@ pub async fn serve<S: ClientIo>(core: Rc<Core>, stream: S, peer: SocketAddr, tls
         deadline: Deadline::new(&core.timers),
         write_timeout: core.gateway().limits.idle_timeout,
         tls,
+        truncated: false,
     };
     let mut headers: Vec<Header> = Vec::new();
     let accepted = Instant::now();
@@ -242,6 +247,9 @@ async fn read_head<S: ClientIo>(
 /// kernel does not answer unread bytes with a reset that could destroy the response
 /// before the client read it (nginx's lingering close). Bounded: 1 s, 1 MiB.
 async fn linger<S: ClientIo>(conn: &mut ClientConn<S>) {
+    if conn.truncated && conn.tls.is_some() {
+        return;
+    }
     // FIN (after close_notify on TLS), bounded like any write.
     let _ = conn
         .deadline
@@ -362,7 +370,10 @@ async fn handle<S: ClientIo>(
     // Decide first, then await one of two futures: each `.await` site gets its own
     // slot in this future's state, and a smaller state is cheaper to box per request.
     let next = match routed {
-        _ if conn.tls.is_none() && gw.https_redirect.is_some() => {
+        _ if conn.tls.is_none()
+            && gw.https_redirect.is_some()
+            && !forwarded_https(conn, gw, &conn.buf[base..base + head.len], headers) =>
+        {
             let hb = &conn.buf[base..base + head.len];
             let redirect = gw.https_redirect.as_ref().expect("checked");
             Next::Answer(
@@ -660,6 +671,22 @@ async fn buffer_body<S: ClientIo>(
     Ok(())
 }
 
+/// Whether a trusted proxy in front says the client spoke HTTPS to it
+/// (`X-Forwarded-Proto: https`): then `https_only` has nothing to redirect, and a
+/// redirect would loop behind a load balancer that terminates TLS.
+fn forwarded_https<S: ClientIo>(
+    conn: &ClientConn<S>,
+    gw: &Gateway,
+    hb: &[u8],
+    headers: &[Header],
+) -> bool {
+    conn.peer_trusted(&gw.trusted_proxies)
+        && headers.iter().any(|h| {
+            h.name.get(hb).eq_ignore_ascii_case(b"x-forwarded-proto")
+                && h.value.get(hb).eq_ignore_ascii_case(b"https")
+        })
+}
+
 /// `https_only` on a plain listener: 308 to the same target on the HTTPS port
 /// (403 for a non-idempotent method when so configured, or without a Host to name).
 fn to_https(redirect: &crate::gateway::HttpsRedirect, head: &RequestHead, hb: &[u8]) -> Reply {
@@ -681,8 +708,12 @@ fn to_https(redirect: &crate::gateway::HttpsRedirect, head: &RequestHead, hb: &[
         location.push(':');
         location.push_str(itoa::Buffer::new().format(redirect.port));
     }
-    // The target as sent (origin-form; an absolute-form target keeps its path).
-    let target = head.target.get(hb);
+    // The target as sent (origin-form; an absolute-form target keeps its path;
+    // `OPTIONS *` goes to the root).
+    let target = match head.target.get(hb) {
+        b"*" => &b"/"[..],
+        t => t,
+    };
     let path = match target.iter().position(|&b| b == b'/') {
         Some(i) if target.first() != Some(&b'/') => match target[i..].strip_prefix(b"//") {
             Some(rest) => rest

@@ -53,7 +53,15 @@ impl ClientCert {
         let mut header_lines = String::new();
         for (name, value) in [
             ("x-client-cert-subject", subject.as_str()),
-            ("x-client-cert-san", &sans.join(",")),
+            // Commas inside a value are escaped so the list stays unambiguous.
+            (
+                "x-client-cert-san",
+                &sans
+                    .iter()
+                    .map(|s| s.replace('%', "%25").replace(',', "%2C"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("x-client-cert-sha256", &sha256),
         ] {
             header_lines.push_str(name);
@@ -77,9 +85,12 @@ impl ClientCert {
     pub fn matches(&self, pattern: &str) -> bool {
         if let Some((kind, value)) = pattern.split_once(':') {
             if matches!(kind, "DNS" | "URI" | "email" | "IP") {
+                // DNS names compare without case; URIs (SPIFFE ids) and the rest exactly.
                 return self.sans.iter().any(|s| {
-                    s.split_once(':')
-                        .is_some_and(|(k, v)| k == kind && v.eq_ignore_ascii_case(value))
+                    s.split_once(':').is_some_and(|(k, v)| {
+                        k == kind
+                            && (v == value || (kind == "DNS" && v.eq_ignore_ascii_case(value)))
+                    })
                 });
             }
         }
@@ -266,6 +277,8 @@ mod tests {
         assert!(!c.matches("CN=billing,O=Other"));
         assert!(c.matches("DNS:billing.internal"));
         assert!(!c.matches("URI:billing.internal"));
+        assert!(c.matches("DNS:Billing.Internal"));
+        assert!(!c.matches("URI:spiffe://acme/Billing"));
         assert!(c.matches("spiffe://acme/billing"));
         assert!(c.matches("billing.internal"));
         assert!(!c.matches("orders.internal"));

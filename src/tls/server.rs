@@ -44,9 +44,15 @@ pub fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// One ticket key (rotated by rustls every 6 hours) for the whole process, so
-/// session tickets stay valid across reloads.
-fn ticketer() -> Option<Arc<dyn rustls::server::ProducesTickets>> {
+/// One ticket key (rotated by rustls every 6 hours) for the listeners without
+/// mTLS, kept across reloads, so their session tickets stay valid.
+///
+/// A listener with `client_ca` gets its own key at every compile instead: a
+/// resumed session carries the client certificate verified when the ticket was
+/// issued, and rustls does not verify it again. A ticket from another listener (a
+/// different CA, or none) or from before a reload (a rotated CA, a new CRL) must
+/// therefore not resume there.
+fn shared_ticketer() -> Option<Arc<dyn rustls::server::ProducesTickets>> {
     static TICKETER: OnceLock<Option<Arc<dyn rustls::server::ProducesTickets>>> = OnceLock::new();
     TICKETER
         .get_or_init(|| rustls::crypto::aws_lc_rs::Ticketer::new().ok())
@@ -149,7 +155,12 @@ pub fn compile(i: usize, t: &TlsListenerConfig, source: &Source) -> Result<Serve
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     if t.session_tickets {
-        if let Some(ticketer) = ticketer() {
+        let ticketer = if t.client_ca.is_some() {
+            rustls::crypto::aws_lc_rs::Ticketer::new().ok()
+        } else {
+            shared_ticketer()
+        };
+        if let Some(ticketer) = ticketer {
             config.ticketer = ticketer;
         }
     } else {

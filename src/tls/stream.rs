@@ -12,7 +12,8 @@
 //! Buffers: ciphertext is read into `rbuf` (16 KiB + a record header: one full
 //! record per read) and handed to rustls; plaintext is copied straight from
 //! rustls's buffer into the caller's buffer. Written plaintext is encrypted by
-//! rustls into `wbuf` and sent in one write.
+//! rustls into `wbuf` and sent in one write. Both are released once drained, so
+//! an idle keep-alive connection holds only rustls's own state.
 
 use std::io::{self, BufRead, Write};
 use std::ops::{Deref, DerefMut};
@@ -60,7 +61,7 @@ where
         let mut s = TlsStream {
             tcp,
             session,
-            rbuf: Vec::with_capacity(READ_BUF),
+            rbuf: Vec::new(),
             rpos: 0,
             wbuf: Vec::new(),
             read_broken: false,
@@ -99,8 +100,10 @@ where
     /// yet decrypted, or plaintext not yet read): a pooled upstream connection with
     /// any is not clean.
     pub fn has_unread(&mut self) -> bool {
+        // Clean means "would block": plaintext, or a close_notify (an empty
+        // `Ok`), or an error all mean the connection is not reusable.
         self.rpos < self.rbuf.len()
-            || matches!(self.session.reader().fill_buf(), Ok(b) if !b.is_empty())
+            || !matches!(self.session.reader().fill_buf(), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Reads ciphertext from the socket into rustls and processes it. Returns the
@@ -112,6 +115,7 @@ where
         if self.rpos == self.rbuf.len() {
             let mut buf = std::mem::take(&mut self.rbuf);
             buf.clear();
+            buf.reserve_exact(READ_BUF);
             self.rpos = 0;
             self.read_broken = true;
             let (r, buf) = self.tcp.read(buf).await;
@@ -146,10 +150,11 @@ where
         }
         let buf = std::mem::take(&mut self.wbuf);
         self.write_broken = true;
-        let (r, mut buf) = self.tcp.write_all(buf).await;
+        // The buffer is dropped after the write: an idle connection keeps no write
+        // buffer (like OpenSSL's SSL_MODE_RELEASE_BUFFERS); one allocation per
+        // write is cheap.
+        let (r, _) = self.tcp.write_all(buf).await;
         self.write_broken = false;
-        buf.clear();
-        self.wbuf = buf;
         r.map(|_| ())
     }
 }
@@ -172,6 +177,11 @@ where
                         buf.set_init(n);
                     }
                     self.session.reader().consume(n);
+                    if self.rpos == self.rbuf.len() {
+                        // Drained: an idle connection holds no read buffer.
+                        self.rbuf = Vec::new();
+                        self.rpos = 0;
+                    }
                     return (Ok(n), buf);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

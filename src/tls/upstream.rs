@@ -50,6 +50,9 @@ pub fn compile(
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| source.error_at(first_target.span(), field, e.to_string()))?;
+    if !t.verify {
+        tracing::warn!("{field}.verify = false: any certificate the upstream shows is accepted");
+    }
     let mut config = if !t.verify {
         builder
             .dangerous()

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# HTTPS under wrk: portcullis and nginx terminating TLS with the same ECDSA P-256
+# certificate, both proxying to the same static nginx upstream (keep-alive), in
+# interleaved rounds of the same run:
+#   1. keep-alive requests/s (wrk -c64 over 64 long-lived TLS connections);
+#   2. new TLS handshakes/s (`Connection: close`: every request is a new TCP
+#      connection and a full handshake; wrk does not resume sessions).
+# Plain HTTP portcullis is run alongside as the no-TLS reference.
+#
+#   benches/wrk/tls.sh [--duration S] [--rounds N] [--no-build]
+#
+# One worker each on cpu1; the upstream and wrk (-t1) on cpu0. CPU µs per request
+# is the server's own CPU (from /proc), the fairer figure when wrk's side of the
+# handshakes limits the rate. Needs: wrk nginx-light openssl (apt).
+set -euo pipefail
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh" "$@"
+command -v openssl >/dev/null || { log "openssl not found (apt-get install -y openssl)"; exit 1; }
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$RUN/key.pem" -out "$RUN/cert.pem" -subj /CN=bench.test \
+    -addext subjectAltName=DNS:bench.test,IP:127.0.0.1 2>/dev/null
+
+start_upstream
+start_gw portcullis "[server]
+workers = 1
+listen = [\"127.0.0.1:9020\"]
+[[server.tls]]
+listen = \"127.0.0.1:9443\"
+certs = [{ cert = \"$RUN/cert.pem\", key = \"$RUN/key.pem\" }]
+[log]
+access = \"off\"
+[[upstream]]
+name = \"u\"
+targets = [\"127.0.0.1:9001\"]
+[[route]]
+name = \"all\"
+path = \"/\"
+upstream = \"u\""
+GW=$GW_PID
+
+# nginx: the peers' keep-alive proxy config with an ssl listener on 9444.
+sed -e "s|/tmp/portcullis-peers|$RUN|g" \
+    -e "s|listen 127.0.0.1:9002 backlog=4096;|listen 127.0.0.1:9444 ssl backlog=4096; ssl_certificate $RUN/cert.pem; ssl_certificate_key $RUN/key.pem; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;|" \
+    "$SCRIPT_DIR/peers/nginx-proxy.conf" >"$RUN/nginx-tls.conf"
+grep -q 'listen 127.0.0.1:9444 ssl' "$RUN/nginx-tls.conf" || { log "could not derive the nginx TLS config"; exit 1; }
+nginx -c "$RUN/nginx-tls.conf" -p "$RUN" &
+NGX_MASTER=$!
+STARTED+=("$NGX_MASTER")
+wait_port 9020; wait_port 9443; wait_port 9444
+NGX=$(pgrep -P "$NGX_MASTER" | head -1)
+
+ab_compare "HTTPS keep-alive requests" \
+    "portcullis_https $GW https:9443" \
+    "nginx_https $NGX https:9444" \
+    "portcullis_plain_http $GW 9020"
+
+CLOSE="-H 'Connection: close'"
+ab_compare "New TLS handshakes (a full handshake per request)" \
+    "portcullis_https_handshakes $GW https:9443 $CLOSE" \
+    "nginx_https_handshakes $NGX https:9444 $CLOSE"
