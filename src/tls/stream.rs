@@ -253,3 +253,130 @@ where
         self.tcp.shutdown().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{PrivateKeyDer, ServerName};
+
+    use super::TlsStream;
+    use crate::tls::server::provider;
+
+    fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+        let kp = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["pair.test".to_string()])
+            .unwrap()
+            .self_signed(&kp)
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(kp.serialize_pem().as_bytes()).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    const BIG: usize = 3 << 20;
+
+    /// Reads until `n` bytes arrived; returns them.
+    async fn read_n<S: AsyncReadRent>(s: &mut S, n: usize) -> Vec<u8> {
+        let mut got = Vec::with_capacity(n);
+        let mut buf = Vec::with_capacity(7000);
+        while got.len() < n {
+            buf.clear();
+            let (r, b) = s.read(buf).await;
+            buf = b;
+            assert!(r.unwrap() > 0, "early EOF at {}", got.len());
+            got.extend_from_slice(&buf);
+        }
+        got
+    }
+
+    #[test]
+    fn both_ways_then_close_notify_and_a_cancelled_read_fails_cleanly() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (sc, cc) = configs();
+            let listener = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = monoio::spawn(async move {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let session = rustls::ServerConnection::new(sc).unwrap();
+                let mut s = TlsStream::handshake(tcp, session).await.unwrap();
+                let got = read_n(&mut s, BIG).await;
+                assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+                let (r, _) = s.write_all(vec![7u8; BIG]).await;
+                r.unwrap();
+                // A read the peer never answers, cancelled by a timeout…
+                let pending = s.read(Vec::with_capacity(16));
+                assert!(monoio::time::timeout(Duration::from_millis(50), pending)
+                    .await
+                    .is_err());
+                // …leaves reads failing with an error, not a panic; writes still
+                // work, and close_notify goes out.
+                let (r, _) = s.read(Vec::with_capacity(16)).await;
+                assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+                s.shutdown().await.unwrap();
+            });
+            let tcp = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
+            let name = ServerName::try_from("pair.test").unwrap();
+            let session = rustls::ClientConnection::new(cc, name).unwrap();
+            let mut c = TlsStream::handshake(tcp, session).await.unwrap();
+            assert!(!c.session().is_handshaking());
+            let data: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+            let (r, _) = c.write_all(data).await;
+            r.unwrap();
+            let back = read_n(&mut c, BIG).await;
+            assert!(back.iter().all(|&b| b == 7));
+            // The server's close_notify reads as a clean end.
+            let (r, _) = c.read(Vec::with_capacity(16)).await;
+            assert_eq!(r.unwrap(), 0);
+            assert!(c.has_unread(), "closed: not reusable");
+            server.await;
+        });
+    }
+
+    #[test]
+    fn a_close_without_close_notify_is_an_error() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (sc, cc) = configs();
+            let listener = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = monoio::spawn(async move {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let session = rustls::ServerConnection::new(sc).unwrap();
+                let mut s = TlsStream::handshake(tcp, session).await.unwrap();
+                let (r, _) = s.write_all(&b"partial"[..]).await;
+                r.unwrap();
+                // Dropped: FIN without close_notify.
+            });
+            let tcp = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
+            let name = ServerName::try_from("pair.test").unwrap();
+            let session = rustls::ClientConnection::new(cc, name).unwrap();
+            let mut c = TlsStream::handshake(tcp, session).await.unwrap();
+            assert_eq!(read_n(&mut c, 7).await, b"partial");
+            server.await;
+            let (r, _) = c.read(Vec::with_capacity(16)).await;
+            assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        });
+    }
+}
