@@ -109,7 +109,7 @@ pub fn compile(i: usize, t: &TlsListenerConfig, source: &Source) -> Result<Serve
         let cfield = |f: &str| field(&format!("certs[{j}].{f}"));
         let chain = read_certs(source, &c.cert, &cfield("cert"))?;
         let key_pem = read_secret_or_file(source, &c.key, &cfield("key"))?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
             source.error_at(
                 c.key.span(),
                 &cfield("key"),
@@ -225,20 +225,30 @@ pub fn compile(i: usize, t: &TlsListenerConfig, source: &Source) -> Result<Serve
     })
 }
 
+/// Reads the file at `path` (relative to the config file); errors name the field.
+fn read_file(
+    source: &Source,
+    path: &Spanned<String>,
+    field: &str,
+) -> Result<(std::path::PathBuf, Vec<u8>), ConfigError> {
+    let full = source.dir().join(path.get_ref());
+    match std::fs::read(&full) {
+        Ok(bytes) => Ok((full, bytes)),
+        Err(e) => Err(source.error_at(
+            path.span(),
+            field,
+            format!("cannot read {}: {e}", full.display()),
+        )),
+    }
+}
+
 /// Reads the PEM certificates at `path` (relative to the config file).
 pub fn read_certs(
     source: &Source,
     path: &Spanned<String>,
     field: &str,
 ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let full = source.dir().join(path.get_ref());
-    let bytes = std::fs::read(&full).map_err(|e| {
-        source.error_at(
-            path.span(),
-            field,
-            format!("cannot read {}: {e}", full.display()),
-        )
-    })?;
+    let (full, bytes) = read_file(source, path, field)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
@@ -263,19 +273,12 @@ fn read_secret_or_file(
     source: &Source,
     value: &Spanned<String>,
     field: &str,
-) -> Result<String, ConfigError> {
+) -> Result<Vec<u8>, ConfigError> {
     let v = value.get_ref();
     if v.starts_with("file:") || v.starts_with("env:") {
-        return crate::config::secret::resolve(source, value, field);
+        return crate::config::secret::resolve(source, value, field).map(String::into_bytes);
     }
-    let full = source.dir().join(v);
-    std::fs::read_to_string(&full).map_err(|e| {
-        source.error_at(
-            value.span(),
-            field,
-            format!("cannot read {}: {e}", full.display()),
-        )
-    })
+    read_file(source, value, field).map(|(_, bytes)| bytes)
 }
 
 fn read_crls(
@@ -283,14 +286,7 @@ fn read_crls(
     path: &Spanned<String>,
     field: &str,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, ConfigError> {
-    let full = source.dir().join(path.get_ref());
-    let bytes = std::fs::read(&full).map_err(|e| {
-        source.error_at(
-            path.span(),
-            field,
-            format!("cannot read {}: {e}", full.display()),
-        )
-    })?;
+    let (full, bytes) = read_file(source, path, field)?;
     let pem: Result<Vec<_>, _> = CertificateRevocationListDer::pem_slice_iter(&bytes).collect();
     match pem {
         Ok(list) if !list.is_empty() => Ok(list),

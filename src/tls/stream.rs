@@ -291,6 +291,17 @@ mod tests {
 
     const BIG: usize = 3 << 20;
 
+    /// A client TLS stream to `addr`, handshake done.
+    async fn client(
+        addr: std::net::SocketAddr,
+        cc: Arc<rustls::ClientConfig>,
+    ) -> TlsStream<rustls::ClientConnection> {
+        let tcp = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
+        let name = ServerName::try_from("pair.test").unwrap();
+        let session = rustls::ClientConnection::new(cc, name).unwrap();
+        TlsStream::handshake(tcp, session).await.unwrap()
+    }
+
     /// Reads until `n` bytes arrived; returns them.
     async fn read_n<S: AsyncReadRent>(s: &mut S, n: usize) -> Vec<u8> {
         let mut got = Vec::with_capacity(n);
@@ -334,10 +345,7 @@ mod tests {
                 assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
                 s.shutdown().await.unwrap();
             });
-            let tcp = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
-            let name = ServerName::try_from("pair.test").unwrap();
-            let session = rustls::ClientConnection::new(cc, name).unwrap();
-            let mut c = TlsStream::handshake(tcp, session).await.unwrap();
+            let mut c = client(addr, cc).await;
             assert!(!c.session().is_handshaking());
             let data: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
             let (r, _) = c.write_all(data).await;
@@ -369,10 +377,7 @@ mod tests {
                 r.unwrap();
                 // Dropped: FIN without close_notify.
             });
-            let tcp = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
-            let name = ServerName::try_from("pair.test").unwrap();
-            let session = rustls::ClientConnection::new(cc, name).unwrap();
-            let mut c = TlsStream::handshake(tcp, session).await.unwrap();
+            let mut c = client(addr, cc).await;
             assert_eq!(read_n(&mut c, 7).await, b"partial");
             server.await;
             let (r, _) = c.read(Vec::with_capacity(16)).await;
