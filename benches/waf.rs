@@ -77,16 +77,20 @@ fn bench_scan(c: &mut Criterion) {
         normal.rules.chains.len(),
         REQUEST.len() + BODY.len()
     );
+    // The JSON key-path names, reused between requests as the gateway does.
+    let mut names = Vec::new();
     let mut g = c.benchmark_group("waf_scan_1kib_api_request");
     g.bench_function("collect_parts_only", |b| {
         b.iter(|| {
-            let mut parts = Vec::with_capacity(32);
+            names.clear();
+            let mut parts = Vec::with_capacity(64);
             collect_parts(
                 &target[..q],
                 &target[q + 1..],
                 REQUEST,
                 &headers,
                 Some(BODY),
+                &mut names,
                 &mut parts,
             );
             parts.len()
@@ -95,13 +99,15 @@ fn bench_scan(c: &mut Criterion) {
     for (name, waf) in [("rules", &normal), ("rules_tripled", &tripled)] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut parts = Vec::with_capacity(32);
+                names.clear();
+                let mut parts = Vec::with_capacity(64);
                 collect_parts(
                     &target[..q],
                     &target[q + 1..],
                     REQUEST,
                     &headers,
                     Some(BODY),
+                    &mut names,
                     &mut parts,
                 );
                 let scan = waf.scan(black_box(&parts), &state, |_| false);

@@ -5,10 +5,15 @@
 //! refused; a client over its `rate_based` limit is refused for the rest of the
 //! window. Then the request is split into parts ([`parts`]: path, query names and
 //! values, headers, cookies, and the body's form fields, JSON keys and strings or
-//! multipart values, up to `inspect_body`), and for each transform chain of the
-//! rule set ([`rules`]) each part that chain's rules look at is normalized once
-//! ([`normalize`]) and scanned once by the chain's Aho-Corasick automaton. Only a
-//! literal hit runs the rule's confirmation (`all` groups, `regex`). Scores add up
+//! multipart values, up to `inspect_body`). The parts no transform but
+//! `lowercase` would change (most values of ordinary requests) are lower-cased,
+//! joined and scanned in one pass by one automaton holding the literals of every
+//! chain that lower-cases ([`lowered`]); for each other part, each
+//! transform chain of the rule set ([`rules`]) whose rules look at it normalizes
+//! it once ([`normalize`]) and scans it once with the chain's Aho-Corasick
+//! automaton. [`Waf::scan`] is hand-written hot-path code (reused per-core
+//! buffers, no allocation unless a rule matches). Only a literal hit runs the
+//! rule's confirmation (`all` groups, `regex`). Scores add up
 //! CRS-style; a request at or over `anomaly_threshold`, or matched by a `block`
 //! rule, is refused with 403 in `mode = "block"`, and only logged and counted in
 //! `mode = "count"`. Every match is written to the audit log (the access log
@@ -16,6 +21,7 @@
 
 pub mod compile;
 pub mod ipset;
+pub mod lowered;
 pub mod normalize;
 pub mod parts;
 pub mod rules;
@@ -66,10 +72,17 @@ struct WafBuffers {
     done: Vec<bool>,
     /// Which rules matched this request (each counts once).
     matched: Vec<bool>,
+    /// The request's parts that only lower-casing changes, lower-cased and
+    /// joined by the union automaton's separator.
+    joined: Vec<u8>,
+    /// Per part in `joined`: (where it ends in `joined`, its index in the parts).
+    spans: Vec<(usize, usize)>,
 }
 
 pub struct WafState {
     buf: RefCell<WafBuffers>,
+    /// The JSON key paths the current request's parts are named by.
+    names: RefCell<Vec<u8>>,
     blocked: RefCell<BoundedMap<u128, Instant>>,
     /// Requests that matched, and those refused (block mode).
     pub matched: Cell<u64>,
@@ -80,6 +93,7 @@ impl Default for WafState {
     fn default() -> Self {
         WafState {
             buf: RefCell::new(WafBuffers::default()),
+            names: RefCell::new(Vec::new()),
             blocked: RefCell::new(BoundedMap::new(BLOCKED_ENTRIES)),
             matched: Cell::new(0),
             refused: Cell::new(0),
@@ -121,9 +135,13 @@ impl Waf {
         Verdict::Respond(Reply::error(403))
     }
 
-    /// Scans `parts` with every chain: each part a chain looks at is normalized
-    /// once and run through the chain's automaton once; literal hits are
-    /// confirmed per rule. `excluded(id)`: rules turned off for this request.
+    /// Scans `parts` with every chain. A part on which no transform but
+    /// `lowercase` changes anything (most values of ordinary requests) is, for
+    /// the chains that lower-case, only lower-cased: all such parts are joined
+    /// and scanned once by the union automaton ([`lowered::Lowered`]). Every other
+    /// (part, chain) is normalized once and run through the chain's automaton
+    /// once. Literal hits are confirmed per rule. `excluded(id)`: rules turned
+    /// off for this request.
     pub fn scan(
         &self,
         parts: &[Part<'_>],
@@ -132,15 +150,20 @@ impl Waf {
     ) -> Scan {
         let rules = &self.rules.rules;
         let chains = &self.rules.chains;
-        let mut hits: Vec<Hit> = Vec::new();
-        let mut score = 0u32;
-        let mut block = false;
+        let lowered = self.rules.lowered.as_ref();
+        let mut scan = Scan {
+            hits: Vec::new(),
+            score: 0,
+            block: false,
+        };
         let mut bufs = state.buf.borrow_mut();
         let WafBuffers {
             outs,
             scratch,
             done,
             matched,
+            joined,
+            spans,
         } = &mut *bufs;
         matched.clear();
         matched.resize(rules.len(), false);
@@ -149,10 +172,21 @@ impl Waf {
         }
         done.clear();
         done.resize(chains.len(), false);
-        for part in parts {
+        joined.clear();
+        spans.clear();
+        for (pi, part) in parts.iter().enumerate() {
+            let clean = match lowered {
+                Some(l) if normalize::changes_only_case(&part.value) => {
+                    joined.extend_from_slice(&part.value);
+                    spans.push((joined.len(), pi));
+                    joined.push(l.separator);
+                    true
+                }
+                _ => false,
+            };
             for (ci, chain) in chains.iter().enumerate() {
                 done[ci] = false;
-                if !chain.wants(part.target, &part.name) {
+                if (clean && chain.lowered) || !chain.wants(part.target, &part.name) {
                     continue;
                 }
                 // Start from a shorter chain's output for this part when it is a
@@ -168,31 +202,75 @@ impl Waf {
                 done[ci] = true;
                 for m in chain.automaton.find_overlapping_iter(&out[..]) {
                     let r = chain.pattern_rule[m.pattern().as_usize()];
-                    if matched[r] {
-                        continue;
-                    }
-                    let rule = &rules[r];
-                    if !rule.looks_at(part.target, &part.name)
-                        || excluded(rule.id)
-                        || !rule.confirms(out)
-                    {
-                        continue;
-                    }
-                    matched[r] = true;
-                    score += rule.score;
-                    block |= rule.block;
-                    let from = m.start().saturating_sub(EXCERPT / 4);
-                    let to = (from + EXCERPT).min(out.len());
-                    hits.push(Hit {
-                        rule: r,
-                        target: part.target,
-                        name: part.name.to_vec(),
-                        excerpt: out[from..to].to_vec(),
-                    });
+                    self.confirm(r, part, out, m.start(), matched, &excluded, &mut scan);
                 }
             }
         }
-        Scan { hits, score, block }
+        if let Some(l) = lowered {
+            joined.make_ascii_lowercase();
+            let joined = &joined[..];
+            l.find(joined, |r, at| {
+                if matched[r] {
+                    return;
+                }
+                // The part the match is in: the first whose end is past it.
+                let k = spans.partition_point(|&(end, _)| end <= at);
+                let Some(&(end, pi)) = spans.get(k) else {
+                    return;
+                };
+                let start = k.checked_sub(1).map_or(0, |p| spans[p].0 + 1);
+                let value = joined.get(start..end).unwrap_or_default();
+                self.confirm(
+                    r,
+                    &parts[pi],
+                    value,
+                    at - start,
+                    matched,
+                    &excluded,
+                    &mut scan,
+                );
+            });
+        }
+        scan
+    }
+
+    /// A literal of rule `r` at `at` in `out`, the normalized `part`: a hit
+    /// when the rule looks at the part, is on and confirms, and has not matched
+    /// yet (each rule counts once per request).
+    #[allow(clippy::too_many_arguments)]
+    fn confirm(
+        &self,
+        r: usize,
+        part: &Part<'_>,
+        out: &[u8],
+        at: usize,
+        matched: &mut [bool],
+        excluded: &impl Fn(u32) -> bool,
+        scan: &mut Scan,
+    ) {
+        let rule = &self.rules.rules[r];
+        if matched[r]
+            || !rule.looks_at(part.target, &part.name)
+            || excluded(rule.id)
+            || !rule.confirms(out)
+        {
+            return;
+        }
+        matched[r] = true;
+        scan.score += rule.score;
+        scan.block |= rule.block;
+        let from = at.saturating_sub(EXCERPT / 4);
+        let to = (from + EXCERPT).min(out.len());
+        scan.hits.push(Hit {
+            rule: r,
+            target: part.target,
+            // Header names as sent; the audit log has them in lower case.
+            name: match part.target {
+                Target::Headers => part.name.to_ascii_lowercase(),
+                _ => part.name.to_vec(),
+            },
+            excerpt: out[from..to].to_vec(),
+        });
     }
 
     pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
@@ -221,13 +299,16 @@ impl Waf {
             }
         }
 
-        let mut parts: Vec<Part<'_>> = Vec::with_capacity(16);
+        let mut names = state.names.borrow_mut();
+        names.clear();
+        let mut parts: Vec<Part<'_>> = Vec::with_capacity(64);
         collect_parts(
             ctx.raw_path,
             ctx.query,
             ctx.head,
             ctx.headers,
             ctx.body,
+            &mut names,
             &mut parts,
         );
         let scan = self.scan(&parts, state, |id| self.excluded(id, ctx));
@@ -333,13 +414,16 @@ impl Waf {
 }
 
 /// The parts of a request the rules can target: the path as sent, query names
-/// and values, every header (by lower-case name), cookies, and the body's fields.
+/// and values, every header (by its name as sent: rules compare header names
+/// ignoring case), cookies, and the body's fields. `names` (cleared by the
+/// caller, reused between requests) holds the JSON key paths that name parts.
 pub fn collect_parts<'a>(
     raw_path: &'a [u8],
     query: &'a [u8],
     head: &'a [u8],
     headers: &[Header],
     body: Option<&'a [u8]>,
+    names: &'a mut Vec<u8>,
     parts: &mut Vec<Part<'a>>,
 ) {
     parts.push(Part {
@@ -363,13 +447,13 @@ pub fn collect_parts<'a>(
         if parts.len() < MAX_PARTS {
             parts.push(Part {
                 target: Target::Headers,
-                name: std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+                name: std::borrow::Cow::Borrowed(name),
                 value: std::borrow::Cow::Borrowed(value),
             });
         }
     }
     if let Some(body) = body {
-        parts::body_parts(content_type, body, MAX_PARTS, parts);
+        parts::body_parts(content_type, body, names, MAX_PARTS, parts);
     }
 }
 
