@@ -1,117 +1,148 @@
 //! The WAF's fast path ([`Lowered`]): one automaton holding the literals of every
-//! transform chain that lower-cases, run once per request over all the parts no
-//! transform but `lowercase` would change ([`changes_only_case`]), lower-cased and
-//! joined by a separator byte. On such a part each of those chains' output is the
-//! part in lower case, so this one pass stands for one scan per part and chain.
+//! transform chain that lower-cases, run once per request over all the parts,
+//! lower-cased and joined by [`SEPARATOR`]. On a part no transform but
+//! `lowercase` would change ([`changes_only_case`]) each of those chains' output
+//! is the part in lower case, so this one pass stands for one scan per part and
+//! chain. The same automaton also finds the byte sequences that make a part
+//! need the full transforms ([`rewritable_sequences`]), so telling those parts
+//! apart costs no pass of its own.
 //!
 //! Hand-written hot-path code: a DFA walk is bound by the latency of one
 //! transition-table load per byte, so [`Lowered::find`] cuts the joined text at
-//! separators into [`LANES`] pieces and walks them interleaved (independent
-//! loads overlap); a piece can start from the start state because the
-//! separator is in no literal.
+//! separators into four pieces and walks them interleaved (independent loads
+//! overlap); a piece can start from the start state because the separator is
+//! in no pattern.
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
 use memchr::memchr;
 
+#[cfg(doc)]
 use super::normalize::changes_only_case;
+use super::normalize::{has_rewritable, rewritable_sequences};
 
-/// Pieces of the joined text walked at once (the walk in [`Lowered::find`] is
-/// written out for four).
-pub const LANES: usize = 4;
+/// Joins the parts: ASCII "unit separator", a byte a part that only
+/// lower-casing changes cannot hold and so no pattern does either.
+pub const SEPARATOR: u8 = 0x1F;
 
-/// The fast path's automaton and the byte that separates parts.
+/// What [`Lowered::find`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Found {
+    /// A literal of rule `rule` starting at `start`.
+    Literal { rule: usize, start: usize },
+    /// One of [`rewritable_sequences`] at `start`: the part holding it needs
+    /// the full transforms, and literals found in it here mean nothing.
+    Rewritable { start: usize },
+}
+
+/// The fast path's automaton.
 #[derive(Debug)]
 pub struct Lowered {
     dfa: DFA,
-    /// Pattern index → rule index.
-    pattern_rule: Vec<usize>,
-    /// A byte a part that only lower-casing changes cannot hold, and no literal
-    /// does (so no match spans two parts).
-    pub separator: u8,
+    /// Pattern index → rule index; None for a rewritable sequence.
+    pattern_rule: Vec<Option<usize>>,
 }
 
 impl Lowered {
     /// The automaton of `literals` (each with its rule index); None when there
-    /// are none, or every byte that could separate parts is in some literal.
+    /// are none. A literal holding a rewritable sequence is left out: it can
+    /// only occur in a part that takes the full transforms.
     pub fn build(literals: &[(&[u8], usize)]) -> Result<Option<Lowered>, String> {
-        let separator = (0..=u8::MAX)
-            .find(|&b| !changes_only_case(&[b]) && literals.iter().all(|(l, _)| !l.contains(&b)));
-        let Some(separator) = separator else {
-            return Ok(None);
-        };
-        if literals.is_empty() {
+        debug_assert!(has_rewritable(&[SEPARATOR]));
+        let kept: Vec<(&[u8], usize)> = literals
+            .iter()
+            .filter(|(l, _)| !has_rewritable(l))
+            .copied()
+            .collect();
+        if kept.is_empty() {
             return Ok(None);
         }
+        let rewritable: Vec<Vec<u8>> = rewritable_sequences()
+            .into_iter()
+            .filter(|s| !s.contains(&SEPARATOR))
+            .collect();
+        let patterns = kept
+            .iter()
+            .map(|(l, _)| *l)
+            .chain(rewritable.iter().map(|s| &s[..]));
         // No prefilter: then only match states are "special", the one check per
         // byte of the walk.
         let dfa = aho_corasick::dfa::Builder::new()
             .match_kind(MatchKind::Standard)
             .start_kind(StartKind::Unanchored)
             .prefilter(false)
-            .build(literals.iter().map(|(l, _)| *l))
+            .build(patterns)
             .map_err(|e| format!("cannot build the literal automaton: {e}"))?;
-        Ok(Some(Lowered {
-            dfa,
-            pattern_rule: literals.iter().map(|(_, r)| *r).collect(),
-            separator,
-        }))
+        let pattern_rule = kept
+            .iter()
+            .map(|(_, r)| Some(*r))
+            .chain(rewritable.iter().map(|_| None))
+            .collect();
+        Ok(Some(Lowered { dfa, pattern_rule }))
     }
 
-    /// Calls `found(rule, start)` for every occurrence (overlapping ones too) of
-    /// a literal in `text`, parts joined by [`Lowered::separator`]; not in text
-    /// order.
-    pub fn find(&self, text: &[u8], mut found: impl FnMut(usize, usize)) {
+    /// Calls `found` for every occurrence (overlapping ones too) of a pattern in
+    /// `text` (parts joined by [`SEPARATOR`]), not in text order. A
+    /// [`SEPARATOR`] inside a part is not seen: the caller checks for those.
+    pub fn find(&self, text: &[u8], found: &mut impl FnMut(Found)) {
         let Ok(start) = self.dfa.start_state(Anchored::No) else {
             return;
         };
-        // Cut points: just past a separator, near each LANES-th of the text.
-        let mut bounds = [text.len(); LANES + 1];
-        bounds[0] = 0;
-        for k in 1..LANES {
-            let from = (text.len() * k / LANES).max(bounds[k - 1]);
+        // Cut points: just past a separator, near each quarter of the text.
+        let mut bounds = [0, text.len(), text.len(), text.len(), text.len()];
+        for k in 1..4 {
+            let from = (text.len() * k / 4).max(bounds[k - 1]);
             bounds[k] = text
                 .get(from..)
-                .and_then(|rest| memchr(self.separator, rest))
+                .and_then(|rest| memchr(SEPARATOR, rest))
                 .map_or(text.len(), |p| from + p + 1);
         }
-        let piece = |k: usize| text.get(bounds[k]..bounds[k + 1]).unwrap_or_default();
-        let pieces: [&[u8]; LANES] = std::array::from_fn(piece);
+        let pieces: [&[u8]; 4] =
+            std::array::from_fn(|k| text.get(bounds[k]..bounds[k + 1]).unwrap_or_default());
         let common = pieces.iter().map(|p| p.len()).min().unwrap_or(0);
-        let mut states = [start; LANES];
         let [a, b, c, d] = pieces.map(|p| p.get(..common).unwrap_or_default());
-        let bytes = a.iter().zip(b).zip(c).zip(d);
-        for (i, (((&a, &b), &c), &d)) in bytes.enumerate() {
-            for (lane, byte) in [a, b, c, d].into_iter().enumerate() {
-                let sid = self.dfa.next_state(Anchored::No, states[lane], byte);
-                states[lane] = sid;
-                if self.dfa.is_special(sid) {
-                    self.report(sid, bounds[lane] + i + 1, &mut found);
+        let (mut s0, mut s1, mut s2, mut s3) = (start, start, start, start);
+        for (i, (((&b0, &b1), &b2), &b3)) in a.iter().zip(b).zip(c).zip(d).enumerate() {
+            s0 = self.dfa.next_state(Anchored::No, s0, b0);
+            s1 = self.dfa.next_state(Anchored::No, s1, b1);
+            s2 = self.dfa.next_state(Anchored::No, s2, b2);
+            s3 = self.dfa.next_state(Anchored::No, s3, b3);
+            let special = self.dfa.is_special(s0)
+                | self.dfa.is_special(s1)
+                | self.dfa.is_special(s2)
+                | self.dfa.is_special(s3);
+            if special {
+                for (lane, sid) in [s0, s1, s2, s3].into_iter().enumerate() {
+                    self.report(sid, bounds[lane] + i + 1, found);
                 }
             }
         }
         // The rest of the longer pieces, one at a time.
-        for (lane, p) in pieces.iter().enumerate() {
-            let mut sid = states[lane];
-            for (i, &byte) in p.iter().enumerate().skip(common) {
+        for (lane, (piece, mut sid)) in pieces.iter().zip([s0, s1, s2, s3]).enumerate() {
+            for (i, &byte) in piece.iter().enumerate().skip(common) {
                 sid = self.dfa.next_state(Anchored::No, sid, byte);
                 if self.dfa.is_special(sid) {
-                    self.report(sid, bounds[lane] + i + 1, &mut found);
+                    self.report(sid, bounds[lane] + i + 1, found);
                 }
             }
         }
     }
 
-    /// The literals that end at `end` in match state `sid`.
-    fn report(&self, sid: StateID, end: usize, found: &mut impl FnMut(usize, usize)) {
+    /// The patterns that end at `end` in state `sid`, if a match state.
+    #[cold]
+    #[inline(never)]
+    fn report(&self, sid: StateID, end: usize, found: &mut impl FnMut(Found)) {
         if !self.dfa.is_match(sid) {
             return;
         }
         for k in 0..self.dfa.match_len(sid) {
             let pattern = self.dfa.match_pattern(sid, k);
-            let rule = self.pattern_rule[pattern.as_usize()];
-            found(rule, end - self.dfa.pattern_len(pattern));
+            let start = end - self.dfa.pattern_len(pattern);
+            found(match self.pattern_rule[pattern.as_usize()] {
+                Some(rule) => Found::Literal { rule, start },
+                None => Found::Rewritable { start },
+            });
         }
     }
 }
@@ -121,19 +152,37 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn all_matches(l: &Lowered, text: &[u8]) -> Vec<(usize, usize)> {
+    fn all_found(l: &Lowered, text: &[u8]) -> Vec<Found> {
         let mut v = Vec::new();
-        l.find(text, |rule, start| v.push((rule, start)));
+        l.find(text, &mut |f| v.push(f));
         v.sort_unstable();
         v
     }
 
     /// What the aho-corasick crate's own overlapping search finds.
-    fn reference(literals: &[(&[u8], usize)], text: &[u8]) -> Vec<(usize, usize)> {
-        let ac = aho_corasick::AhoCorasick::new(literals.iter().map(|(l, _)| *l)).unwrap();
-        let mut v: Vec<(usize, usize)> = ac
+    fn reference(text: &[u8]) -> Vec<Found> {
+        let kept: Vec<_> = LITERALS
+            .iter()
+            .filter(|(l, _)| !has_rewritable(l))
+            .collect();
+        let rewritable: Vec<Vec<u8>> = rewritable_sequences()
+            .into_iter()
+            .filter(|s| !s.contains(&SEPARATOR))
+            .collect();
+        let patterns = kept
+            .iter()
+            .map(|(l, _)| l.to_vec())
+            .chain(rewritable.iter().cloned());
+        let ac = aho_corasick::AhoCorasick::new(patterns).unwrap();
+        let mut v: Vec<Found> = ac
             .find_overlapping_iter(text)
-            .map(|m| (literals[m.pattern().as_usize()].1, m.start()))
+            .map(|m| match kept.get(m.pattern().as_usize()) {
+                Some((_, rule)) => Found::Literal {
+                    rule: *rule,
+                    start: m.start(),
+                },
+                None => Found::Rewritable { start: m.start() },
+            })
             .collect();
         v.sort_unstable();
         v
@@ -147,20 +196,23 @@ mod tests {
         (b"<script", 4),
         (b"cat", 5),
         (b"ca", 6),
+        // Holds a rewritable sequence: left out.
+        (b"'--", 7),
     ];
 
     #[test]
-    fn separator_is_in_no_literal_and_no_clean_part() {
+    fn separator_is_rewritable_and_rewritable_literals_left_out() {
+        assert!(has_rewritable(&[SEPARATOR]));
         let l = Lowered::build(LITERALS).unwrap().unwrap();
-        assert!(!changes_only_case(&[l.separator]));
-        assert!(LITERALS.iter().all(|(lit, _)| !lit.contains(&l.separator)));
+        assert!(all_found(&l, b"x'--").contains(&Found::Rewritable { start: 2 }));
+        assert!(!all_found(&l, b"x'--").contains(&Found::Literal { rule: 7, start: 1 }));
         assert!(Lowered::build(&[]).unwrap().is_none());
+        assert!(Lowered::build(&[(b"a--", 0)]).unwrap().is_none());
     }
 
     #[test]
-    fn finds_every_overlapping_literal_in_every_lane() {
+    fn finds_every_overlapping_pattern_in_every_lane() {
         let l = Lowered::build(LITERALS).unwrap().unwrap();
-        let sep = l.separator;
         let mut text = Vec::new();
         for part in [
             &b"x' or 1=1"[..],
@@ -168,16 +220,16 @@ mod tests {
             b"union select cat",
             b"",
             b"<script>",
-            b"concat",
+            b"con%cat",
             b"plain",
-            b"scat",
+            b"scat--",
         ] {
             text.extend_from_slice(part);
-            text.push(sep);
+            text.push(SEPARATOR);
         }
         for len in 0..=text.len() {
             let t = &text[..len];
-            assert_eq!(all_matches(&l, t), reference(LITERALS, t), "{len}");
+            assert_eq!(all_found(&l, t), reference(t), "{len}");
         }
     }
 
@@ -186,12 +238,12 @@ mod tests {
         fn same_as_the_crate_overlapping_search(
             parts in proptest::collection::vec(
                 proptest::collection::vec(
-                    proptest::sample::select(&b"unio selct'r<ripa "[..]), 0..30),
+                    proptest::sample::select(&b"unio selct'r<ripa -%\x1f"[..]), 0..30),
                 0..12),
         ) {
             let l = Lowered::build(LITERALS).unwrap().unwrap();
-            let text = parts.join(&l.separator);
-            prop_assert_eq!(all_matches(&l, &text), reference(LITERALS, &text));
+            let text = parts.join(&SEPARATOR);
+            prop_assert_eq!(all_found(&l, &text), reference(&text));
         }
     }
 }

@@ -5,14 +5,15 @@
 //! refused; a client over its `rate_based` limit is refused for the rest of the
 //! window. Then the request is split into parts ([`parts`]: path, query names and
 //! values, headers, cookies, and the body's form fields, JSON keys and strings or
-//! multipart values, up to `inspect_body`). The parts no transform but
-//! `lowercase` would change (most values of ordinary requests) are lower-cased,
-//! joined and scanned in one pass by one automaton holding the literals of every
-//! chain that lower-cases ([`lowered`]); for each other part, each
-//! transform chain of the rule set ([`rules`]) whose rules look at it normalizes
-//! it once ([`normalize`]) and scans it once with the chain's Aho-Corasick
-//! automaton. [`Waf::scan`] is hand-written hot-path code (reused per-core
-//! buffers, no allocation unless a rule matches). Only a literal hit runs the
+//! multipart values, up to `inspect_body`). All parts are lower-cased, joined
+//! and walked once by one automaton ([`lowered`]) holding the literals of every
+//! chain that lower-cases and the byte sequences the other transforms rewrite:
+//! for a part without such a sequence (most values of ordinary requests) that
+//! walk is those chains' scan. For each other part, each transform chain of the
+//! rule set ([`rules`]) whose rules look at it normalizes it once
+//! ([`normalize`]) and scans it once with the chain's Aho-Corasick automaton.
+//! [`Waf::scan`] is hand-written hot-path code (reused per-core buffers, no
+//! allocation unless a rule matches). Only a literal hit runs the
 //! rule's confirmation (`all` groups, `regex`). Scores add up
 //! CRS-style; a request at or over `anomaly_threshold`, or matched by a `block`
 //! rule, is refused with 403 in `mode = "block"`, and only logged and counted in
@@ -72,17 +73,21 @@ struct WafBuffers {
     done: Vec<bool>,
     /// Which rules matched this request (each counts once).
     matched: Vec<bool>,
-    /// The request's parts that only lower-casing changes, lower-cased and
-    /// joined by the union automaton's separator.
+    /// The request's parts, lower-cased and joined by [`lowered::SEPARATOR`].
     joined: Vec<u8>,
-    /// Per part in `joined`: (where it ends in `joined`, its index in the parts).
-    spans: Vec<(usize, usize)>,
+    /// Where each part ends in `joined`.
+    ends: Vec<usize>,
+    /// Per part: whether it needs the full transforms (it holds a sequence
+    /// some transform but `lowercase` rewrites).
+    full: Vec<bool>,
+    /// (rule, offset in `joined`) per literal the fast path found.
+    literals: Vec<(usize, usize)>,
 }
 
 pub struct WafState {
     buf: RefCell<WafBuffers>,
-    /// The JSON key paths the current request's parts are named by.
-    names: RefCell<Vec<u8>>,
+    /// The text the current request's JSON parts borrow.
+    json: RefCell<parts::JsonText>,
     blocked: RefCell<BoundedMap<u128, Instant>>,
     /// Requests that matched, and those refused (block mode).
     pub matched: Cell<u64>,
@@ -93,7 +98,7 @@ impl Default for WafState {
     fn default() -> Self {
         WafState {
             buf: RefCell::new(WafBuffers::default()),
-            names: RefCell::new(Vec::new()),
+            json: RefCell::new(parts::JsonText::default()),
             blocked: RefCell::new(BoundedMap::new(BLOCKED_ENTRIES)),
             matched: Cell::new(0),
             refused: Cell::new(0),
@@ -135,13 +140,14 @@ impl Waf {
         Verdict::Respond(Reply::error(403))
     }
 
-    /// Scans `parts` with every chain. A part on which no transform but
-    /// `lowercase` changes anything (most values of ordinary requests) is, for
-    /// the chains that lower-case, only lower-cased: all such parts are joined
-    /// and scanned once by the union automaton ([`lowered::Lowered`]). Every other
-    /// (part, chain) is normalized once and run through the chain's automaton
-    /// once. Literal hits are confirmed per rule. `excluded(id)`: rules turned
-    /// off for this request.
+    /// Scans `parts` with every chain. All parts, lower-cased and joined, go
+    /// through one automaton ([`lowered::Lowered`]) holding the literals of the
+    /// chains that lower-case and the byte sequences other transforms rewrite.
+    /// On a part without such a sequence (most values of ordinary requests)
+    /// those chains' outputs are the part in lower case, so that pass is their
+    /// scan. Every other (part, chain) is normalized once and run through the
+    /// chain's automaton once. Literal hits are confirmed per rule.
+    /// `excluded(id)`: rules turned off for this request.
     pub fn scan(
         &self,
         parts: &[Part<'_>],
@@ -163,7 +169,9 @@ impl Waf {
             done,
             matched,
             joined,
-            spans,
+            ends,
+            full,
+            literals,
         } = &mut *bufs;
         matched.clear();
         matched.resize(rules.len(), false);
@@ -172,21 +180,65 @@ impl Waf {
         }
         done.clear();
         done.resize(chains.len(), false);
-        joined.clear();
-        spans.clear();
-        for (pi, part) in parts.iter().enumerate() {
-            let clean = match lowered {
-                Some(l) if normalize::changes_only_case(&part.value) => {
-                    joined.extend_from_slice(&part.value);
-                    spans.push((joined.len(), pi));
-                    joined.push(l.separator);
-                    true
+        // Which parts need the full transforms of the lower-casing chains.
+        full.clear();
+        if let Some(l) = lowered {
+            joined.clear();
+            ends.clear();
+            for part in parts {
+                joined.extend_from_slice(&part.value);
+                ends.push(joined.len());
+                joined.push(lowered::SEPARATOR);
+                // `.` and `..` are path segments on their own.
+                full.push(matches!(&part.value[..], b"." | b".."));
+            }
+            // A separator inside a part (rare: a control byte) hides the
+            // rewritable sequence it is from the walk.
+            if memchr::memchr_iter(lowered::SEPARATOR, joined).count() != parts.len() {
+                for (f, part) in full.iter_mut().zip(parts) {
+                    *f |= memchr::memchr(lowered::SEPARATOR, &part.value).is_some();
                 }
-                _ => false,
-            };
+            }
+            joined.make_ascii_lowercase();
+            literals.clear();
+            // The part at `at`: the first whose end is past it.
+            let part_at = |at: usize| ends.partition_point(|&end| end <= at);
+            l.find(joined, &mut |found| match found {
+                lowered::Found::Literal { rule, start } => literals.push((rule, start)),
+                lowered::Found::Rewritable { start } => {
+                    if let Some(f) = full.get_mut(part_at(start)) {
+                        *f = true;
+                    }
+                }
+            });
+            for &(r, at) in literals.iter() {
+                let pi = part_at(at);
+                if matched[r] || full.get(pi).is_none_or(|&f| f) {
+                    continue;
+                }
+                let start = pi.checked_sub(1).map_or(0, |p| ends[p] + 1);
+                let value = joined.get(start..ends[pi]).unwrap_or_default();
+                self.confirm(
+                    r,
+                    &parts[pi],
+                    value,
+                    at - start,
+                    matched,
+                    &excluded,
+                    &mut scan,
+                );
+            }
+        } else {
+            full.resize(parts.len(), true);
+        }
+        let all_lowered = chains.iter().all(|c| c.lowered);
+        for (part, &full) in parts.iter().zip(full.iter()) {
+            if !full && all_lowered {
+                continue;
+            }
             for (ci, chain) in chains.iter().enumerate() {
                 done[ci] = false;
-                if (clean && chain.lowered) || !chain.wants(part.target, &part.name) {
+                if (!full && chain.lowered) || !chain.wants(part.target, &part.name) {
                     continue;
                 }
                 // Start from a shorter chain's output for this part when it is a
@@ -205,31 +257,6 @@ impl Waf {
                     self.confirm(r, part, out, m.start(), matched, &excluded, &mut scan);
                 }
             }
-        }
-        if let Some(l) = lowered {
-            joined.make_ascii_lowercase();
-            let joined = &joined[..];
-            l.find(joined, |r, at| {
-                if matched[r] {
-                    return;
-                }
-                // The part the match is in: the first whose end is past it.
-                let k = spans.partition_point(|&(end, _)| end <= at);
-                let Some(&(end, pi)) = spans.get(k) else {
-                    return;
-                };
-                let start = k.checked_sub(1).map_or(0, |p| spans[p].0 + 1);
-                let value = joined.get(start..end).unwrap_or_default();
-                self.confirm(
-                    r,
-                    &parts[pi],
-                    value,
-                    at - start,
-                    matched,
-                    &excluded,
-                    &mut scan,
-                );
-            });
         }
         scan
     }
@@ -299,8 +326,8 @@ impl Waf {
             }
         }
 
-        let mut names = state.names.borrow_mut();
-        names.clear();
+        let mut json = state.json.borrow_mut();
+        json.clear();
         let mut parts: Vec<Part<'_>> = Vec::with_capacity(64);
         collect_parts(
             ctx.raw_path,
@@ -308,7 +335,7 @@ impl Waf {
             ctx.head,
             ctx.headers,
             ctx.body,
-            &mut names,
+            &mut json,
             &mut parts,
         );
         let scan = self.scan(&parts, state, |id| self.excluded(id, ctx));
@@ -415,15 +442,15 @@ impl Waf {
 
 /// The parts of a request the rules can target: the path as sent, query names
 /// and values, every header (by its name as sent: rules compare header names
-/// ignoring case), cookies, and the body's fields. `names` (cleared by the
-/// caller, reused between requests) holds the JSON key paths that name parts.
+/// ignoring case), cookies, and the body's fields. `json` (cleared by the
+/// caller, reused between requests) holds the text JSON parts borrow.
 pub fn collect_parts<'a>(
     raw_path: &'a [u8],
     query: &'a [u8],
     head: &'a [u8],
     headers: &[Header],
     body: Option<&'a [u8]>,
-    names: &'a mut Vec<u8>,
+    json: &'a mut parts::JsonText,
     parts: &mut Vec<Part<'a>>,
 ) {
     parts.push(Part {
@@ -453,7 +480,7 @@ pub fn collect_parts<'a>(
         }
     }
     if let Some(body) = body {
-        parts::body_parts(content_type, body, names, MAX_PARTS, parts);
+        parts::body_parts(content_type, body, json, MAX_PARTS, parts);
     }
 }
 

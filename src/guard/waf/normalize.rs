@@ -9,8 +9,10 @@
 //! and never makes its input longer, so a chain's output is at most as long as
 //! the part it was given. [`apply`] ping-pongs between two caller-owned buffers
 //! and allocates nothing once they have grown to the largest part.
-//! [`changes_only_case`] (hand-written hot-path code: one table lookup per byte)
-//! tells the values none of them but `lowercase` would change.
+//! [`changes_only_case`] tells the values none of them but `lowercase` would
+//! change: those without any of [`rewritable_sequences`] (which
+//! [`has_rewritable`], hand-written hot-path code, finds with one table lookup
+//! per byte).
 //!
 //! What each one does, exactly:
 //!
@@ -172,9 +174,9 @@ pub fn apply(chain: &[Transform], input: &[u8], out: &mut Vec<u8>, scratch: &mut
     }
 }
 
-/// [`changes_only_case`]'s byte classes: a byte no transform but `lowercase` can
-/// leave unchanged on its own (`%`, `+`, `&`, `\`, `#`, control bytes, DEL and
-/// every non-ASCII byte).
+/// [`has_rewritable`]'s byte classes: a byte some transform other than
+/// `lowercase` may rewrite wherever it is (`%`, `+`, `&`, `\`, `#`, control
+/// bytes, DEL and every non-ASCII byte).
 const ALONE: u8 = 1;
 /// A byte that starts a two-byte sequence a transform rewrites, by which one.
 const FIRST_SLASH: u8 = 2;
@@ -210,20 +212,48 @@ const CLASSES: [u16; 256] = {
 
 /// Whether every transform but `lowercase` leaves `value` as it is, so that any
 /// chain's output is `value` itself or its ASCII lower case (the WAF's fast path
-/// for the values of ordinary requests). One table lookup per byte; it may say
-/// no for a value nothing would change (a `%` not followed by hex digits), never
-/// yes for one something would. Lower-casing keeps the answer.
+/// for the values of ordinary requests): it holds none of
+/// [`rewritable_sequences`] and is not `.` or `..` (path segments on their
+/// own). It may say no for a value nothing would change (a `%` not followed by
+/// hex digits), never yes for one something would. Lower-casing keeps the answer.
 pub fn changes_only_case(value: &[u8]) -> bool {
+    !has_rewritable(value) && value != b"." && value != b".."
+}
+
+/// Whether `value` holds one of [`rewritable_sequences`]. One table lookup per
+/// byte.
+pub fn has_rewritable(value: &[u8]) -> bool {
     let mut bad = 0u8;
     let mut prev_first = 0u8;
     for &b in value {
-        let class = CLASSES[usize::from(b)];
-        let [own, pairs_after] = class.to_le_bytes();
+        let [own, pairs_after] = CLASSES[usize::from(b)].to_le_bytes();
         bad |= (own & ALONE) | (prev_first & pairs_after);
         prev_first = own & !ALONE;
     }
-    // `.` and `..` alone are path segments too.
-    bad == 0 && value != b"." && value != b".."
+    bad != 0
+}
+
+/// The bytes and byte pairs that some transform but `lowercase` may rewrite
+/// wherever they are: `%`, `+`, `&`, `\`, `#`, control bytes, DEL, every
+/// non-ASCII byte, and `/*`, `--`, two spaces, `//`, `/.`, `./`.
+pub fn rewritable_sequences() -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    for b in 0..=u8::MAX {
+        let [own, _] = CLASSES[usize::from(b)].to_le_bytes();
+        if own & ALONE != 0 {
+            all.push(vec![b]);
+        }
+    }
+    for first in 0..=u8::MAX {
+        let [own, _] = CLASSES[usize::from(first)].to_le_bytes();
+        for second in 0..=u8::MAX {
+            let [_, pairs_after] = CLASSES[usize::from(second)].to_le_bytes();
+            if own & !ALONE & pairs_after != 0 {
+                all.push(vec![first, second]);
+            }
+        }
+    }
+    all
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -995,6 +1025,15 @@ mod tests {
                 input.clone()
             };
             prop_assert_eq!(run(&chain, &input), expected);
+        }
+
+        #[test]
+        fn has_rewritable_is_holding_a_rewritable_sequence(
+            input in prop_oneof![proptest::collection::vec(any::<u8>(), 0..64), evasive_bytes()],
+        ) {
+            let sequences = rewritable_sequences();
+            let holds = sequences.iter().any(|s| input.windows(s.len()).any(|w| w == &s[..]));
+            prop_assert_eq!(has_rewritable(&input), holds);
         }
 
         #[test]

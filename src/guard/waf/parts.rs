@@ -13,8 +13,8 @@
 //! input, as deep as the document nests, which serde_json caps at 128.
 //!
 //! The JSON walk is hand-written hot-path code: it emits parts as serde_json
-//! parses (no document tree) and writes key-path names into one caller-owned
-//! buffer instead of allocating one per part.
+//! parses (no document tree) and writes key-path names and numbers into one
+//! caller-owned buffer ([`JsonText`]) instead of allocating one per part.
 
 use std::borrow::Cow;
 
@@ -214,11 +214,11 @@ pub fn cookie_parts<'a>(cookie: &'a [u8], max: usize, out: &mut Vec<Part<'a>>) {
 ///   read (no boundary line, headers that never end) is inspected whole.
 /// - anything else, or None: the whole body as one part (none if empty).
 ///
-/// `names` holds the JSON key paths the parts' names borrow (appended to).
+/// `json` (cleared by the caller) holds the text JSON parts borrow.
 pub fn body_parts<'a>(
     content_type: Option<&[u8]>,
     body: &'a [u8],
-    names: &'a mut Vec<u8>,
+    json: &'a mut JsonText,
     max: usize,
     out: &mut Vec<Part<'a>>,
 ) {
@@ -239,7 +239,7 @@ pub fn body_parts<'a>(
         return;
     }
     if media.eq_ignore_ascii_case(b"application/json") || ends_with_ignore_case(media, b"+json") {
-        if !json_parts(body, names, max, out) {
+        if !json_parts(body, json, max, out) {
             push(out, max, whole(body));
             escaped_json_strings(body, max, out);
         }
@@ -269,20 +269,41 @@ fn ends_with_ignore_case(s: &[u8], suffix: &[u8]) -> bool {
             .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
 }
 
+/// The text JSON body parts borrow: their key-path names and their numbers
+/// written as text, collected during the walk (so they cost no allocation
+/// each) and reused between requests.
+#[derive(Debug, Default)]
+pub struct JsonText {
+    bytes: Vec<u8>,
+    /// Per part pushed by the walk: its name's span in `bytes`.
+    names: Vec<(usize, usize)>,
+    /// Per number: (its part's index among the walk's, its text's span).
+    numbers: Vec<(usize, usize, usize)>,
+}
+
+impl JsonText {
+    /// Forgets the last request's text.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.names.clear();
+        self.numbers.clear();
+    }
+}
+
 /// The walk of a JSON body as serde_json parses it (no document tree): each
 /// object key, string and number becomes a part at once, in document order,
 /// duplicate keys included (serde_json's `Value` keeps only the last of
 /// duplicate keys, which an attacker could use to hide the first from the scan
 /// while a first-wins application reads it). Strings borrow from the body when
-/// they hold no escape. A part's name, its key path, is written to `names` and
-/// its span recorded in `spans` (one per part pushed), so that names cost no
-/// allocation each; [`json_parts`] points the names at `names` once the walk is
-/// over. Recursion follows the document's nesting, which serde_json caps at 128.
+/// they hold no escape; names and numbers are written to `text`, and
+/// [`json_parts`] points the parts at it once the walk is over. Recursion
+/// follows the document's nesting, which serde_json caps at 128.
 struct JsonWalk<'o, 'a> {
     out: &'o mut Vec<Part<'a>>,
+    /// `out.len()` before the walk.
+    first: usize,
     max: usize,
-    names: &'o mut Vec<u8>,
-    spans: Vec<(usize, usize)>,
+    text: &'o mut JsonText,
     /// The key path of the current value.
     path: Vec<u8>,
     /// Containers around the current value.
@@ -294,14 +315,26 @@ impl<'a> JsonWalk<'_, 'a> {
         if self.out.len() >= self.max {
             return;
         }
-        let start = self.names.len();
-        self.names.extend_from_slice(&self.path);
-        self.spans.push((start, self.names.len()));
+        let start = self.text.bytes.len();
+        self.text.bytes.extend_from_slice(&self.path);
+        self.text.names.push((start, self.text.bytes.len()));
         self.out.push(Part {
             target: Target::Body,
             name: Cow::Borrowed(b""),
             value,
         });
+    }
+
+    /// A number's text: written to `text` and pointed at after the walk.
+    fn push_number(&mut self, number: &[u8]) {
+        if self.out.len() >= self.max {
+            return;
+        }
+        let start = self.text.bytes.len();
+        self.text.bytes.extend_from_slice(number);
+        let part = self.out.len() - self.first;
+        self.text.numbers.push((part, start, self.text.bytes.len()));
+        self.push(Cow::Borrowed(b""));
     }
 
     /// Sets the path to a container's child: `base` is the container's own path
@@ -350,21 +383,24 @@ impl<'de> Visitor<'de> for JsonNode<'_, '_, 'de> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        let text = itoa::Buffer::new().format(v).as_bytes().to_vec();
-        self.0.push(Cow::Owned(text));
+        self.0.push_number(itoa::Buffer::new().format(v).as_bytes());
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        let text = itoa::Buffer::new().format(v).as_bytes().to_vec();
-        self.0.push(Cow::Owned(text));
+        self.0.push_number(itoa::Buffer::new().format(v).as_bytes());
         Ok(())
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         // serde_json's (shortest round-trip) formatting: `1e300`, not 301 digits.
         if let Some(n) = serde_json::Number::from_f64(v) {
-            self.0.push(Cow::Owned(n.to_string().into_bytes()));
+            let mut text = [0u8; 32];
+            let mut w = &mut text[..];
+            if std::io::Write::write_fmt(&mut w, format_args!("{n}")).is_ok() {
+                let len = 32 - w.len();
+                self.0.push_number(text.get(..len).unwrap_or_default());
+            }
         }
         Ok(())
     }
@@ -456,42 +492,40 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The parts of a JSON `body` (see [`body_parts`]), their names in `names`;
-/// false, with nothing appended, when the body is not JSON.
+/// The parts of a JSON `body` (see [`body_parts`]), their names and numbers in
+/// `text`; false, with nothing appended, when the body is not JSON.
 fn json_parts<'a>(
     body: &'a [u8],
-    names: &'a mut Vec<u8>,
+    text: &'a mut JsonText,
     max: usize,
     out: &mut Vec<Part<'a>>,
 ) -> bool {
-    let before = out.len();
-    let names_before = names.len();
+    let first = out.len();
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut walk = JsonWalk {
         out,
+        first,
         max,
-        names: &mut *names,
-        spans: Vec::new(),
+        text: &mut *text,
         path: Vec::new(),
         depth: 0,
     };
     let parsed = JsonNode(&mut walk)
         .deserialize(&mut de)
         .and_then(|()| de.end());
-    let spans = walk.spans;
     if parsed.is_err() {
-        out.truncate(before);
-        names.truncate(names_before);
+        out.truncate(first);
         return false;
     }
-    let names: &'a [u8] = names;
-    for (part, &(start, end)) in out
-        .get_mut(before..)
-        .unwrap_or_default()
-        .iter_mut()
-        .zip(&spans)
-    {
-        part.name = Cow::Borrowed(names.get(start..end).unwrap_or_default());
+    let text: &'a JsonText = text;
+    let walked = out.get_mut(first..).unwrap_or_default();
+    for (part, &(start, end)) in walked.iter_mut().zip(&text.names) {
+        part.name = Cow::Borrowed(text.bytes.get(start..end).unwrap_or_default());
+    }
+    for &(part, start, end) in &text.numbers {
+        if let Some(p) = walked.get_mut(part) {
+            p.value = Cow::Borrowed(text.bytes.get(start..end).unwrap_or_default());
+        }
     }
     true
 }
@@ -737,7 +771,7 @@ mod tests {
     }
 
     fn body(ct: Option<&str>, b: &[u8]) -> Vec<(Target, String, String)> {
-        let (mut names, mut out) = (Vec::new(), Vec::new());
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
         body_parts(ct.map(str::as_bytes), b, &mut names, 100, &mut out);
         show(&out)
     }
@@ -796,7 +830,7 @@ mod tests {
 
     #[test]
     fn max_caps_the_list() {
-        let mut names = Vec::new();
+        let mut names = JsonText::default();
         let mut out = Vec::new();
         query_parts(b"a=1&b=2&c=3", 3, &mut out);
         assert_eq!(out.len(), 3);
@@ -804,7 +838,7 @@ mod tests {
         cookie_parts(b"x=1", 3, &mut out);
         body_parts(None, b"body", &mut names, 3, &mut out);
         assert_eq!(out.len(), 3);
-        let (mut names, mut out) = (Vec::new(), Vec::new());
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
         body_parts(
             Some(b"application/json"),
             br#"{"a":[1,2,3,4,5]}"#,
@@ -902,7 +936,7 @@ mod tests {
             ]
         );
         // Unescaped strings borrow from the body.
-        let (mut names, mut out) = (Vec::new(), Vec::new());
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
         body_parts(
             Some(b"application/json"),
             br#"{"a":"b"}"#,
@@ -935,13 +969,13 @@ mod tests {
         let mut b = vec![b'['; 10_000];
         b.extend_from_slice(b"\"' OR 1=1\"");
         b.extend(std::iter::repeat_n(b']', 10_000));
-        let (mut names, mut out) = (Vec::new(), Vec::new());
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
         body_parts(Some(b"application/json"), &b, &mut names, 100, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].value.len(), b.len());
         // Unbalanced, and objects.
         let b = "{\"a\":".repeat(10_000);
-        let (mut names, mut out) = (Vec::new(), Vec::new());
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
         body_parts(
             Some(b"application/json"),
             b.as_bytes(),
@@ -961,7 +995,7 @@ mod tests {
         // Key paths are cut at MAX_NAME bytes.
         let key = "k".repeat(1000);
         let b = format!("{{\"{key}\":{{\"x\":[\"v\",\"w\"]}}}}");
-        let (mut names, mut out) = (Vec::new(), Vec::new());
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
         body_parts(
             Some(b"application/json"),
             b.as_bytes(),
@@ -1147,7 +1181,7 @@ epilogue";
 
         #[test]
         fn body_never_panics_or_exceeds_max(ct in content_type(), b in any_body(), max in 0usize..20, pre in 0usize..5) {
-            let mut names = Vec::new();
+            let mut names = JsonText::default();
             let mut out = vec![whole(b"pre"); pre];
             body_parts(ct.as_deref(), &b, &mut names, max, &mut out);
             prop_assert!(out.len() <= max.max(pre));

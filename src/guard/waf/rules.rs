@@ -107,7 +107,8 @@ pub struct Chain {
     /// A chain whose transforms are a prefix of this one's (computed earlier for
     /// the same part): (its index, its length). Its output is reused.
     pub base: Option<(usize, usize)>,
-    /// It lower-cases, and its literals are in [`RuleSet::lowered`].
+    /// It lower-cases: on a part no other transform changes, [`RuleSet::lowered`]
+    /// is its scan.
     pub lowered: bool,
 }
 
@@ -129,8 +130,8 @@ impl Chain {
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub chains: Vec<Chain>,
-    /// None when no chain lower-cases (or every byte that could separate parts
-    /// is in some literal).
+    /// None when no chain lower-cases (or none of their literals could occur in
+    /// a part that only lower-casing changes).
     pub lowered: Option<Lowered>,
 }
 
