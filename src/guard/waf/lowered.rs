@@ -5,11 +5,12 @@
 //! is the part in lower case, so this one pass stands for one scan per part and
 //! chain. The same automaton also finds the byte sequences that make a part
 //! need the full transforms ([`rewritable_sequences`]), so telling those parts
-//! apart costs no pass of its own.
+//! apart costs no pass of its own, but for one vectorized count of the
+//! [`unprintable`] bytes.
 //!
 //! Hand-written hot-path code: a DFA walk is bound by the latency of one
 //! transition-table load per byte, so [`Lowered::find`] cuts the joined text at
-//! separators into four pieces and walks them interleaved (independent loads
+//! separators into [`LANES`] pieces and walks them interleaved (independent loads
 //! overlap); a piece can start from the start state because the separator is
 //! in no pattern.
 
@@ -22,9 +23,28 @@ use memchr::memchr;
 use super::normalize::changes_only_case;
 use super::normalize::{has_rewritable, rewritable_sequences};
 
-/// Joins the parts: ASCII "unit separator", a byte a part that only
-/// lower-casing changes cannot hold and so no pattern does either.
+/// Pieces of the joined text walked interleaved (measured: 6 and 8 are slower,
+/// their states no longer fit in registers).
+const LANES: usize = 4;
+
+/// Joins the parts: ASCII "unit separator", [`unprintable`], so in no pattern.
 pub const SEPARATOR: u8 = 0x1F;
+
+/// Whether `b` is a control byte, DEL or not ASCII: each is one of the
+/// [`rewritable_sequences`], but the walk leaves them to the caller (one
+/// vectorized count over the joined text) to keep the automaton's alphabet,
+/// and so its table, small.
+pub fn unprintable(b: u8) -> bool {
+    b.wrapping_sub(0x20) >= 0x5F
+}
+
+/// The [`rewritable_sequences`] the walk looks for: those of printable bytes.
+fn walked_rewritable_sequences() -> Vec<Vec<u8>> {
+    rewritable_sequences()
+        .into_iter()
+        .filter(|s| !s.iter().copied().any(unprintable))
+        .collect()
+}
 
 /// What [`Lowered::find`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,10 +78,7 @@ impl Lowered {
         if kept.is_empty() {
             return Ok(None);
         }
-        let rewritable: Vec<Vec<u8>> = rewritable_sequences()
-            .into_iter()
-            .filter(|s| !s.contains(&SEPARATOR))
-            .collect();
+        let rewritable = walked_rewritable_sequences();
         let patterns = kept
             .iter()
             .map(|(l, _)| *l)
@@ -83,43 +100,42 @@ impl Lowered {
     }
 
     /// Calls `found` for every occurrence (overlapping ones too) of a pattern in
-    /// `text` (parts joined by [`SEPARATOR`]), not in text order. A
-    /// [`SEPARATOR`] inside a part is not seen: the caller checks for those.
+    /// `text` (parts joined by [`SEPARATOR`]), not in text order. The
+    /// [`unprintable`] bytes are not reported: the caller checks for those.
     pub fn find(&self, text: &[u8], found: &mut impl FnMut(Found)) {
         let Ok(start) = self.dfa.start_state(Anchored::No) else {
             return;
         };
-        // Cut points: just past a separator, near each quarter of the text.
-        let mut bounds = [0, text.len(), text.len(), text.len(), text.len()];
-        for k in 1..4 {
-            let from = (text.len() * k / 4).max(bounds[k - 1]);
+        // Cut points: just past a separator, near each LANES-th of the text.
+        let mut bounds = [text.len(); LANES + 1];
+        bounds[0] = 0;
+        for k in 1..LANES {
+            let from = (text.len() * k / LANES).max(bounds[k - 1]);
             bounds[k] = text
                 .get(from..)
                 .and_then(|rest| memchr(SEPARATOR, rest))
                 .map_or(text.len(), |p| from + p + 1);
         }
-        let pieces: [&[u8]; 4] =
+        let pieces: [&[u8]; LANES] =
             std::array::from_fn(|k| text.get(bounds[k]..bounds[k + 1]).unwrap_or_default());
         let common = pieces.iter().map(|p| p.len()).min().unwrap_or(0);
-        let [a, b, c, d] = pieces.map(|p| p.get(..common).unwrap_or_default());
-        let (mut s0, mut s1, mut s2, mut s3) = (start, start, start, start);
-        for (i, (((&b0, &b1), &b2), &b3)) in a.iter().zip(b).zip(c).zip(d).enumerate() {
-            s0 = self.dfa.next_state(Anchored::No, s0, b0);
-            s1 = self.dfa.next_state(Anchored::No, s1, b1);
-            s2 = self.dfa.next_state(Anchored::No, s2, b2);
-            s3 = self.dfa.next_state(Anchored::No, s3, b3);
-            let special = self.dfa.is_special(s0)
-                | self.dfa.is_special(s1)
-                | self.dfa.is_special(s2)
-                | self.dfa.is_special(s3);
+        let heads = pieces.map(|p| p.get(..common).unwrap_or_default());
+        let mut states = [start; LANES];
+        for i in 0..common {
+            let mut special = false;
+            for lane in 0..LANES {
+                let byte = heads[lane].get(i).copied().unwrap_or(SEPARATOR);
+                states[lane] = self.dfa.next_state(Anchored::No, states[lane], byte);
+                special |= self.dfa.is_special(states[lane]);
+            }
             if special {
-                for (lane, sid) in [s0, s1, s2, s3].into_iter().enumerate() {
+                for (lane, &sid) in states.iter().enumerate() {
                     self.report(sid, bounds[lane] + i + 1, found);
                 }
             }
         }
         // The rest of the longer pieces, one at a time.
-        for (lane, (piece, mut sid)) in pieces.iter().zip([s0, s1, s2, s3]).enumerate() {
+        for (lane, (piece, mut sid)) in pieces.iter().zip(states).enumerate() {
             for (i, &byte) in piece.iter().enumerate().skip(common) {
                 sid = self.dfa.next_state(Anchored::No, sid, byte);
                 if self.dfa.is_special(sid) {
@@ -165,10 +181,7 @@ mod tests {
             .iter()
             .filter(|(l, _)| !has_rewritable(l))
             .collect();
-        let rewritable: Vec<Vec<u8>> = rewritable_sequences()
-            .into_iter()
-            .filter(|s| !s.contains(&SEPARATOR))
-            .collect();
+        let rewritable = walked_rewritable_sequences();
         let patterns = kept
             .iter()
             .map(|(l, _)| l.to_vec())
@@ -201,8 +214,23 @@ mod tests {
     ];
 
     #[test]
-    fn separator_is_rewritable_and_rewritable_literals_left_out() {
-        assert!(has_rewritable(&[SEPARATOR]));
+    fn unprintable_bytes_are_rewritable_and_the_rest_walked() {
+        for b in 0..=u8::MAX {
+            assert_eq!(unprintable(b), !(0x20..=0x7E).contains(&b), "{b}");
+            if unprintable(b) {
+                assert!(has_rewritable(&[b]), "{b}");
+            }
+        }
+        // Every rewritable sequence is walked or holds an unprintable byte.
+        let walked = walked_rewritable_sequences();
+        for s in rewritable_sequences() {
+            assert!(walked.contains(&s) || s.iter().copied().any(unprintable));
+        }
+    }
+
+    #[test]
+    fn rewritable_literals_left_out() {
+        assert!(unprintable(SEPARATOR));
         let l = Lowered::build(LITERALS).unwrap().unwrap();
         assert!(all_found(&l, b"x'--").contains(&Found::Rewritable { start: 2 }));
         assert!(!all_found(&l, b"x'--").contains(&Found::Literal { rule: 7, start: 1 }));
@@ -238,7 +266,7 @@ mod tests {
         fn same_as_the_crate_overlapping_search(
             parts in proptest::collection::vec(
                 proptest::collection::vec(
-                    proptest::sample::select(&b"unio selct'r<ripa -%\x1f"[..]), 0..30),
+                    proptest::sample::select(&b"unio selct'r<ripa -%\x1f\xef"[..]), 0..30),
                 0..12),
         ) {
             let l = Lowered::build(LITERALS).unwrap().unwrap();

@@ -192,11 +192,21 @@ impl Waf {
                 // `.` and `..` are path segments on their own.
                 full.push(matches!(&part.value[..], b"." | b".."));
             }
-            // A separator inside a part (rare: a control byte) hides the
-            // rewritable sequence it is from the walk.
-            if memchr::memchr_iter(lowered::SEPARATOR, joined).count() != parts.len() {
+            // The walk leaves control, DEL and non-ASCII bytes to this count:
+            // past the separators, there are none in most requests.
+            let unprintable: usize = joined
+                .chunks(255)
+                .map(|c| {
+                    usize::from(
+                        c.iter()
+                            .map(|&b| u8::from(lowered::unprintable(b)))
+                            .sum::<u8>(),
+                    )
+                })
+                .sum();
+            if unprintable != parts.len() {
                 for (f, part) in full.iter_mut().zip(parts) {
-                    *f |= memchr::memchr(lowered::SEPARATOR, &part.value).is_some();
+                    *f |= part.value.iter().copied().any(lowered::unprintable);
                 }
             }
             joined.make_ascii_lowercase();
