@@ -5,10 +5,16 @@
 //! refused; a client over its `rate_based` limit is refused for the rest of the
 //! window. Then the request is split into parts ([`parts`]: path, query names and
 //! values, headers, cookies, and the body's form fields, JSON keys and strings or
-//! multipart values, up to `inspect_body`), and for each transform chain of the
-//! rule set ([`rules`]) each part that chain's rules look at is normalized once
-//! ([`normalize`]) and scanned once by the chain's Aho-Corasick automaton. Only a
-//! literal hit runs the rule's confirmation (`all` groups, `regex`). Scores add up
+//! multipart values, up to `inspect_body`). All parts are lower-cased, joined
+//! and walked once by one automaton ([`lowered`]) holding the literals of every
+//! chain that lower-cases and the byte sequences the other transforms rewrite:
+//! for a part without such a sequence (most values of ordinary requests) that
+//! walk is those chains' scan. For each other part, each transform chain of the
+//! rule set ([`rules`]) whose rules look at it normalizes it once
+//! ([`normalize`]) and scans it once with the chain's Aho-Corasick automaton.
+//! [`Waf::scan`] is hand-written hot-path code (reused per-core buffers, no
+//! allocation unless a rule matches). Only a literal hit runs the
+//! rule's confirmation (`all` groups, `regex`). Scores add up
 //! CRS-style; a request at or over `anomaly_threshold`, or matched by a `block`
 //! rule, is refused with 403 in `mode = "block"`, and only logged and counted in
 //! `mode = "count"`. Every match is written to the audit log (the access log
@@ -16,6 +22,7 @@
 
 pub mod compile;
 pub mod ipset;
+pub mod lowered;
 pub mod normalize;
 pub mod parts;
 pub mod rules;
@@ -66,10 +73,21 @@ struct WafBuffers {
     done: Vec<bool>,
     /// Which rules matched this request (each counts once).
     matched: Vec<bool>,
+    /// The request's parts, lower-cased and joined by [`lowered::SEPARATOR`].
+    joined: Vec<u8>,
+    /// Where each part ends in `joined`.
+    ends: Vec<usize>,
+    /// Per part: whether it needs the full transforms (it holds a sequence
+    /// some transform but `lowercase` rewrites).
+    full: Vec<bool>,
+    /// (rule, offset in `joined`) per literal the fast path found.
+    literals: Vec<(usize, usize)>,
 }
 
 pub struct WafState {
     buf: RefCell<WafBuffers>,
+    /// The text the current request's JSON parts borrow.
+    json: RefCell<parts::JsonText>,
     blocked: RefCell<BoundedMap<u128, Instant>>,
     /// Requests that matched, and those refused (block mode).
     pub matched: Cell<u64>,
@@ -80,6 +98,7 @@ impl Default for WafState {
     fn default() -> Self {
         WafState {
             buf: RefCell::new(WafBuffers::default()),
+            json: RefCell::new(parts::JsonText::default()),
             blocked: RefCell::new(BoundedMap::new(BLOCKED_ENTRIES)),
             matched: Cell::new(0),
             refused: Cell::new(0),
@@ -121,9 +140,14 @@ impl Waf {
         Verdict::Respond(Reply::error(403))
     }
 
-    /// Scans `parts` with every chain: each part a chain looks at is normalized
-    /// once and run through the chain's automaton once; literal hits are
-    /// confirmed per rule. `excluded(id)`: rules turned off for this request.
+    /// Scans `parts` with every chain. All parts, lower-cased and joined, go
+    /// through one automaton ([`lowered::Lowered`]) holding the literals of the
+    /// chains that lower-case and the byte sequences other transforms rewrite.
+    /// On a part without such a sequence (most values of ordinary requests)
+    /// those chains' outputs are the part in lower case, so that pass is their
+    /// scan. Every other (part, chain) is normalized once and run through the
+    /// chain's automaton once. Literal hits are confirmed per rule.
+    /// `excluded(id)`: rules turned off for this request.
     pub fn scan(
         &self,
         parts: &[Part<'_>],
@@ -132,15 +156,22 @@ impl Waf {
     ) -> Scan {
         let rules = &self.rules.rules;
         let chains = &self.rules.chains;
-        let mut hits: Vec<Hit> = Vec::new();
-        let mut score = 0u32;
-        let mut block = false;
+        let lowered = self.rules.lowered.as_ref();
+        let mut scan = Scan {
+            hits: Vec::new(),
+            score: 0,
+            block: false,
+        };
         let mut bufs = state.buf.borrow_mut();
         let WafBuffers {
             outs,
             scratch,
             done,
             matched,
+            joined,
+            ends,
+            full,
+            literals,
         } = &mut *bufs;
         matched.clear();
         matched.resize(rules.len(), false);
@@ -149,10 +180,75 @@ impl Waf {
         }
         done.clear();
         done.resize(chains.len(), false);
-        for part in parts {
+        // Which parts need the full transforms of the lower-casing chains.
+        full.clear();
+        if let Some(l) = lowered {
+            joined.clear();
+            ends.clear();
+            for part in parts {
+                joined.extend_from_slice(&part.value);
+                ends.push(joined.len());
+                joined.push(lowered::SEPARATOR);
+                // `.` and `..` are path segments on their own.
+                full.push(matches!(&part.value[..], b"." | b".."));
+            }
+            // The walk leaves control, DEL and non-ASCII bytes to this count:
+            // past the separators, there are none in most requests.
+            let unprintable: usize = joined
+                .chunks(255)
+                .map(|c| {
+                    usize::from(
+                        c.iter()
+                            .map(|&b| u8::from(lowered::unprintable(b)))
+                            .sum::<u8>(),
+                    )
+                })
+                .sum();
+            if unprintable != parts.len() {
+                for (f, part) in full.iter_mut().zip(parts) {
+                    *f |= part.value.iter().copied().any(lowered::unprintable);
+                }
+            }
+            joined.make_ascii_lowercase();
+            literals.clear();
+            // The part at `at`: the first whose end is past it.
+            let part_at = |at: usize| ends.partition_point(|&end| end <= at);
+            l.find(joined, &mut |found| match found {
+                lowered::Found::Literal { rule, start } => literals.push((rule, start)),
+                lowered::Found::Rewritable { start } => {
+                    if let Some(f) = full.get_mut(part_at(start)) {
+                        *f = true;
+                    }
+                }
+            });
+            for &(r, at) in literals.iter() {
+                let pi = part_at(at);
+                if matched[r] || full.get(pi).is_none_or(|&f| f) {
+                    continue;
+                }
+                let start = pi.checked_sub(1).map_or(0, |p| ends[p] + 1);
+                let value = joined.get(start..ends[pi]).unwrap_or_default();
+                self.confirm(
+                    r,
+                    &parts[pi],
+                    value,
+                    at - start,
+                    matched,
+                    &excluded,
+                    &mut scan,
+                );
+            }
+        } else {
+            full.resize(parts.len(), true);
+        }
+        let all_lowered = chains.iter().all(|c| c.lowered);
+        for (part, &full) in parts.iter().zip(full.iter()) {
+            if !full && all_lowered {
+                continue;
+            }
             for (ci, chain) in chains.iter().enumerate() {
                 done[ci] = false;
-                if !chain.wants(part.target, &part.name) {
+                if (!full && chain.lowered) || !chain.wants(part.target, &part.name) {
                     continue;
                 }
                 // Start from a shorter chain's output for this part when it is a
@@ -168,31 +264,50 @@ impl Waf {
                 done[ci] = true;
                 for m in chain.automaton.find_overlapping_iter(&out[..]) {
                     let r = chain.pattern_rule[m.pattern().as_usize()];
-                    if matched[r] {
-                        continue;
-                    }
-                    let rule = &rules[r];
-                    if !rule.looks_at(part.target, &part.name)
-                        || excluded(rule.id)
-                        || !rule.confirms(out)
-                    {
-                        continue;
-                    }
-                    matched[r] = true;
-                    score += rule.score;
-                    block |= rule.block;
-                    let from = m.start().saturating_sub(EXCERPT / 4);
-                    let to = (from + EXCERPT).min(out.len());
-                    hits.push(Hit {
-                        rule: r,
-                        target: part.target,
-                        name: part.name.to_vec(),
-                        excerpt: out[from..to].to_vec(),
-                    });
+                    self.confirm(r, part, out, m.start(), matched, &excluded, &mut scan);
                 }
             }
         }
-        Scan { hits, score, block }
+        scan
+    }
+
+    /// A literal of rule `r` at `at` in `out`, the normalized `part`: a hit
+    /// when the rule looks at the part, is on and confirms, and has not matched
+    /// yet (each rule counts once per request).
+    #[allow(clippy::too_many_arguments)]
+    fn confirm(
+        &self,
+        r: usize,
+        part: &Part<'_>,
+        out: &[u8],
+        at: usize,
+        matched: &mut [bool],
+        excluded: &impl Fn(u32) -> bool,
+        scan: &mut Scan,
+    ) {
+        let rule = &self.rules.rules[r];
+        if matched[r]
+            || !rule.looks_at(part.target, &part.name)
+            || excluded(rule.id)
+            || !rule.confirms(out)
+        {
+            return;
+        }
+        matched[r] = true;
+        scan.score += rule.score;
+        scan.block |= rule.block;
+        let from = at.saturating_sub(EXCERPT / 4);
+        let to = (from + EXCERPT).min(out.len());
+        scan.hits.push(Hit {
+            rule: r,
+            target: part.target,
+            // Header names as sent; the audit log has them in lower case.
+            name: match part.target {
+                Target::Headers => part.name.to_ascii_lowercase(),
+                _ => part.name.to_vec(),
+            },
+            excerpt: out[from..to].to_vec(),
+        });
     }
 
     pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
@@ -221,13 +336,16 @@ impl Waf {
             }
         }
 
-        let mut parts: Vec<Part<'_>> = Vec::with_capacity(16);
+        let mut json = state.json.borrow_mut();
+        json.clear();
+        let mut parts: Vec<Part<'_>> = Vec::with_capacity(64);
         collect_parts(
             ctx.raw_path,
             ctx.query,
             ctx.head,
             ctx.headers,
             ctx.body,
+            &mut json,
             &mut parts,
         );
         let scan = self.scan(&parts, state, |id| self.excluded(id, ctx));
@@ -333,13 +451,16 @@ impl Waf {
 }
 
 /// The parts of a request the rules can target: the path as sent, query names
-/// and values, every header (by lower-case name), cookies, and the body's fields.
+/// and values, every header (by its name as sent: rules compare header names
+/// ignoring case), cookies, and the body's fields. `json` (cleared by the
+/// caller, reused between requests) holds the text JSON parts borrow.
 pub fn collect_parts<'a>(
     raw_path: &'a [u8],
     query: &'a [u8],
     head: &'a [u8],
     headers: &[Header],
     body: Option<&'a [u8]>,
+    json: &'a mut parts::JsonText,
     parts: &mut Vec<Part<'a>>,
 ) {
     parts.push(Part {
@@ -363,13 +484,13 @@ pub fn collect_parts<'a>(
         if parts.len() < MAX_PARTS {
             parts.push(Part {
                 target: Target::Headers,
-                name: std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+                name: std::borrow::Cow::Borrowed(name),
                 value: std::borrow::Cow::Borrowed(value),
             });
         }
     }
     if let Some(body) = body {
-        parts::body_parts(content_type, body, MAX_PARTS, parts);
+        parts::body_parts(content_type, body, json, MAX_PARTS, parts);
     }
 }
 

@@ -9,6 +9,10 @@
 //! and never makes its input longer, so a chain's output is at most as long as
 //! the part it was given. [`apply`] ping-pongs between two caller-owned buffers
 //! and allocates nothing once they have grown to the largest part.
+//! [`changes_only_case`] tells the values none of them but `lowercase` would
+//! change: those without any of [`rewritable_sequences`] (which
+//! [`has_rewritable`], hand-written hot-path code, finds with one table lookup
+//! per byte).
 //!
 //! What each one does, exactly:
 //!
@@ -168,6 +172,88 @@ pub fn apply(chain: &[Transform], input: &[u8], out: &mut Vec<u8>, scratch: &mut
             }
         }
     }
+}
+
+/// [`has_rewritable`]'s byte classes: a byte some transform other than
+/// `lowercase` may rewrite wherever it is (`%`, `+`, `&`, `\`, `#`, control
+/// bytes, DEL and every non-ASCII byte).
+const ALONE: u8 = 1;
+/// A byte that starts a two-byte sequence a transform rewrites, by which one.
+const FIRST_SLASH: u8 = 2;
+const FIRST_DASH: u8 = 4;
+const FIRST_SPACE: u8 = 8;
+const FIRST_DOT: u8 = 16;
+
+/// Per byte: `ALONE` and the `FIRST_*` bit it sets in the low byte; in the high
+/// byte, the `FIRST_*` bits of the bytes that, just before it, make a pair some
+/// transform rewrites: `/*` (a comment), `--` (a line comment), two spaces
+/// (a whitespace run), `//`, `/.` and `./` (path segments to resolve).
+const CLASSES: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        if b < 0x20 || b >= 0x7F {
+            t[b] = ALONE as u16;
+        }
+        b += 1;
+    }
+    t[b'%' as usize] = ALONE as u16;
+    t[b'+' as usize] = ALONE as u16;
+    t[b'&' as usize] = ALONE as u16;
+    t[b'\\' as usize] = ALONE as u16;
+    t[b'#' as usize] = ALONE as u16;
+    t[b'/' as usize] = (FIRST_SLASH as u16) | (((FIRST_SLASH | FIRST_DOT) as u16) << 8);
+    t[b'-' as usize] = (FIRST_DASH as u16) | ((FIRST_DASH as u16) << 8);
+    t[b' ' as usize] = (FIRST_SPACE as u16) | ((FIRST_SPACE as u16) << 8);
+    t[b'.' as usize] = (FIRST_DOT as u16) | ((FIRST_SLASH as u16) << 8);
+    t[b'*' as usize] = (FIRST_SLASH as u16) << 8;
+    t
+};
+
+/// Whether every transform but `lowercase` leaves `value` as it is, so that any
+/// chain's output is `value` itself or its ASCII lower case (the WAF's fast path
+/// for the values of ordinary requests): it holds none of
+/// [`rewritable_sequences`] and is not `.` or `..` (path segments on their
+/// own). It may say no for a value nothing would change (a `%` not followed by
+/// hex digits), never yes for one something would. Lower-casing keeps the answer.
+pub fn changes_only_case(value: &[u8]) -> bool {
+    !has_rewritable(value) && value != b"." && value != b".."
+}
+
+/// Whether `value` holds one of [`rewritable_sequences`]. One table lookup per
+/// byte.
+pub fn has_rewritable(value: &[u8]) -> bool {
+    let mut bad = 0u8;
+    let mut prev_first = 0u8;
+    for &b in value {
+        let [own, pairs_after] = CLASSES[usize::from(b)].to_le_bytes();
+        bad |= (own & ALONE) | (prev_first & pairs_after);
+        prev_first = own & !ALONE;
+    }
+    bad != 0
+}
+
+/// The bytes and byte pairs that some transform but `lowercase` may rewrite
+/// wherever they are: `%`, `+`, `&`, `\`, `#`, control bytes, DEL, every
+/// non-ASCII byte, and `/*`, `--`, two spaces, `//`, `/.`, `./`.
+pub fn rewritable_sequences() -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    for b in 0..=u8::MAX {
+        let [own, _] = CLASSES[usize::from(b)].to_le_bytes();
+        if own & ALONE != 0 {
+            all.push(vec![b]);
+        }
+    }
+    for first in 0..=u8::MAX {
+        let [own, _] = CLASSES[usize::from(first)].to_le_bytes();
+        for second in 0..=u8::MAX {
+            let [_, pairs_after] = CLASSES[usize::from(second)].to_le_bytes();
+            if own & !ALONE & pairs_after != 0 {
+                all.push(vec![first, second]);
+            }
+        }
+    }
+    all
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -856,6 +942,52 @@ mod tests {
         proptest::collection::vec(token, 0..64).prop_map(|v| v.concat())
     }
 
+    #[test]
+    fn changes_only_case_examples() {
+        for clean in [
+            &b""[..],
+            b"Mozilla/5.0 (X11; Linux x86_64)",
+            b"/api/v1/orders",
+            b"a/b/",
+            b"-created_at",
+            b"Siobhan O'Brien",
+            b"nobody's home - thanks!",
+            b"...",
+        ] {
+            assert!(
+                changes_only_case(clean),
+                "{:?}",
+                String::from_utf8_lossy(clean)
+            );
+        }
+        for dirty in [
+            &b"a%27"[..],
+            b"a+b",
+            b"&lt;",
+            b"a\\b",
+            b"1#",
+            b"a--",
+            b"/*",
+            b"a  b",
+            b"a\tb",
+            b"a//b",
+            b"/./",
+            b"../x",
+            b"x/..",
+            b".",
+            b"..",
+            b"a\0",
+            "\u{ff1c}".as_bytes(),
+            b"\xa0",
+        ] {
+            assert!(
+                !changes_only_case(dirty),
+                "{:?}",
+                String::from_utf8_lossy(dirty)
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn apply_is_bounded_and_deterministic(
@@ -872,6 +1004,36 @@ mod tests {
             scratch.extend_from_slice(b"junk");
             apply(&chain, &input, &mut out, &mut scratch);
             prop_assert_eq!(&out, &fresh);
+        }
+
+        #[test]
+        fn changes_only_case_is_right(
+            chain in proptest::collection::vec(transform(), 0..8),
+            input in prop_oneof![proptest::collection::vec(any::<u8>(), 0..64), evasive_bytes()],
+        ) {
+            let input = if changes_only_case(&input) {
+                input
+            } else {
+                // Mostly dirty: keep the bytes a clean value can hold.
+                input.into_iter().filter(|&b| changes_only_case(&[b])).collect()
+            };
+            prop_assume!(changes_only_case(&input));
+            prop_assert!(changes_only_case(&input.to_ascii_lowercase()));
+            let expected = if chain.contains(&Transform::Lowercase) {
+                input.to_ascii_lowercase()
+            } else {
+                input.clone()
+            };
+            prop_assert_eq!(run(&chain, &input), expected);
+        }
+
+        #[test]
+        fn has_rewritable_is_holding_a_rewritable_sequence(
+            input in prop_oneof![proptest::collection::vec(any::<u8>(), 0..64), evasive_bytes()],
+        ) {
+            let sequences = rewritable_sequences();
+            let holds = sequences.iter().any(|s| input.windows(s.len()).any(|w| w == &s[..]));
+            prop_assert_eq!(has_rewritable(&input), holds);
         }
 
         #[test]

@@ -9,14 +9,17 @@
 //! (the caller's per-request total): a function stops once `out.len() >= max`
 //! and appends nothing if it is already there. A part's value is at most as
 //! long as the bytes it comes from, except a JSON number's text; a JSON key
-//! path name is at most [`MAX_NAME`] bytes; nothing recurses on the input
-//! (serde_json refuses JSON nested deeper than 128, and the walk here is
-//! iterative).
+//! path name is at most [`MAX_NAME`] bytes. Only the JSON walk recurses on the
+//! input, as deep as the document nests, which serde_json caps at 128.
+//!
+//! The JSON walk is hand-written hot-path code: it emits parts as serde_json
+//! parses (no document tree) and writes key-path names and numbers into one
+//! caller-owned buffer ([`JsonText`]) instead of allocating one per part.
 
 use std::borrow::Cow;
 
 use memchr::{memchr, memchr2, memmem};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// What a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -210,9 +213,12 @@ pub fn cookie_parts<'a>(cookie: &'a [u8], max: usize, out: &mut Vec<Part<'a>>) {
 ///   the last field at the end of the body; a body from which no part could be
 ///   read (no boundary line, headers that never end) is inspected whole.
 /// - anything else, or None: the whole body as one part (none if empty).
+///
+/// `json` (cleared by the caller) holds the text JSON parts borrow.
 pub fn body_parts<'a>(
     content_type: Option<&[u8]>,
     body: &'a [u8],
+    json: &'a mut JsonText,
     max: usize,
     out: &mut Vec<Part<'a>>,
 ) {
@@ -233,12 +239,9 @@ pub fn body_parts<'a>(
         return;
     }
     if media.eq_ignore_ascii_case(b"application/json") || ends_with_ignore_case(media, b"+json") {
-        match serde_json::from_slice::<Json<'a>>(body) {
-            Ok(root) => json_parts(root, max, out),
-            Err(_) => {
-                push(out, max, whole(body));
-                escaped_json_strings(body, max, out);
-            }
+        if !json_parts(body, json, max, out) {
+            push(out, max, whole(body));
+            escaped_json_strings(body, max, out);
         }
         return;
     }
@@ -266,89 +269,195 @@ fn ends_with_ignore_case(s: &[u8], suffix: &[u8]) -> bool {
             .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
 }
 
-/// A JSON document kept as the strings and numbers the walk emits, in document
-/// order, duplicate keys included (serde_json's `Value` keeps only the last of
-/// duplicate keys, which an attacker could use to hide the first from the
-/// scan while a first-wins application reads it). Strings borrow from the body
-/// when they hold no escape.
-enum Json<'a> {
-    Skip,
-    Num(String),
-    Str(Cow<'a, [u8]>),
-    Arr(Vec<Json<'a>>),
-    Obj(Vec<(Cow<'a, [u8]>, Json<'a>)>),
+/// The text JSON body parts borrow: their key-path names and their numbers
+/// written as text, collected during the walk (so they cost no allocation
+/// each) and reused between requests.
+#[derive(Debug, Default)]
+pub struct JsonText {
+    bytes: Vec<u8>,
+    /// Per part pushed by the walk: its name's span in `bytes`.
+    names: Vec<(usize, usize)>,
+    /// Per number: (its part's index among the walk's, its text's span).
+    numbers: Vec<(usize, usize, usize)>,
 }
 
-struct JsonVisitor;
+impl JsonText {
+    /// Forgets the last request's text.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.names.clear();
+        self.numbers.clear();
+    }
+}
 
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json<'de>;
+/// The walk of a JSON body as serde_json parses it (no document tree): each
+/// object key, string and number becomes a part at once, in document order,
+/// duplicate keys included (serde_json's `Value` keeps only the last of
+/// duplicate keys, which an attacker could use to hide the first from the scan
+/// while a first-wins application reads it). Strings borrow from the body when
+/// they hold no escape; names and numbers are written to `text`, and
+/// [`json_parts`] points the parts at it once the walk is over. Recursion
+/// follows the document's nesting, which serde_json caps at 128.
+struct JsonWalk<'o, 'a> {
+    out: &'o mut Vec<Part<'a>>,
+    /// `out.len()` before the walk.
+    first: usize,
+    max: usize,
+    text: &'o mut JsonText,
+    /// The key path of the current value.
+    path: Vec<u8>,
+    /// Containers around the current value.
+    depth: usize,
+}
+
+impl<'a> JsonWalk<'_, 'a> {
+    fn push(&mut self, value: Cow<'a, [u8]>) {
+        if self.out.len() >= self.max {
+            return;
+        }
+        let start = self.text.bytes.len();
+        self.text.bytes.extend_from_slice(&self.path);
+        self.text.names.push((start, self.text.bytes.len()));
+        self.out.push(Part {
+            target: Target::Body,
+            name: Cow::Borrowed(b""),
+            value,
+        });
+    }
+
+    /// A number's text: written to `text` and pointed at after the walk.
+    fn push_number(&mut self, number: &[u8]) {
+        if self.out.len() >= self.max {
+            return;
+        }
+        let start = self.text.bytes.len();
+        self.text.bytes.extend_from_slice(number);
+        let part = self.out.len() - self.first;
+        self.text.numbers.push((part, start, self.text.bytes.len()));
+        self.push(Cow::Borrowed(b""));
+    }
+
+    /// Sets the path to a container's child: `base` is the container's own path
+    /// length; past [`JSON_DEPTH`] containers the path stops growing.
+    fn child_path(&mut self, base: usize, child: impl FnOnce(&mut Vec<u8>)) {
+        self.path.truncate(base);
+        if self.depth <= JSON_DEPTH {
+            child(&mut self.path);
+            self.path.truncate(MAX_NAME);
+        }
+    }
+}
+
+/// A JSON value to walk.
+struct JsonNode<'w, 'o, 'a>(&'w mut JsonWalk<'o, 'a>);
+
+impl<'de> DeserializeSeed<'de> for JsonNode<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonNode<'_, '_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Json<'de>, E> {
-        Ok(Json::Skip)
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
-        Ok(Json::Skip)
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Json<'de>, E> {
-        Ok(Json::Skip)
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
-        Json::deserialize(d)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.deserialize(d)
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json<'de>, E> {
-        Ok(Json::Num(itoa::Buffer::new().format(v).to_owned()))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.push_number(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json<'de>, E> {
-        Ok(Json::Num(itoa::Buffer::new().format(v).to_owned()))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.push_number(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         // serde_json's (shortest round-trip) formatting: `1e300`, not 301 digits.
-        Ok(serde_json::Number::from_f64(v).map_or(Json::Skip, |n| Json::Num(n.to_string())))
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
-        Ok(Json::Str(Cow::Borrowed(v.as_bytes())))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
-        Ok(Json::Str(Cow::Owned(v.as_bytes().to_vec())))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Json<'de>, E> {
-        Ok(Json::Str(Cow::Owned(v.into_bytes())))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Json<'de>>()? {
-            items.push(item);
+        if let Some(n) = serde_json::Number::from_f64(v) {
+            let mut text = [0u8; 32];
+            let mut w = &mut text[..];
+            if std::io::Write::write_fmt(&mut w, format_args!("{n}")).is_ok() {
+                let len = 32 - w.len();
+                self.0.push_number(text.get(..len).unwrap_or_default());
+            }
         }
-        Ok(Json::Arr(items))
+        Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
-        let mut entries = Vec::new();
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.0.push(Cow::Borrowed(v.as_bytes()));
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push(Cow::Owned(v.as_bytes().to_vec()));
+        Ok(())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.0.push(Cow::Owned(v.into_bytes()));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let walk = self.0;
+        let base = walk.path.len();
+        walk.depth += 1;
+        let mut index = 0usize;
+        loop {
+            walk.child_path(base, |path| {
+                path.push(b'[');
+                path.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+                path.push(b']');
+            });
+            if seq.next_element_seed(JsonNode(walk))?.is_none() {
+                break;
+            }
+            index += 1;
+        }
+        walk.depth -= 1;
+        walk.path.truncate(base);
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let walk = self.0;
+        let base = walk.path.len();
+        walk.depth += 1;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            entries.push((key, map.next_value::<Json<'de>>()?));
+            walk.child_path(base, |path| {
+                if !path.is_empty() {
+                    path.push(b'.');
+                }
+                path.extend_from_slice(&key);
+            });
+            walk.push(key);
+            map.next_value_seed(JsonNode(walk))?;
         }
-        Ok(Json::Obj(entries))
-    }
-}
-
-impl<'de> Deserialize<'de> for Json<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(JsonVisitor)
+        walk.depth -= 1;
+        walk.path.truncate(base);
+        Ok(())
     }
 }
 
@@ -383,97 +492,42 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// A container being walked: its remaining children and the path length at
-/// which its children's names start.
-enum Frame<'a> {
-    Obj(std::vec::IntoIter<(Cow<'a, [u8]>, Json<'a>)>, usize),
-    Arr(std::vec::IntoIter<Json<'a>>, usize, usize),
-}
-
-/// Walks `root` depth-first with an explicit stack (at most as deep as the
-/// document, which serde_json caps at 128).
-fn json_parts<'a>(root: Json<'a>, max: usize, out: &mut Vec<Part<'a>>) {
-    let mut path: Vec<u8> = Vec::new();
-    let mut stack: Vec<Frame<'a>> = Vec::new();
-    json_visit(root, &path, &mut stack, max, out);
-    while out.len() < max {
-        // Frames past JSON_DEPTH add nothing to the path.
-        let grow = stack.len() <= JSON_DEPTH;
-        let Some(frame) = stack.last_mut() else {
-            break;
-        };
-        let child = match frame {
-            Frame::Obj(entries, base) => entries.next().map(|(key, value)| {
-                path.truncate(*base);
-                if grow {
-                    if !path.is_empty() {
-                        path.push(b'.');
-                    }
-                    path.extend_from_slice(&key);
-                    path.truncate(MAX_NAME);
-                }
-                push(
-                    out,
-                    max,
-                    Part {
-                        target: Target::Body,
-                        name: Cow::Owned(path.clone()),
-                        value: key,
-                    },
-                );
-                value
-            }),
-            Frame::Arr(items, base, index) => items.next().inspect(|_| {
-                path.truncate(*base);
-                if grow {
-                    path.push(b'[');
-                    path.extend_from_slice(itoa::Buffer::new().format(*index).as_bytes());
-                    path.push(b']');
-                    path.truncate(MAX_NAME);
-                }
-                *index += 1;
-            }),
-        };
-        match child {
-            Some(value) => json_visit(value, &path, &mut stack, max, out),
-            None => {
-                stack.pop();
-            }
-        }
-    }
-}
-
-fn json_visit<'a>(
-    value: Json<'a>,
-    path: &[u8],
-    stack: &mut Vec<Frame<'a>>,
+/// The parts of a JSON `body` (see [`body_parts`]), their names and numbers in
+/// `text`; false, with nothing appended, when the body is not JSON.
+fn json_parts<'a>(
+    body: &'a [u8],
+    text: &'a mut JsonText,
     max: usize,
     out: &mut Vec<Part<'a>>,
-) {
-    let name = || Cow::Owned(path.to_vec());
-    match value {
-        Json::Skip => {}
-        Json::Num(n) => push(
-            out,
-            max,
-            Part {
-                target: Target::Body,
-                name: name(),
-                value: Cow::Owned(n.into_bytes()),
-            },
-        ),
-        Json::Str(s) => push(
-            out,
-            max,
-            Part {
-                target: Target::Body,
-                name: name(),
-                value: s,
-            },
-        ),
-        Json::Arr(items) => stack.push(Frame::Arr(items.into_iter(), path.len(), 0)),
-        Json::Obj(entries) => stack.push(Frame::Obj(entries.into_iter(), path.len())),
+) -> bool {
+    let first = out.len();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut walk = JsonWalk {
+        out,
+        first,
+        max,
+        text: &mut *text,
+        path: Vec::new(),
+        depth: 0,
+    };
+    let parsed = JsonNode(&mut walk)
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    if parsed.is_err() {
+        out.truncate(first);
+        return false;
     }
+    let text: &'a JsonText = text;
+    let walked = out.get_mut(first..).unwrap_or_default();
+    for (part, &(start, end)) in walked.iter_mut().zip(&text.names) {
+        part.name = Cow::Borrowed(text.bytes.get(start..end).unwrap_or_default());
+    }
+    for &(part, start, end) in &text.numbers {
+        if let Some(p) = walked.get_mut(part) {
+            p.value = Cow::Borrowed(text.bytes.get(start..end).unwrap_or_default());
+        }
+    }
+    true
 }
 
 /// For a body that is not valid JSON: each `"…"` literal containing a
@@ -717,8 +771,8 @@ mod tests {
     }
 
     fn body(ct: Option<&str>, b: &[u8]) -> Vec<(Target, String, String)> {
-        let mut out = Vec::new();
-        body_parts(ct.map(str::as_bytes), b, 100, &mut out);
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
+        body_parts(ct.map(str::as_bytes), b, &mut names, 100, &mut out);
         show(&out)
     }
 
@@ -776,17 +830,19 @@ mod tests {
 
     #[test]
     fn max_caps_the_list() {
+        let mut names = JsonText::default();
         let mut out = Vec::new();
         query_parts(b"a=1&b=2&c=3", 3, &mut out);
         assert_eq!(out.len(), 3);
         // Already full: nothing appended.
         cookie_parts(b"x=1", 3, &mut out);
-        body_parts(None, b"body", 3, &mut out);
+        body_parts(None, b"body", &mut names, 3, &mut out);
         assert_eq!(out.len(), 3);
-        let mut out = Vec::new();
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
         body_parts(
             Some(b"application/json"),
             br#"{"a":[1,2,3,4,5]}"#,
+            &mut names,
             4,
             &mut out,
         );
@@ -880,8 +936,14 @@ mod tests {
             ]
         );
         // Unescaped strings borrow from the body.
-        let mut out = Vec::new();
-        body_parts(Some(b"application/json"), br#"{"a":"b"}"#, 10, &mut out);
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
+        body_parts(
+            Some(b"application/json"),
+            br#"{"a":"b"}"#,
+            &mut names,
+            10,
+            &mut out,
+        );
         assert!(out.iter().all(|p| matches!(p.value, Cow::Borrowed(_))));
     }
 
@@ -907,14 +969,20 @@ mod tests {
         let mut b = vec![b'['; 10_000];
         b.extend_from_slice(b"\"' OR 1=1\"");
         b.extend(std::iter::repeat_n(b']', 10_000));
-        let mut out = Vec::new();
-        body_parts(Some(b"application/json"), &b, 100, &mut out);
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
+        body_parts(Some(b"application/json"), &b, &mut names, 100, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].value.len(), b.len());
         // Unbalanced, and objects.
         let b = "{\"a\":".repeat(10_000);
-        let mut out = Vec::new();
-        body_parts(Some(b"application/json"), b.as_bytes(), 100, &mut out);
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
+        body_parts(
+            Some(b"application/json"),
+            b.as_bytes(),
+            &mut names,
+            100,
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
     }
 
@@ -927,8 +995,14 @@ mod tests {
         // Key paths are cut at MAX_NAME bytes.
         let key = "k".repeat(1000);
         let b = format!("{{\"{key}\":{{\"x\":[\"v\",\"w\"]}}}}");
-        let mut out = Vec::new();
-        body_parts(Some(b"application/json"), b.as_bytes(), 100, &mut out);
+        let (mut names, mut out) = (JsonText::default(), Vec::new());
+        body_parts(
+            Some(b"application/json"),
+            b.as_bytes(),
+            &mut names,
+            100,
+            &mut out,
+        );
         assert_eq!(out.len(), 4);
         assert!(out.iter().all(|p| p.name.len() <= MAX_NAME));
         assert_eq!(&out[3].value[..], b"w");
@@ -1107,8 +1181,9 @@ epilogue";
 
         #[test]
         fn body_never_panics_or_exceeds_max(ct in content_type(), b in any_body(), max in 0usize..20, pre in 0usize..5) {
+            let mut names = JsonText::default();
             let mut out = vec![whole(b"pre"); pre];
-            body_parts(ct.as_deref(), &b, max, &mut out);
+            body_parts(ct.as_deref(), &b, &mut names, max, &mut out);
             prop_assert!(out.len() <= max.max(pre));
             for p in &out[pre.min(out.len())..] {
                 prop_assert!(p.name.len() <= MAX_NAME.max(b.len()));

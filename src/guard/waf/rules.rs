@@ -2,6 +2,8 @@
 //! every rule's literals that share a transform chain go into one Aho-Corasick
 //! automaton, so a request part is scanned once per chain whatever the number of
 //! rules; a rule's `all` groups and `regex` run only to confirm a literal hit.
+//! The literals of every chain that lower-cases also go into one more automaton
+//! ([`Lowered`]), the scan of the parts no other transform would change.
 //!
 //! Errors name the file, line and rule id, and a reload that fails keeps the old
 //! rules (the caller's compile-then-swap).
@@ -13,6 +15,7 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::lowered::Lowered;
 use super::normalize::Transform;
 use super::parts::Target;
 
@@ -104,6 +107,9 @@ pub struct Chain {
     /// A chain whose transforms are a prefix of this one's (computed earlier for
     /// the same part): (its index, its length). Its output is reused.
     pub base: Option<(usize, usize)>,
+    /// It lower-cases: on a part no other transform changes, [`RuleSet::lowered`]
+    /// is its scan.
+    pub lowered: bool,
 }
 
 impl Chain {
@@ -124,6 +130,9 @@ impl Chain {
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub chains: Vec<Chain>,
+    /// None when no chain lower-cases (or none of their literals could occur in
+    /// a part that only lower-casing changes).
+    pub lowered: Option<Lowered>,
 }
 
 /// Loads every `*.toml` of `dir` (in name order) and compiles the rules of
@@ -236,14 +245,13 @@ pub fn compile(sources: &[(PathBuf, String)], paranoia: u8) -> Result<RuleSet, S
         }
     }
     let mut chains = Vec::new();
-    for (transforms, lits) in chain_keys.into_iter().zip(literals) {
-        // A DFA: one table lookup per byte, the fastest scan, at a memory cost
-        // that is small for rule sets of this size.
-        let automaton = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(lits.iter().map(|(l, _)| l))
-            .map_err(|e| format!("cannot build the literal automaton: {e}"))?;
+    let mut lowered_literals: Vec<(&[u8], usize)> = Vec::new();
+    for (transforms, lits) in chain_keys.into_iter().zip(&literals) {
+        let automaton = dfa(lits.iter().map(|(l, _)| &l[..]))?;
+        let lowered = transforms.contains(&Transform::Lowercase);
+        if lowered {
+            lowered_literals.extend(lits.iter().map(|(l, r)| (&l[..], *r)));
+        }
         let pattern_rule: Vec<usize> = lits.iter().map(|(_, r)| *r).collect();
         let mut targets: Vec<Target> = Vec::new();
         let mut all_headers = false;
@@ -275,7 +283,14 @@ pub fn compile(sources: &[(PathBuf, String)], paranoia: u8) -> Result<RuleSet, S
             all_headers,
             header_names,
             base: None,
+            lowered,
         });
+    }
+    let lowered = Lowered::build(&lowered_literals)?;
+    if lowered.is_none() {
+        for c in &mut chains {
+            c.lowered = false;
+        }
     }
     // Scan order: shorter chains first, so a chain can start from the output of
     // the longest earlier chain that is a prefix of it.
@@ -306,7 +321,18 @@ pub fn compile(sources: &[(PathBuf, String)], paranoia: u8) -> Result<RuleSet, S
     Ok(RuleSet {
         rules,
         chains: sorted,
+        lowered,
     })
+}
+
+/// A DFA: one table lookup per byte, the fastest scan, at a memory cost that is
+/// small for rule sets of this size.
+fn dfa<'a>(literals: impl Iterator<Item = &'a [u8]>) -> Result<AhoCorasick, String> {
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(literals)
+        .map_err(|e| format!("cannot build the literal automaton: {e}"))
 }
 
 fn parse_target(s: &str) -> Option<RuleTarget> {
