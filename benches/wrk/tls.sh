@@ -2,7 +2,8 @@
 # HTTPS under wrk: portcullis and nginx terminating TLS with the same ECDSA P-256
 # certificate, both proxying to the same static nginx upstream (keep-alive), in
 # interleaved rounds of the same run:
-#   1. keep-alive requests/s (wrk -c64 over 64 long-lived TLS connections);
+#   1. keep-alive requests/s (wrk -c64 over 64 long-lived TLS connections),
+#      terminating only (a mock route / `return 200`) and proxying;
 #   2. new TLS handshakes/s (`Connection: close`: every request is a new TCP
 #      connection and a full handshake; wrk does not resume sessions).
 # Plain HTTP portcullis is run alongside as the no-TLS reference.
@@ -49,7 +50,49 @@ STARTED+=("$NGX_MASTER")
 wait_port 9020; wait_port 9443; wait_port 9444
 NGX=$(pgrep -P "$NGX_MASTER" | head -1)
 
-ab_compare "HTTPS keep-alive requests" \
+# Terminating only (no upstream: portcullis answers a mock route, nginx `return
+# 200`), so cpu0 runs wrk alone and the TLS servers, not the upstream, set the pace.
+start_gw terminate "[server]
+workers = 1
+listen = []
+[[server.tls]]
+listen = \"127.0.0.1:9445\"
+certs = [{ cert = \"$RUN/cert.pem\", key = \"$RUN/key.pem\" }]
+[log]
+access = \"off\"
+[[route]]
+name = \"hello\"
+path = \"/\"
+mock = { status = 200, body = \"hello world\\n\", content_type = \"text/plain\" }"
+GW_TERM=$GW_PID
+cat >"$RUN/nginx-tls-return.conf" <<NGX
+worker_processes 1;
+daemon off;
+error_log $RUN/nginx-tls-return.err;
+pid $RUN/nginx-tls-return.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:9446 ssl backlog=4096;
+    ssl_certificate $RUN/cert.pem; ssl_certificate_key $RUN/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;
+    keepalive_requests 1000000;
+    location / { default_type text/plain; return 200 "hello world\n"; }
+  }
+}
+NGX
+nginx -c "$RUN/nginx-tls-return.conf" -p "$RUN" &
+NGX_RET_MASTER=$!
+STARTED+=("$NGX_RET_MASTER")
+wait_port 9445; wait_port 9446
+NGX_RET=$(pgrep -P "$NGX_RET_MASTER" | head -1)
+
+ab_compare "HTTPS keep-alive requests, terminating only (mock / return 200)" \
+    "portcullis_https_mock $GW_TERM https:9445" \
+    "nginx_https_return $NGX_RET https:9446"
+
+ab_compare "HTTPS keep-alive requests, proxying to the upstream" \
     "portcullis_https $GW https:9443" \
     "nginx_https $NGX https:9444" \
     "portcullis_plain_http $GW 9020"
