@@ -9,17 +9,22 @@
 //! (the caller's per-request total): a function stops once `out.len() >= max`
 //! and appends nothing if it is already there. A part's value is at most as
 //! long as the bytes it comes from, except a JSON number's text; a JSON key
-//! path name is at most [`MAX_NAME`] bytes. Only the JSON walk recurses on the
-//! input, as deep as the document nests, which serde_json caps at 128.
+//! path name is at most [`MAX_NAME`] bytes. Nothing recurses on the input: the
+//! JSON walk keeps its open containers on a fixed stack, as deep as serde_json
+//! allows (127).
 //!
-//! The JSON walk is hand-written hot-path code: it emits parts as serde_json
-//! parses (no document tree) and writes key-path names and numbers into one
-//! caller-owned buffer ([`JsonText`]) instead of allocating one per part.
+//! The JSON walk ([`JsonScan`]) is hand-written hot-path code: serde_json's
+//! parser behind a visitor cost about as much as scanning the parts, so the
+//! grammar is walked here, in one pass, without recursion or a document tree;
+//! it accepts exactly what serde_json parses into values (property tests hold
+//! it to that), leaves the rare tokens that take real decoding (escaped strings,
+//! numbers other than short integers) to serde_json, and writes key-path names
+//! and numbers into one caller-owned buffer ([`JsonText`]) instead of
+//! allocating one per part.
 
 use std::borrow::Cow;
 
 use memchr::{memchr, memchr2, memmem};
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// What a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -279,6 +284,8 @@ pub struct JsonText {
     names: Vec<(usize, usize)>,
     /// Per number: (its part's index among the walk's, its text's span).
     numbers: Vec<(usize, usize, usize)>,
+    /// The walk's key path, kept for its capacity.
+    path: Vec<u8>,
 }
 
 impl JsonText {
@@ -290,15 +297,34 @@ impl JsonText {
     }
 }
 
-/// The walk of a JSON body as serde_json parses it (no document tree): each
-/// object key, string and number becomes a part at once, in document order,
-/// duplicate keys included (serde_json's `Value` keeps only the last of
-/// duplicate keys, which an attacker could use to hide the first from the scan
-/// while a first-wins application reads it). Strings borrow from the body when
-/// they hold no escape; names and numbers are written to `text`, and
-/// [`json_parts`] points the parts at it once the walk is over. Recursion
-/// follows the document's nesting, which serde_json caps at 128.
-struct JsonWalk<'o, 'a> {
+/// The most containers serde_json lets a document have open at once (its
+/// recursion limit of 128 refuses the 128th).
+const JSON_NESTING: usize = 127;
+
+/// An open container during [`JsonScan`].
+#[derive(Clone, Copy)]
+struct Frame {
+    array: bool,
+    /// The container's own key-path length.
+    base: usize,
+    /// The index of the current element (arrays).
+    index: usize,
+}
+
+/// The walk of a JSON body (no document tree): each object key, string and
+/// number becomes a part at once, in document order, duplicate keys included
+/// (serde_json's `Value` keeps only the last of duplicate keys, which an
+/// attacker could use to hide the first from the scan while a first-wins
+/// application reads it). It accepts exactly what serde_json parses into values
+/// (checked against it by property tests): the grammar is walked here, and the rare
+/// tokens whose value takes real decoding — strings with escapes, numbers that
+/// are not short integers — are decoded by serde_json itself. Strings borrow
+/// from the body when they hold no escape; names and numbers are written to
+/// `text`, and [`json_parts`] points the parts at it once the walk is over.
+/// No recursion: open containers sit on a fixed stack of [`JSON_NESTING`].
+struct JsonScan<'o, 'a> {
+    body: &'a [u8],
+    pos: usize,
     out: &'o mut Vec<Part<'a>>,
     /// `out.len()` before the walk.
     first: usize,
@@ -306,11 +332,15 @@ struct JsonWalk<'o, 'a> {
     text: &'o mut JsonText,
     /// The key path of the current value.
     path: Vec<u8>,
-    /// Containers around the current value.
-    depth: usize,
 }
 
-impl<'a> JsonWalk<'_, 'a> {
+/// The document is not JSON.
+struct NotJson;
+
+impl<'a> JsonScan<'_, 'a> {
+    // Inlined so the part is written in place: built on the stack and passed
+    // in, its copy stalled on store forwarding (perf).
+    #[inline(always)]
     fn push(&mut self, value: Cow<'a, [u8]>) {
         if self.out.len() >= self.max {
             return;
@@ -337,158 +367,239 @@ impl<'a> JsonWalk<'_, 'a> {
         self.push(Cow::Borrowed(b""));
     }
 
-    /// Sets the path to a container's child: `base` is the container's own path
-    /// length; past [`JSON_DEPTH`] containers the path stops growing.
-    fn child_path(&mut self, base: usize, child: impl FnOnce(&mut Vec<u8>)) {
+    /// Sets the path to a child of the innermost of `depth` open containers,
+    /// whose own path is `base` long; past [`JSON_DEPTH`] containers the path
+    /// stops growing.
+    fn child_path(&mut self, base: usize, depth: usize, child: impl FnOnce(&mut Vec<u8>)) {
         self.path.truncate(base);
-        if self.depth <= JSON_DEPTH {
+        if depth <= JSON_DEPTH {
             child(&mut self.path);
             self.path.truncate(MAX_NAME);
         }
     }
-}
 
-/// A JSON value to walk.
-struct JsonNode<'w, 'o, 'a>(&'w mut JsonWalk<'o, 'a>);
-
-impl<'de> DeserializeSeed<'de> for JsonNode<'_, '_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for JsonNode<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.deserialize(d)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.push_number(itoa::Buffer::new().format(v).as_bytes());
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.push_number(itoa::Buffer::new().format(v).as_bytes());
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        // serde_json's (shortest round-trip) formatting: `1e300`, not 301 digits.
-        if let Some(n) = serde_json::Number::from_f64(v) {
-            let mut text = [0u8; 32];
-            let mut w = &mut text[..];
-            if std::io::Write::write_fmt(&mut w, format_args!("{n}")).is_ok() {
-                let len = 32 - w.len();
-                self.0.push_number(text.get(..len).unwrap_or_default());
-            }
+    fn skip_whitespace(&mut self) {
+        while matches!(self.body.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
         }
+    }
+
+    /// Skips whitespace and `expected`.
+    fn expect(&mut self, expected: u8) -> Result<(), NotJson> {
+        self.skip_whitespace();
+        if self.body.get(self.pos) != Some(&expected) {
+            return Err(NotJson);
+        }
+        self.pos += 1;
         Ok(())
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.0.push(Cow::Borrowed(v.as_bytes()));
-        Ok(())
+    /// The string starting at `pos` (a `"`) when it is printable ASCII without
+    /// escapes, as most are: one pass finds its end and checks it (for short
+    /// strings cheaper than memchr's set-up). Returned in registers, so the
+    /// part is built in place (a `Cow` returned through memory stalled on
+    /// store forwarding when copied into the part).
+    #[inline(always)]
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        let inner = self.body.get(self.pos + 1..)?;
+        let end = inner
+            .iter()
+            .position(|&b| !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\')?;
+        if inner.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.pos += end + 2;
+        inner.get(..end)
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.push(Cow::Owned(v.as_bytes().to_vec()));
-        Ok(())
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.0.push(Cow::Owned(v.into_bytes()));
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let walk = self.0;
-        let base = walk.path.len();
-        walk.depth += 1;
-        let mut index = 0usize;
+    /// The string starting at `pos` (a `"`), decoded: what
+    /// [`plain_string`](Self::plain_string) leaves.
+    #[inline(never)]
+    fn string(&mut self) -> Result<Cow<'a, [u8]>, NotJson> {
+        let body = self.body;
+        let open = self.pos;
+        let mut at = open + 1;
+        let mut escaped = false;
         loop {
-            walk.child_path(base, |path| {
-                path.push(b'[');
-                path.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
-                path.push(b']');
-            });
-            if seq.next_element_seed(JsonNode(walk))?.is_none() {
+            let rest = body.get(at..).unwrap_or_default();
+            let p = memchr2(b'"', b'\\', rest).ok_or(NotJson)?;
+            if rest.get(p) == Some(&b'\\') {
+                escaped = true;
+                at += p + 2;
+            } else {
+                at += p;
                 break;
             }
-            index += 1;
         }
-        walk.depth -= 1;
-        walk.path.truncate(base);
+        self.pos = at + 1;
+        if escaped {
+            // Escapes (`\uXXXX`, surrogate pairs) are rare: serde_json decodes them.
+            let token = body.get(open..=at).ok_or(NotJson)?;
+            let s: String = serde_json::from_slice(token).map_err(|_| NotJson)?;
+            return Ok(Cow::Owned(s.into_bytes()));
+        }
+        let inner = body.get(open + 1..at).unwrap_or_default();
+        if inner.iter().any(|&b| b < 0x20) || std::str::from_utf8(inner).is_err() {
+            return Err(NotJson);
+        }
+        Ok(Cow::Borrowed(inner))
+    }
+
+    /// The number starting at `pos`, as text the way serde_json writes its value.
+    fn number(&mut self) -> Result<(), NotJson> {
+        let body = self.body;
+        let start = self.pos;
+        while matches!(
+            body.get(self.pos),
+            Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+        ) {
+            self.pos += 1;
+        }
+        let token = body.get(start..self.pos).unwrap_or_default();
+        let digits = token.strip_prefix(b"-").unwrap_or(token);
+        // A short integer without a leading zero is its own text (as itoa writes it).
+        let plain = !digits.is_empty()
+            && digits.len() <= 18
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits.first() != Some(&b'0') || token == b"0");
+        if plain {
+            self.push_number(token);
+            return Ok(());
+        }
+        // Anything else serde_json parses and writes (`-2.5e3` → `-2500.0`).
+        let n: serde_json::Number = serde_json::from_slice(token).map_err(|_| NotJson)?;
+        let mut written = [0u8; 32];
+        let mut w = &mut written[..];
+        if std::io::Write::write_fmt(&mut w, format_args!("{n}")).is_ok() {
+            let len = 32 - w.len();
+            self.push_number(written.get(..len).unwrap_or_default());
+        }
         Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let walk = self.0;
-        let base = walk.path.len();
-        walk.depth += 1;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            walk.child_path(base, |path| {
-                if !path.is_empty() {
-                    path.push(b'.');
+    /// An object key at `pos` (after whitespace), then its `:`.
+    fn key(&mut self, frame: Frame, depth: usize) -> Result<(), NotJson> {
+        self.skip_whitespace();
+        if self.body.get(self.pos) != Some(&b'"') {
+            return Err(NotJson);
+        }
+        let child = |path: &mut Vec<u8>, key: &[u8]| {
+            if !path.is_empty() {
+                path.push(b'.');
+            }
+            path.extend_from_slice(key);
+        };
+        if let Some(key) = self.plain_string() {
+            self.child_path(frame.base, depth, |path| child(path, key));
+            self.push(Cow::Borrowed(key));
+        } else {
+            let key = self.string()?;
+            self.child_path(frame.base, depth, |path| child(path, &key));
+            self.push(key);
+        }
+        self.expect(b':')
+    }
+
+    /// The whole body: one value and nothing after it but whitespace.
+    fn document(&mut self) -> Result<(), NotJson> {
+        let mut stack = [Frame {
+            array: false,
+            base: 0,
+            index: 0,
+        }; JSON_NESTING];
+        let mut depth = 0usize;
+        'value: loop {
+            self.skip_whitespace();
+            match self.body.get(self.pos).copied().ok_or(NotJson)? {
+                open @ (b'{' | b'[') => {
+                    self.pos += 1;
+                    let array = open == b'[';
+                    let frame = Frame {
+                        array,
+                        base: self.path.len(),
+                        index: 0,
+                    };
+                    *stack.get_mut(depth).ok_or(NotJson)? = frame;
+                    depth += 1;
+                    self.skip_whitespace();
+                    let close = if array { b']' } else { b'}' };
+                    if self.body.get(self.pos) == Some(&close) {
+                        self.pos += 1;
+                        depth -= 1;
+                        self.path.truncate(frame.base);
+                    } else if array {
+                        self.child_path(frame.base, depth, |path| path.extend_from_slice(b"[0]"));
+                        continue 'value;
+                    } else {
+                        self.key(frame, depth)?;
+                        continue 'value;
+                    }
                 }
-                path.extend_from_slice(&key);
-            });
-            walk.push(key);
-            map.next_value_seed(JsonNode(walk))?;
+                b'"' => {
+                    if let Some(s) = self.plain_string() {
+                        self.push(Cow::Borrowed(s));
+                    } else {
+                        let s = self.string()?;
+                        self.push(s);
+                    }
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => self.number()?,
+                _ => return Err(NotJson),
+            }
+            // After a value: the next element or key, or close containers.
+            while let Some(frame) = depth.checked_sub(1).and_then(|d| stack.get(d)).copied() {
+                self.skip_whitespace();
+                let close = if frame.array { b']' } else { b'}' };
+                match self.body.get(self.pos).copied() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        if frame.array {
+                            let index = frame.index + 1;
+                            if let Some(f) = stack.get_mut(depth - 1) {
+                                f.index = index;
+                            }
+                            self.child_path(frame.base, depth, |path| {
+                                path.push(b'[');
+                                path.extend_from_slice(
+                                    itoa::Buffer::new().format(index).as_bytes(),
+                                );
+                                path.push(b']');
+                            });
+                        } else {
+                            self.key(frame, depth)?;
+                        }
+                        continue 'value;
+                    }
+                    Some(b) if b == close => {
+                        self.pos += 1;
+                        self.path.truncate(frame.base);
+                        depth -= 1;
+                    }
+                    _ => return Err(NotJson),
+                }
+            }
+            self.skip_whitespace();
+            return if self.pos == self.body.len() {
+                Ok(())
+            } else {
+                Err(NotJson)
+            };
         }
-        walk.depth -= 1;
-        walk.path.truncate(base);
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), NotJson> {
+        if !self
+            .body
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(word))
+        {
+            return Err(NotJson);
+        }
+        self.pos += word.len();
         Ok(())
-    }
-}
-
-/// An object key, borrowed when it holds no escape.
-struct Key<'a>(Cow<'a, [u8]>);
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object key")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Borrowed(v.as_bytes())))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(v.as_bytes().to_vec())))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(v.into_bytes())))
-    }
-}
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(KeyVisitor)
     }
 }
 
@@ -501,18 +612,19 @@ fn json_parts<'a>(
     out: &mut Vec<Part<'a>>,
 ) -> bool {
     let first = out.len();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let mut walk = JsonWalk {
+    let mut scan = JsonScan {
+        body,
+        pos: 0,
         out,
         first,
         max,
+        path: std::mem::take(&mut text.path),
         text: &mut *text,
-        path: Vec::new(),
-        depth: 0,
     };
-    let parsed = JsonNode(&mut walk)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+    let parsed = scan.document();
+    let mut path = scan.path;
+    path.clear();
+    text.path = path;
     if parsed.is_err() {
         out.truncate(first);
         return false;
@@ -1102,6 +1214,221 @@ epilogue";
         assert!(body(Some("application/json"), b"").is_empty());
     }
 
+    /// The parts of a document serde_json parsed: what the walk must give when
+    /// no key repeats.
+    fn reference_walk(
+        v: &serde_json::Value,
+        path: &mut Vec<u8>,
+        depth: usize,
+        out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    ) {
+        use serde_json::Value;
+        let base = path.len();
+        let child = |path: &mut Vec<u8>, name: &[u8]| {
+            path.truncate(base);
+            if depth < JSON_DEPTH {
+                path.extend_from_slice(name);
+                path.truncate(MAX_NAME);
+            }
+        };
+        match v {
+            Value::String(s) => out.push((path.clone(), s.as_bytes().to_vec())),
+            Value::Number(n) => out.push((path.clone(), n.to_string().into_bytes())),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    child(path, format!("[{i}]").as_bytes());
+                    reference_walk(item, path, depth + 1, out);
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    let dot = if base == 0 { "" } else { "." };
+                    child(path, format!("{dot}{k}").as_bytes());
+                    out.push((path.clone(), k.as_bytes().to_vec()));
+                    reference_walk(item, path, depth + 1, out);
+                }
+            }
+            Value::Null | Value::Bool(_) => {}
+        }
+        path.truncate(base);
+    }
+
+    /// `v` as JSON text, with whitespace and `\u` escapes (surrogate pairs
+    /// beyond the BMP) where `choice` says.
+    fn write_json(v: &serde_json::Value, choice: &mut impl FnMut() -> u8, out: &mut String) {
+        use serde_json::Value;
+        let space = |choice: &mut dyn FnMut() -> u8, out: &mut String| {
+            out.push_str([" ", "", "\n\t", "", "\r\n  "][usize::from(choice() % 5)]);
+        };
+        let string = |s: &str, choice: &mut dyn FnMut() -> u8, out: &mut String| {
+            out.push('"');
+            for c in s.chars() {
+                let must = c < ' ' || c == '"' || c == '\\';
+                if must || choice() % 4 == 0 {
+                    match c {
+                        '"' if choice() % 2 == 0 => out.push_str("\\\""),
+                        '\\' if choice() % 2 == 0 => out.push_str("\\\\"),
+                        '\n' if choice() % 2 == 0 => out.push_str("\\n"),
+                        '/' => out.push_str("\\/"),
+                        _ => {
+                            let mut units = [0u16; 2];
+                            for u in c.encode_utf16(&mut units) {
+                                out.push_str(&format!("\\u{u:04X}"));
+                            }
+                        }
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            out.push('"');
+        };
+        space(choice, out);
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => string(s, choice, out),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_json(item, choice, out);
+                }
+                space(choice, out);
+                out.push(']');
+            }
+            Value::Object(map) => {
+                out.push('{');
+                for (i, (k, item)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(choice, out);
+                    string(k, choice, out);
+                    space(choice, out);
+                    out.push(':');
+                    write_json(item, choice, out);
+                }
+                space(choice, out);
+                out.push('}');
+            }
+        }
+        space(choice, out);
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let text = proptest::collection::vec(
+            proptest::sample::select(vec![
+                'a', 'Z', ' ', '"', '\\', '/', '\n', '\u{1}', '\u{7f}', 'é', '€', '😀', '\u{ffff}',
+                '.', '[',
+            ]),
+            0..8,
+        )
+        .prop_map(|c| c.into_iter().collect::<String>());
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (0i64..1000).prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            text.clone().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(text.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn walked(b: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (mut text, mut out) = (JsonText::default(), Vec::new());
+        json_parts(b, &mut text, usize::MAX, &mut out).then(|| {
+            out.iter()
+                .map(|p| (p.name.to_vec(), p.value.to_vec()))
+                .collect()
+        })
+    }
+
+    /// Whether serde_json parses `b` into values (as the walk did when it was
+    /// a serde visitor: unlike `IgnoredAny`, that refuses numbers out of `f64`'s
+    /// range and containers nested past its recursion limit).
+    fn serde_accepts(b: &[u8]) -> bool {
+        serde_json::from_slice::<serde_json::Value>(b).is_ok()
+    }
+
+    #[test]
+    fn json_nesting_limit_is_serde_json_s() {
+        for depth in [126, 127, 128, 129] {
+            for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
+                let b = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+                assert_eq!(
+                    walked(b.as_bytes()).is_some(),
+                    serde_accepts(b.as_bytes()),
+                    "{depth}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn json_tokens_like_serde_json() {
+        for b in [
+            &b"01"[..],
+            b"-0",
+            b"-",
+            b"1.",
+            b".5",
+            b"1e",
+            b"1e+",
+            b"-01",
+            b"1e400",
+            b"18446744073709551616",
+            b"-9223372036854775809",
+            b"123456789012345678",
+            b"1234567890123456789",
+            b"1.0E-2",
+            b"\"\\ud800\"",
+            b"\"\\ud83d\\ude00\"",
+            b"\"\\udc00\\ud800\"",
+            b"\"\\x\"",
+            b"\"\xff\"",
+            b"\"\t\"",
+            b"tru",
+            b"nulll",
+            b"[1,]",
+            b"{\"a\":1,}",
+            b"{\"a\" 1}",
+            b"{1:2}",
+            b"[] []",
+            b" \r\n[ ]\t",
+            b"",
+            b" ",
+            b"\"a\\\"",
+        ] {
+            let ours = walked(b);
+            assert_eq!(
+                ours.is_some(),
+                serde_accepts(b),
+                "{}",
+                String::from_utf8_lossy(b)
+            );
+            if let Some(ours) = ours {
+                let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+                let mut expected = Vec::new();
+                reference_walk(&v, &mut Vec::new(), 0, &mut expected);
+                assert_eq!(ours, expected, "{}", String::from_utf8_lossy(b));
+            }
+        }
+    }
+
     fn content_type() -> impl Strategy<Value = Option<Vec<u8>>> {
         prop_oneof![
             Just(None),
@@ -1177,6 +1504,42 @@ epilogue";
             let mut out = Vec::new();
             cookie_parts(&c, max, &mut out);
             prop_assert!(out.len() <= max);
+        }
+
+        #[test]
+        fn json_walk_gives_serde_json_s_values(v in json_value(), seed in any::<u64>()) {
+            let mut state = seed | 1;
+            let mut choice = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            };
+            let mut text = String::new();
+            write_json(&v, &mut choice, &mut text);
+            // The values as serde_json reads them back (its float parsing is
+            // not always the shortest round trip).
+            let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let mut expected = Vec::new();
+            reference_walk(&read, &mut Vec::new(), 0, &mut expected);
+            prop_assert_eq!(walked(text.as_bytes()), Some(expected), "{}", text);
+        }
+
+        #[test]
+        fn json_walk_accepts_what_serde_json_accepts(b in any_body()) {
+            prop_assert_eq!(walked(&b).is_some(), serde_accepts(&b));
+        }
+
+        #[test]
+        fn json_walk_accepts_mutated_documents_as_serde_json(v in json_value(), at in any::<usize>(), byte in any::<u8>(), cut in any::<bool>()) {
+            let mut b = serde_json::to_vec(&v).unwrap();
+            let at = at % (b.len() + 1);
+            if cut {
+                b.truncate(at);
+            } else {
+                b.insert(at, byte);
+            }
+            prop_assert_eq!(walked(&b).is_some(), serde_accepts(&b));
         }
 
         #[test]
