@@ -9,8 +9,8 @@
 //! timeout leaves it panicking on the next use. Here a cancelled operation marks
 //! the stream broken and later calls fail with an error instead.
 //!
-//! Buffers: ciphertext is read into `rbuf` (16 KiB + a record header: one full
-//! record per read) and handed to rustls; plaintext is copied straight from
+//! Buffers: ciphertext is read into `rbuf` (4 KiB, or 16 KiB + a record header —
+//! one full record — while data streams in) and handed to rustls; plaintext is copied straight from
 //! rustls's buffer into the caller's buffer. Written plaintext is encrypted by
 //! rustls into `wbuf` and sent in one write. Both are released once drained, so
 //! an idle keep-alive connection holds only rustls's own state.
@@ -25,8 +25,12 @@ use monoio::BufResult;
 use rustls::{ConnectionCommon, SideData};
 
 /// Room for one TLS record as it comes off the wire (16 KiB of payload plus the
-/// header, padding and tag), so a read never has to stop mid-record.
+/// header, padding and tag): the read size while data streams in.
 const READ_BUF: usize = (16 << 10) + 2048;
+
+/// The read size of a connection that is not streaming: a request head fits, and
+/// an idle keep-alive connection's pending read holds no more than this.
+const READ_SMALL: usize = 4096;
 
 /// A TLS connection over TCP; `C` is `rustls::ServerConnection` or
 /// `rustls::ClientConnection`.
@@ -36,6 +40,9 @@ pub struct TlsStream<C> {
     /// Ciphertext read from the socket and not yet given to rustls: `rbuf[rpos..]`.
     rbuf: Vec<u8>,
     rpos: usize,
+    /// How much the next socket read asks for: [`READ_SMALL`], or [`READ_BUF`]
+    /// after a read that filled its buffer.
+    read_size: usize,
     /// Ciphertext rustls produced, being written.
     wbuf: Vec<u8>,
     /// A read was cancelled midway (its buffer is gone): reads fail from now on.
@@ -63,6 +70,7 @@ where
             session,
             rbuf: Vec::new(),
             rpos: 0,
+            read_size: READ_SMALL,
             wbuf: Vec::new(),
             read_broken: false,
             write_broken: false,
@@ -115,13 +123,20 @@ where
         if self.rpos == self.rbuf.len() {
             let mut buf = std::mem::take(&mut self.rbuf);
             buf.clear();
-            buf.reserve_exact(READ_BUF);
+            buf.reserve_exact(self.read_size);
             self.rpos = 0;
             self.read_broken = true;
             let (r, buf) = self.tcp.read(buf).await;
             self.read_broken = false;
+            let n = r?;
+            // A full buffer means more is coming: read whole records next time.
+            self.read_size = if n >= buf.capacity() {
+                READ_BUF
+            } else {
+                READ_SMALL
+            };
             self.rbuf = buf;
-            if r? == 0 {
+            if n == 0 {
                 // Tell rustls: it then reports a clean close or a truncation.
                 self.session.read_tls(&mut &b""[..])?;
                 return Ok(0);
