@@ -6,7 +6,9 @@ each and reads the whole response, keeps every connection open, then prints the
 target process's VmRSS / VmHWM (from /proc/PID/status) before and after, and the
 number of file descriptors it holds; then closes everything.
 
-    idle_conns.py --pid PID [-n 10000] [--hold 2] 127.0.0.1:9009
+    idle_conns.py --pid PID [-n 10000] [--hold 2] [--tls] 127.0.0.1:9009
+
+--tls speaks TLS (certificate not verified: the target is a local test server).
 
 Exit status: 0 when every connection got a 2xx response and stayed open, 1 otherwise.
 Loopback only: the target must be a 127.0.0.0/8 address or localhost.
@@ -17,6 +19,7 @@ import ipaddress
 import os
 import resource
 import socket
+import ssl
 import sys
 import time
 
@@ -131,6 +134,7 @@ def main():
     ap.add_argument("--hold", type=float, default=2.0, help="seconds to keep them open before measuring (default 2)")
     ap.add_argument("--host-header", default="localhost", help="Host header to send")
     ap.add_argument("--timeout", type=float, default=5.0, help="per-operation socket timeout, s")
+    ap.add_argument("--tls", action="store_true", help="connect over TLS")
     args = ap.parse_args()
 
     host, _, port = args.target.rpartition(":")
@@ -154,6 +158,11 @@ def main():
 
     request = (f"GET / HTTP/1.1\r\nHost: {args.host_header}\r\n"
                "User-Agent: idle_conns.py\r\nAccept: */*\r\n\r\n").encode()
+    tls = None
+    if args.tls:
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
     socks = []
     failures = {}
     statuses = {}
@@ -163,6 +172,8 @@ def main():
         try:
             s = socket.create_connection((addr, port), timeout=args.timeout)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls:
+                s = tls.wrap_socket(s, server_hostname=args.host_header)
             s.sendall(request)
             status, keep = read_response(s)
             statuses[status] = statuses.get(status, 0) + 1
@@ -190,7 +201,7 @@ def main():
             data = s.recv(1)
             if data:
                 alive += 1  # unexpected bytes, but open
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             alive += 1
         except OSError:
             pass

@@ -10,10 +10,11 @@
 //! the stream broken and later calls fail with an error instead.
 //!
 //! Buffers: ciphertext is read into `rbuf` (4 KiB, or 16 KiB + a record header —
-//! one full record — while data streams in) and handed to rustls; plaintext is copied straight from
-//! rustls's buffer into the caller's buffer. Written plaintext is encrypted by
-//! rustls into `wbuf` and sent in one write. Both are released once drained, so
-//! an idle keep-alive connection holds only rustls's own state.
+//! one full record — while data streams in; kept between reads, so an idle
+//! connection's pending read holds 4 KiB) and handed to rustls; plaintext is
+//! copied straight from rustls's buffer into the caller's buffer. Written
+//! plaintext is encrypted by rustls into `wbuf` and sent in one write; `wbuf` is
+//! freed after each write, so an idle connection holds none.
 
 use std::io::{self, BufRead, Write};
 use std::ops::{Deref, DerefMut};
@@ -123,7 +124,10 @@ where
         if self.rpos == self.rbuf.len() {
             let mut buf = std::mem::take(&mut self.rbuf);
             buf.clear();
-            buf.reserve_exact(self.read_size);
+            // Kept between reads; replaced only when the read size changes.
+            if buf.capacity() != self.read_size {
+                buf = Vec::with_capacity(self.read_size);
+            }
             self.rpos = 0;
             self.read_broken = true;
             let (r, buf) = self.tcp.read(buf).await;
@@ -192,11 +196,6 @@ where
                         buf.set_init(n);
                     }
                     self.session.reader().consume(n);
-                    if self.rpos == self.rbuf.len() {
-                        // Drained: an idle connection holds no read buffer.
-                        self.rbuf = Vec::new();
-                        self.rpos = 0;
-                    }
                     return (Ok(n), buf);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
