@@ -661,7 +661,7 @@ fn compile_keys(
 
 /// `sha256:<64 hex>` → the hash.
 pub fn parse_key_hash(s: &str) -> Option<[u8; 32]> {
-    crate::store::parse_hex(s.strip_prefix("sha256:")?)
+    crate::hex::decode32(s.strip_prefix("sha256:")?)
 }
 
 fn checked_path<'a>(

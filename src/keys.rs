@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::guard::api_key::{generate_key, hash_key, is_field_safe};
+use crate::hex::encode as hex;
 use crate::limit::period::{format_rfc3339, parse_rfc3339, unix_now as now};
-use crate::store::{hex, Store, StoredKey};
+use crate::store::{Store, StoredKey};
 
 pub enum Command {
     Create {

@@ -14,12 +14,14 @@
 //! - [`store`]: the embedded store of API keys (hashed) and quota counters.
 //! - [`keys`]: the `portcullis keys` commands.
 //! - [`log`]: the access log, written off the request path.
+//! - [`hex`]: hex digits and encoding, shared by every module that needs them.
 //! - [`sock`]: socket options and probes monoio does not wrap.
 //! - [`tls`]: rustls configs for HTTPS listeners, mTLS and upstream TLS, and the TLS stream.
 
 pub mod config;
 pub mod gateway;
 pub mod guard;
+pub mod hex;
 pub mod http;
 pub mod keys;
 pub mod limit;

@@ -297,10 +297,6 @@ fn peer_leaf(s: &Tls) -> CertificateDer<'static> {
     s.conn.peer_certificates().unwrap()[0].clone().into_owned()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// The header the upstream saw, from the echo upstream's `h:name=value` lines.
 fn seen_header(r: &Response, name: &str) -> Option<String> {
     let prefix = format!("h:{name}=");
@@ -681,7 +677,7 @@ fn optional_mtls_with_subject_matching_and_certificate_headers() {
         seen_header(&r, "x-client-cert-san").as_deref(),
         Some("URI:spiffe://acme/billing")
     );
-    let digest = hex(&Sha256::digest(pki.billing.der().as_ref()));
+    let digest = portcullis::hex::encode(&Sha256::digest(pki.billing.der().as_ref()));
     assert_eq!(seen_header(&r, "x-client-cert-sha256"), Some(digest));
     assert_eq!(r.body_str().matches("h:x-client-cert-subject=").count(), 1);
 }

@@ -85,7 +85,7 @@ impl ChunkedScanner {
         while i < buf.len() {
             let b = buf[i];
             match self.state {
-                State::Size { digits } => match hex_value(b) {
+                State::Size { digits } => match crate::hex::digit(b) {
                     Some(v) => {
                         if digits == 16 {
                             return Err(ChunkError::BadSize);
@@ -226,15 +226,6 @@ impl ChunkedScanner {
 /// forwarded but are not body data; the body's wire size is bounded as a whole by
 /// the caller (see `BodyState`).
 const MAX_EXTENSION_BYTES: usize = 1024;
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
 
 /// A token character (RFC 9110 §5.6.2).
 fn is_tchar(b: u8) -> bool {

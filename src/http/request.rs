@@ -310,8 +310,8 @@ fn check_path(path: &[u8]) -> Result<bool, HeadError> {
             b'\\' => return Err(bad("backslash in path")),
             b'%' => {
                 let decoded = match (
-                    path.get(i + 1).and_then(|&b| hex(b)),
-                    path.get(i + 2).and_then(|&b| hex(b)),
+                    path.get(i + 1).and_then(|&b| crate::hex::digit(b)),
+                    path.get(i + 2).and_then(|&b| crate::hex::digit(b)),
                 ) {
                     (Some(h), Some(l)) => (h << 4) | l,
                     _ => return Err(bad("invalid percent-encoding in path")),
@@ -335,10 +335,6 @@ fn check_path(path: &[u8]) -> Result<bool, HeadError> {
     Ok(normalize)
 }
 
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
 /// The path as most upstreams read it, for routing: percent-escapes of unreserved
 /// characters decoded (`/%61dmin` is `/admin`), other escapes upper-cased, runs of
 /// `/` merged, `;parameters` dropped from segments. Only called for paths [`check_path`] flagged.
@@ -348,7 +344,10 @@ pub fn normalize_path(path: &[u8]) -> Vec<u8> {
     while i < path.len() {
         let b = path[i];
         if b == b'%' && i + 2 < path.len() {
-            if let (Some(h), Some(l)) = (hex(path[i + 1]), hex(path[i + 2])) {
+            if let (Some(h), Some(l)) = (
+                crate::hex::digit(path[i + 1]),
+                crate::hex::digit(path[i + 2]),
+            ) {
                 let c = (h << 4) | l;
                 if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
                     out.push(c);

@@ -164,7 +164,7 @@ impl Store {
                 let hit = key.name == selector
                     || prefix
                         .as_ref()
-                        .is_some_and(|p| hex(&key.hash).starts_with(p));
+                        .is_some_and(|p| crate::hex::encode(&key.hash).starts_with(p));
                 if hit && !key.revoked {
                     changed.push(StoredKey {
                         revoked: true,
@@ -341,7 +341,7 @@ impl Store {
             StoreError(format!(
                 "{}: the record of key {} is corrupt: {e}",
                 self.path.display(),
-                hex(hash)
+                crate::hex::encode(hash)
             ))
         })
     }
@@ -369,23 +369,13 @@ fn quota_id(k: &[u8; 40]) -> QuotaId {
     }
 }
 
-/// Lowercase hex of bytes (a hash, a certificate digest).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
-        .map(char::from)
-        .collect()
-}
-
 /// Serde for [`KeyHash`] as 64 lowercase hex digits.
 mod hex32 {
     use super::KeyHash;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(hash: &KeyHash, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::hex(hash))
+        s.serialize_str(&crate::hex::encode(hash))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<KeyHash, D::Error> {
@@ -397,23 +387,9 @@ mod hex32 {
                 text.len()
             )));
         }
-        super::parse_hex(&text)
+        crate::hex::decode32(&text)
             .ok_or_else(|| D::Error::custom(format!("key hash {text:?} is not hex")))
     }
-}
-
-/// A hash from its 64 hex digits (either case).
-pub fn parse_hex(text: &str) -> Option<KeyHash> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| char::from(c).to_digit(16).map(|v| v as u8);
-    let mut hash = [0; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        hash[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(hash)
 }
 
 #[cfg(test)]
@@ -488,7 +464,10 @@ mod tests {
         assert_eq!(t.store.revoke_key("bravo").unwrap(), 0, "already revoked");
         assert_eq!(t.store.revoke_key("nobody").unwrap(), 0);
         // A hash prefix needs 8 hex digits; case does not matter.
-        let prefix = format!("sha256:{}", hex(&a.hash)[..8].to_ascii_uppercase());
+        let prefix = format!(
+            "sha256:{}",
+            crate::hex::encode(&a.hash)[..8].to_ascii_uppercase()
+        );
         assert_eq!(t.store.revoke_key(&prefix[..14]).unwrap(), 0);
         // Bare hex is a name, not a hash prefix.
         assert_eq!(t.store.revoke_key(&prefix[7..]).unwrap(), 0);
@@ -576,11 +555,11 @@ mod tests {
         let k = key("x", "x");
         let json = serde_json::to_string(&k).unwrap();
         assert!(
-            json.contains(&format!("\"hash\":\"{}\"", hex(&k.hash))),
+            json.contains(&format!("\"hash\":\"{}\"", crate::hex::encode(&k.hash))),
             "{json}"
         );
         assert_eq!(serde_json::from_str::<StoredKey>(&json).unwrap(), k);
-        let bad = json.replace(&hex(&k.hash)[..2], "zz");
+        let bad = json.replace(&crate::hex::encode(&k.hash)[..2], "zz");
         assert!(serde_json::from_str::<StoredKey>(&bad).is_err());
     }
 

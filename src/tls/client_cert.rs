@@ -49,7 +49,7 @@ impl ClientCert {
                 }
             }
         }
-        let sha256 = crate::store::hex(&Sha256::digest(der)[..]);
+        let sha256 = crate::hex::encode(&Sha256::digest(der)[..]);
         let mut header_lines = String::new();
         for (name, value) in [
             ("x-client-cert-subject", subject.as_str()),
@@ -133,7 +133,7 @@ fn attributes(name: &X509Name<'_>) -> Vec<(String, String)> {
             let key = if key.is_empty() { oid } else { key.to_string() };
             let value = match atv.as_str() {
                 Ok(s) => s.to_string(),
-                Err(_) => format!("#{}", crate::store::hex(atv.attr_value().data)),
+                Err(_) => format!("#{}", crate::hex::encode(atv.attr_value().data)),
             };
             out.push((key, value));
         }
@@ -255,7 +255,7 @@ mod tests {
                 "IP:10.0.0.7"
             ]
         );
-        assert_eq!(c.sha256, crate::store::hex(&Sha256::digest(&der)[..]));
+        assert_eq!(c.sha256, crate::hex::encode(&Sha256::digest(&der)[..]));
         assert!(c.header_lines.starts_with(
             "x-client-cert-subject: CN=billing,O=Acme\\, Inc\r\nx-client-cert-san: DNS:billing.internal,URI:spiffe://acme/billing,IP:10.0.0.7\r\nx-client-cert-sha256: "
         ));

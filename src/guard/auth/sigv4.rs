@@ -405,7 +405,7 @@ pub fn verify<'c>(
             (_, body) => body.unwrap_or_default(),
         };
         let mut actual = [0u8; 64];
-        hex_encode(digest::digest(&digest::SHA256, body).as_ref(), &mut actual);
+        crate::hex::encode_into(digest::digest(&digest::SHA256, body).as_ref(), &mut actual);
         if !actual.eq_ignore_ascii_case(claimed) {
             return Err(Failure::PayloadMismatch);
         }
@@ -486,7 +486,7 @@ fn payload_plan<'a>(
                 (_, body) => body.unwrap_or_default(),
             };
             let mut hex = [0u8; 64];
-            hex_encode(digest::digest(&digest::SHA256, body).as_ref(), &mut hex);
+            crate::hex::encode_into(digest::digest(&digest::SHA256, body).as_ref(), &mut hex);
             Ok(plan(PayloadLine::Computed(hex), None, None))
         }
     }
@@ -738,7 +738,7 @@ fn parse_signature(hex: &[u8]) -> Result<[u8; 32], Failure> {
         return Err(Failure::Malformed);
     }
     for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let (Some(hi), Some(lo)) = (hex_val(pair[0]), hex_val(pair[1])) else {
+        let (Some(hi), Some(lo)) = (crate::hex::digit(pair[0]), crate::hex::digit(pair[1])) else {
             return Err(Failure::Malformed);
         };
         *o = (hi << 4) | lo;
@@ -922,7 +922,7 @@ fn string_to_sign(date: &[u8], scope: &Scope<'_>, creq: &[u8]) -> Vec<u8> {
     }
     sts.push(b'\n');
     let mut hex = [0u8; 64];
-    hex_encode(digest::digest(&digest::SHA256, creq).as_ref(), &mut hex);
+    crate::hex::encode_into(digest::digest(&digest::SHA256, creq).as_ref(), &mut hex);
     sts.extend_from_slice(&hex);
     sts
 }
@@ -1016,8 +1016,8 @@ fn percent_decode(src: &[u8]) -> Result<Vec<u8>, Failure> {
     let mut i = 0;
     while let Some(&b) = src.get(i) {
         if b == b'%' {
-            let hi = src.get(i + 1).copied().and_then(hex_val);
-            let lo = src.get(i + 2).copied().and_then(hex_val);
+            let hi = src.get(i + 1).copied().and_then(crate::hex::digit);
+            let lo = src.get(i + 2).copied().and_then(crate::hex::digit);
             let (Some(hi), Some(lo)) = (hi, lo) else {
                 return Err(Failure::Malformed);
             };
@@ -1036,8 +1036,8 @@ fn decoded_eq(raw: &[u8], want: &[u8]) -> bool {
     let (mut i, mut j) = (0, 0);
     while let Some(&b) = raw.get(i) {
         let byte = if b == b'%' {
-            let hi = raw.get(i + 1).copied().and_then(hex_val);
-            let lo = raw.get(i + 2).copied().and_then(hex_val);
+            let hi = raw.get(i + 1).copied().and_then(crate::hex::digit);
+            let lo = raw.get(i + 2).copied().and_then(crate::hex::digit);
             let (Some(hi), Some(lo)) = (hi, lo) else {
                 return false;
             };
@@ -1055,26 +1055,8 @@ fn decoded_eq(raw: &[u8], want: &[u8]) -> bool {
     j == want.len()
 }
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn is_hex(v: &[u8], len: usize) -> bool {
     v.len() == len && v.iter().all(u8::is_ascii_hexdigit)
-}
-
-/// Lower-case hex of a 32-byte digest.
-fn hex_encode(bytes: &[u8], out: &mut [u8; 64]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 15)];
-    }
 }
 
 #[cfg(test)]

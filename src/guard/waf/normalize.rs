@@ -256,19 +256,10 @@ pub fn rewritable_sequences() -> Vec<Vec<u8>> {
     all
 }
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// The byte of the two hex digits at `s[at..at + 2]`.
 fn hex2(s: &[u8], at: usize) -> Option<u8> {
-    let hi = hex_val(*s.get(at)?)?;
-    let lo = hex_val(*s.get(at + 1)?)?;
+    let hi = crate::hex::digit(*s.get(at)?)?;
+    let lo = crate::hex::digit(*s.get(at + 1)?)?;
     Some((hi << 4) | lo)
 }
 
