@@ -22,21 +22,19 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -addext subjectAltName=DNS:bench.test,IP:127.0.0.1 2>/dev/null
 
 start_upstream
-start_gw portcullis "[server]
-workers = 1
-listen = [\"127.0.0.1:9020\"]
-[[server.tls]]
-listen = \"127.0.0.1:9443\"
-certs = [{ cert = \"$RUN/cert.pem\", key = \"$RUN/key.pem\" }]
-[log]
-access = \"off\"
-[[upstream]]
-name = \"u\"
-targets = [\"127.0.0.1:9001\"]
+# gw_config PLAIN_LISTEN TLS_PORT ROUTE: one worker, access log off, the bench
+# certificate on 127.0.0.1:TLS_PORT.
+gw_config() {
+    printf '[server]\nworkers = 1\nlisten = %s\n[[server.tls]]\nlisten = "127.0.0.1:%s"\ncerts = [{ cert = "%s", key = "%s" }]\n[log]\naccess = "off"\n%s\n' \
+        "$1" "$2" "$RUN/cert.pem" "$RUN/key.pem" "$3"
+}
+start_gw portcullis "$(gw_config '["127.0.0.1:9020"]' 9443 '[[upstream]]
+name = "u"
+targets = ["127.0.0.1:9001"]
 [[route]]
-name = \"all\"
-path = \"/\"
-upstream = \"u\""
+name = "all"
+path = "/"
+upstream = "u"')"
 GW=$GW_PID
 
 # nginx: the peers' keep-alive proxy config with an ssl listener on 9444.
@@ -52,18 +50,10 @@ NGX=$(pgrep -P "$NGX_MASTER" | head -1)
 
 # Terminating only (no upstream: portcullis answers a mock route, nginx `return
 # 200`), so cpu0 runs wrk alone and the TLS servers, not the upstream, set the pace.
-start_gw terminate "[server]
-workers = 1
-listen = []
-[[server.tls]]
-listen = \"127.0.0.1:9445\"
-certs = [{ cert = \"$RUN/cert.pem\", key = \"$RUN/key.pem\" }]
-[log]
-access = \"off\"
-[[route]]
-name = \"hello\"
-path = \"/\"
-mock = { status = 200, body = \"hello world\\n\", content_type = \"text/plain\" }"
+start_gw terminate "$(gw_config '[]' 9445 '[[route]]
+name = "hello"
+path = "/"
+mock = { status = 200, body = "hello world\n", content_type = "text/plain" }')"
 GW_TERM=$GW_PID
 cat >"$RUN/nginx-tls-return.conf" <<NGX
 worker_processes 1;

@@ -305,6 +305,23 @@ mod tests {
 
     const BIG: usize = 3 << 20;
 
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+    }
+
+    /// The server side of the next connection on `listener`, handshake done.
+    async fn accept(
+        listener: monoio::net::TcpListener,
+        sc: Arc<rustls::ServerConfig>,
+    ) -> TlsStream<rustls::ServerConnection> {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let session = rustls::ServerConnection::new(sc).unwrap();
+        TlsStream::handshake(tcp, session).await.unwrap()
+    }
+
     /// A client TLS stream to `addr`, handshake done.
     async fn client(
         addr: std::net::SocketAddr,
@@ -332,18 +349,12 @@ mod tests {
 
     #[test]
     fn both_ways_then_close_notify_and_a_cancelled_read_fails_cleanly() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let (sc, cc) = configs();
             let listener = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let server = monoio::spawn(async move {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let session = rustls::ServerConnection::new(sc).unwrap();
-                let mut s = TlsStream::handshake(tcp, session).await.unwrap();
+                let mut s = accept(listener, sc).await;
                 let got = read_n(&mut s, BIG).await;
                 assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
                 let (r, _) = s.write_all(vec![7u8; BIG]).await;
@@ -376,17 +387,12 @@ mod tests {
 
     #[test]
     fn a_close_without_close_notify_is_an_error() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let (sc, cc) = configs();
             let listener = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let server = monoio::spawn(async move {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let session = rustls::ServerConnection::new(sc).unwrap();
-                let mut s = TlsStream::handshake(tcp, session).await.unwrap();
+                let mut s = accept(listener, sc).await;
                 let (r, _) = s.write_all(&b"partial"[..]).await;
                 r.unwrap();
                 // Dropped: FIN without close_notify.
