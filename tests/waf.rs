@@ -364,7 +364,7 @@ fn exclusion_turns_a_rule_off_for_a_path() {
 
 #[test]
 fn json_and_form_bodies_are_inspected() {
-    let gw = start_waf("", "", "");
+    let gw = start_waf("", "", "access = \"access.log\"");
     let post = |ct: &str, body: &str| {
         gw.connect().request(&req_with_headers(
             "POST",
@@ -382,6 +382,23 @@ fn json_and_form_bodies_are_inspected() {
         r#"{"comment":{"text":"<script>alert(document.cookie)</script>"}}"#,
     );
     assert_gateway_error(&r, 403, FORBIDDEN);
+    // The audit line names the JSON value by its key path.
+    let mut line = String::new();
+    for _ in 0..50 {
+        let log = fs::read_to_string(gw.dir.path.join("access.log")).unwrap_or_default();
+        if let Some(l) = log.lines().find(|l| l.contains("\"type\":\"waf\"")) {
+            line = l.to_owned();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v: serde_json::Value = serde_json::from_str(&line).expect("an audit line");
+    let matches = v["matches"].as_array().unwrap();
+    assert!(!matches.is_empty(), "{line}");
+    for m in matches {
+        assert_eq!(m["target"], "body", "{line}");
+        assert_eq!(m["name"], "comment.text", "{line}");
+    }
     let r = post(
         "application/x-www-form-urlencoded",
         "name=x&id=1%27%20OR%20%271%27%3D%271",

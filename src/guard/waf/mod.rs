@@ -117,6 +117,8 @@ pub struct Scan {
 /// One confirmed rule match.
 pub struct Hit {
     rule: usize,
+    /// The part's index in the scanned parts.
+    part: usize,
     target: Target,
     name: Vec<u8>,
     excerpt: Vec<u8>,
@@ -230,7 +232,8 @@ impl Waf {
                 let value = joined.get(start..ends[pi]).unwrap_or_default();
                 self.confirm(
                     r,
-                    &parts[pi],
+                    parts,
+                    pi,
                     value,
                     at - start,
                     matched,
@@ -242,7 +245,7 @@ impl Waf {
             full.resize(parts.len(), true);
         }
         let all_lowered = chains.iter().all(|c| c.lowered);
-        for (part, &full) in parts.iter().zip(full.iter()) {
+        for (pi, (part, &full)) in parts.iter().zip(full.iter()).enumerate() {
             if !full && all_lowered {
                 continue;
             }
@@ -264,21 +267,22 @@ impl Waf {
                 done[ci] = true;
                 for m in chain.automaton.find_overlapping_iter(&out[..]) {
                     let r = chain.pattern_rule[m.pattern().as_usize()];
-                    self.confirm(r, part, out, m.start(), matched, &excluded, &mut scan);
+                    self.confirm(r, parts, pi, out, m.start(), matched, &excluded, &mut scan);
                 }
             }
         }
         scan
     }
 
-    /// A literal of rule `r` at `at` in `out`, the normalized `part`: a hit
+    /// A literal of rule `r` at `at` in `out`, the normalized `parts[pi]`: a hit
     /// when the rule looks at the part, is on and confirms, and has not matched
     /// yet (each rule counts once per request).
     #[allow(clippy::too_many_arguments)]
     fn confirm(
         &self,
         r: usize,
-        part: &Part<'_>,
+        parts: &[Part<'_>],
+        pi: usize,
         out: &[u8],
         at: usize,
         matched: &mut [bool],
@@ -286,6 +290,7 @@ impl Waf {
         scan: &mut Scan,
     ) {
         let rule = &self.rules.rules[r];
+        let part = &parts[pi];
         if matched[r]
             || !rule.looks_at(part.target, &part.name)
             || excluded(rule.id)
@@ -300,6 +305,7 @@ impl Waf {
         let to = (from + EXCERPT).min(out.len());
         scan.hits.push(Hit {
             rule: r,
+            part: pi,
             target: part.target,
             // Header names as sent; the audit log has them in lower case.
             name: match part.target {
@@ -349,10 +355,11 @@ impl Waf {
             &mut parts,
         );
         let scan = self.scan(&parts, state, |id| self.excluded(id, ctx));
-        let (hits, score, block) = (scan.hits, scan.score, scan.block);
+        let (mut hits, score, block) = (scan.hits, scan.score, scan.block);
         if hits.is_empty() {
             return Verdict::Continue;
         }
+        name_json_hits(&mut hits, &parts, ctx);
         state.matched.set(state.matched.get() + 1);
         let refuse = block || score >= self.threshold;
         let action = match (refuse, self.block_mode) {
@@ -491,6 +498,30 @@ pub fn collect_parts<'a>(
     }
     if let Some(body) = body {
         parts::body_parts(content_type, body, json, MAX_PARTS, parts);
+    }
+}
+
+/// Gives the hits in JSON body parts their key paths, which collecting the
+/// parts leaves out (see [`parts::json_part_name`]).
+fn name_json_hits(hits: &mut [Hit], parts: &[Part<'_>], ctx: &RequestCtx<'_>) {
+    let (Some(body), Some(first)) = (
+        ctx.body,
+        parts.iter().position(|p| p.target == Target::Body),
+    ) else {
+        return;
+    };
+    // The Content-Type collect_parts went by: the last one sent.
+    let content_type = ctx
+        .headers
+        .iter()
+        .rev()
+        .filter(|h| h.role != HeaderRole::HopByHop)
+        .find(|h| h.name.get(ctx.head).eq_ignore_ascii_case(b"content-type"))
+        .map(|h| h.value.get(ctx.head));
+    for hit in hits.iter_mut().filter(|h| h.target == Target::Body) {
+        if let Some(name) = parts::json_part_name(content_type, body, hit.part - first) {
+            hit.name = name;
+        }
     }
 }
 

@@ -41,8 +41,8 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part<'a> {
     pub target: Target,
-    /// The parameter, header, cookie or form field name, or a JSON key path
-    /// (`a.b[0]`); "" for the path and a whole body.
+    /// The parameter, header, cookie or form field name; "" for the path, a
+    /// whole body and JSON parts (whose key path [`json_part_name`] gives).
     pub name: Cow<'a, [u8]>,
     pub value: Cow<'a, [u8]>,
 }
@@ -205,10 +205,11 @@ pub fn cookie_parts<'a>(cookie: &'a [u8], max: usize, out: &mut Vec<Part<'a>>) {
 ///
 /// - `application/x-www-form-urlencoded`: as [`query_parts`], values and names
 ///   both as `Body` parts.
-/// - `application/json` and `*/*+json`: every object key (name = its key path
-///   like `a.b[0].c`, value = the key), every string (unescaped) and every
-///   number (as text), in document order; duplicate keys all kept. Past
-///   [`JSON_DEPTH`] levels the names stop growing. A body that does not parse
+/// - `application/json` and `*/*+json`: every object key (value = the key),
+///   every string (unescaped) and every number (as text), in document order;
+///   duplicate keys all kept. Names are left empty: [`json_part_name`] gives a
+///   part's key path (like `a.b[0].c`; past [`JSON_DEPTH`] levels the names
+///   stop growing). A body that does not parse
 ///   gives the whole body as one part, plus each string literal in it that
 ///   contains an escape, unescaped (name "").
 /// - `multipart/form-data` with a `boundary`: each field's value (name = its
@@ -230,21 +231,13 @@ pub fn body_parts<'a>(
     if out.len() >= max || body.is_empty() {
         return;
     }
-    let ct = content_type.unwrap_or_default();
-    let (media, params) = match memchr(b';', ct) {
-        Some(p) => (
-            ct.get(..p).unwrap_or_default(),
-            ct.get(p + 1..).unwrap_or_default(),
-        ),
-        None => (ct, &b""[..]),
-    };
-    let media = media.trim_ascii();
+    let (media, params) = media_type(content_type);
     if media.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
         form_parts(body, Target::Body, Target::Body, max, out);
         return;
     }
-    if media.eq_ignore_ascii_case(b"application/json") || ends_with_ignore_case(media, b"+json") {
-        if !json_parts(body, json, max, out) {
+    if is_json(media) {
+        if !json_parts::<false>(body, json, max, out) {
             push(out, max, whole(body));
             escaped_json_strings(body, max, out);
         }
@@ -322,7 +315,12 @@ struct Frame {
 /// from the body when they hold no escape; names and numbers are written to
 /// `text`, and [`json_parts`] points the parts at it once the walk is over.
 /// No recursion: open containers sit on a fixed stack of [`JSON_NESTING`].
-struct JsonScan<'o, 'a> {
+///
+/// With `NAMES` false the walk keeps no key path and the parts' names are
+/// empty: building the paths cost a quarter of collecting a request's parts,
+/// and they are only needed for the audit line of a part that matched
+/// ([`json_part_name`] walks again for it).
+struct JsonScan<'o, 'a, const NAMES: bool> {
     body: &'a [u8],
     pos: usize,
     out: &'o mut Vec<Part<'a>>,
@@ -337,7 +335,27 @@ struct JsonScan<'o, 'a> {
 /// The document is not JSON.
 struct NotJson;
 
-impl<'a> JsonScan<'_, 'a> {
+/// Whether `digits` (a number without its sign) is a decimal that serde_json
+/// writes back unchanged: at most 15 significant digits (so it is the shortest
+/// text of its `f64`, which is what serde_json writes), a fraction not ending
+/// in 0, and a value from 0.1 up (written without an exponent).
+fn short_decimal(digits: &[u8]) -> bool {
+    let Some(dot) = memchr(b'.', digits) else {
+        return false;
+    };
+    let (int, frac) = (&digits[..dot], &digits[dot + 1..]);
+    let significant = match int {
+        b"0" => frac.first().is_some_and(|&d| d != b'0') && frac.len() <= 15,
+        [b'1'..=b'9', ..] => int.len() + frac.len() <= 15,
+        _ => false,
+    };
+    significant
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.iter().all(u8::is_ascii_digit)
+        && frac.last().is_some_and(|&d| d != b'0')
+}
+
+impl<'a, const NAMES: bool> JsonScan<'_, 'a, NAMES> {
     // Inlined so the part is written in place: built on the stack and passed
     // in, its copy stalled on store forwarding (perf).
     #[inline(always)]
@@ -345,9 +363,11 @@ impl<'a> JsonScan<'_, 'a> {
         if self.out.len() >= self.max {
             return;
         }
-        let start = self.text.bytes.len();
-        self.text.bytes.extend_from_slice(&self.path);
-        self.text.names.push((start, self.text.bytes.len()));
+        if NAMES {
+            let start = self.text.bytes.len();
+            self.text.bytes.extend_from_slice(&self.path);
+            self.text.names.push((start, self.text.bytes.len()));
+        }
         self.out.push(Part {
             target: Target::Body,
             name: Cow::Borrowed(b""),
@@ -371,6 +391,9 @@ impl<'a> JsonScan<'_, 'a> {
     /// whose own path is `base` long; past [`JSON_DEPTH`] containers the path
     /// stops growing.
     fn child_path(&mut self, base: usize, depth: usize, child: impl FnOnce(&mut Vec<u8>)) {
+        if !NAMES {
+            return;
+        }
         self.path.truncate(base);
         if depth <= JSON_DEPTH {
             child(&mut self.path);
@@ -462,7 +485,7 @@ impl<'a> JsonScan<'_, 'a> {
             && digits.len() <= 18
             && digits.iter().all(u8::is_ascii_digit)
             && (digits.first() != Some(&b'0') || token == b"0");
-        if plain {
+        if plain || short_decimal(digits) {
             self.push_number(token);
             return Ok(());
         }
@@ -603,16 +626,47 @@ impl<'a> JsonScan<'_, 'a> {
     }
 }
 
-/// The parts of a JSON `body` (see [`body_parts`]), their names and numbers in
-/// `text`; false, with nothing appended, when the body is not JSON.
-fn json_parts<'a>(
+/// A Content-Type's media type (trimmed) and its parameters (after the `;`).
+fn media_type(content_type: Option<&[u8]>) -> (&[u8], &[u8]) {
+    let ct = content_type.unwrap_or_default();
+    match memchr(b';', ct) {
+        Some(p) => (
+            ct.get(..p).unwrap_or_default().trim_ascii(),
+            ct.get(p + 1..).unwrap_or_default(),
+        ),
+        None => (ct.trim_ascii(), &b""[..]),
+    }
+}
+
+fn is_json(media: &[u8]) -> bool {
+    media.eq_ignore_ascii_case(b"application/json") || ends_with_ignore_case(media, b"+json")
+}
+
+/// The name [`body_parts`] leaves empty: the key path (`items[0].sku`) of the
+/// `k`th of the parts of a JSON body. None for a body that is not JSON.
+/// Found by walking the body again, naming its parts, which only the audit
+/// line of a part that matched needs.
+pub fn json_part_name(content_type: Option<&[u8]>, body: &[u8], k: usize) -> Option<Vec<u8>> {
+    if !is_json(media_type(content_type).0) {
+        return None;
+    }
+    let (mut text, mut out) = (JsonText::default(), Vec::new());
+    json_parts::<true>(body, &mut text, k.saturating_add(1), &mut out)
+        .then(|| out.get(k).map(|p| p.name.to_vec()))
+        .flatten()
+}
+
+/// The parts of a JSON `body` (see [`body_parts`]), their names (if `NAMES`)
+/// and numbers in `text`; false, with nothing appended, when the body is not
+/// JSON.
+fn json_parts<'a, const NAMES: bool>(
     body: &'a [u8],
     text: &'a mut JsonText,
     max: usize,
     out: &mut Vec<Part<'a>>,
 ) -> bool {
     let first = out.len();
-    let mut scan = JsonScan {
+    let mut scan = JsonScan::<NAMES> {
         body,
         pos: 0,
         out,
@@ -631,8 +685,10 @@ fn json_parts<'a>(
     }
     let text: &'a JsonText = text;
     let walked = out.get_mut(first..).unwrap_or_default();
-    for (part, &(start, end)) in walked.iter_mut().zip(&text.names) {
-        part.name = Cow::Borrowed(text.bytes.get(start..end).unwrap_or_default());
+    if NAMES {
+        for (part, &(start, end)) in walked.iter_mut().zip(&text.names) {
+            part.name = Cow::Borrowed(text.bytes.get(start..end).unwrap_or_default());
+        }
     }
     for &(part, start, end) in &text.numbers {
         if let Some(p) = walked.get_mut(part) {
@@ -882,10 +938,20 @@ mod tests {
         show(&out)
     }
 
+    /// The body's parts, JSON ones named by [`json_part_name`].
     fn body(ct: Option<&str>, b: &[u8]) -> Vec<(Target, String, String)> {
+        let ct = ct.map(str::as_bytes);
         let (mut names, mut out) = (JsonText::default(), Vec::new());
-        body_parts(ct.map(str::as_bytes), b, &mut names, 100, &mut out);
-        show(&out)
+        body_parts(ct, b, &mut names, 100, &mut out);
+        let mut shown = show(&out);
+        for (k, part) in shown.iter_mut().enumerate() {
+            if let Some(name) = json_part_name(ct, b, k) {
+                assert_eq!(part.1, "", "collected JSON parts have no names");
+                part.1 = String::from_utf8(name).unwrap();
+            }
+        }
+        assert_eq!(json_part_name(ct, b, shown.len()), None);
+        shown
     }
 
     use Target::{Body, Cookies, Query, QueryNames};
@@ -1034,6 +1100,59 @@ mod tests {
     }
 
     #[test]
+    fn short_decimals_are_written_as_serde_json_writes_them() {
+        let write = |t: &str| {
+            serde_json::from_str::<serde_json::Number>(t)
+                .unwrap()
+                .to_string()
+        };
+        for t in [
+            "24.5",
+            "39.99",
+            "0.1",
+            "0.99",
+            "-0.5",
+            "1.5",
+            "123456789012.345",
+            "-7.25",
+            "99999999999999.9",
+            "0.123456789012345",
+            "3.141592653589793",
+        ] {
+            let digits = t.strip_prefix('-').unwrap_or(t).as_bytes();
+            if short_decimal(digits) {
+                assert_eq!(write(t), t);
+            }
+        }
+        for t in [
+            "24.5",
+            "0.1",
+            "-0.5",
+            "99999999999999.9",
+            "0.123456789012345",
+        ] {
+            assert!(
+                short_decimal(t.strip_prefix('-').unwrap_or(t).as_bytes()),
+                "{t}"
+            );
+        }
+        // Serde_json writes these otherwise: left to it.
+        for t in [
+            "24.50",
+            "0.05",
+            "00.5",
+            "1.",
+            ".5",
+            "1.5e3",
+            "3.141592653589793",
+            "1234567890123456.5",
+            "0.1234567890123456",
+        ] {
+            assert!(!short_decimal(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
     fn json_escapes_and_duplicates() {
         let b = br#"{"q":"\u0027 OR 1=1","\u003cs\u003e":"a\"b","q":"second"}"#;
         assert_eq!(
@@ -1116,7 +1235,11 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 4);
-        assert!(out.iter().all(|p| p.name.len() <= MAX_NAME));
+        let ct = Some(&b"application/json"[..]);
+        for k in 0..4 {
+            let name = json_part_name(ct, b.as_bytes(), k).unwrap();
+            assert_eq!(name.len(), MAX_NAME.min(key.len() + 4 * usize::from(k > 0)));
+        }
         assert_eq!(&out[3].value[..], b"w");
     }
 
@@ -1350,7 +1473,7 @@ epilogue";
 
     fn walked(b: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         let (mut text, mut out) = (JsonText::default(), Vec::new());
-        json_parts(b, &mut text, usize::MAX, &mut out).then(|| {
+        json_parts::<true>(b, &mut text, usize::MAX, &mut out).then(|| {
             out.iter()
                 .map(|p| (p.name.to_vec(), p.value.to_vec()))
                 .collect()
