@@ -470,7 +470,7 @@ pub fn collect_parts<'a>(
     json: &'a mut parts::JsonText,
     parts: &mut Vec<Part<'a>>,
 ) {
-    parts.push(Part {
+    parts::push_with(parts, MAX_PARTS, || Part {
         target: Target::Path,
         name: std::borrow::Cow::Borrowed(b""),
         value: std::borrow::Cow::Borrowed(raw_path),
@@ -488,13 +488,11 @@ pub fn collect_parts<'a>(
         } else if name.eq_ignore_ascii_case(b"content-type") {
             content_type = Some(value);
         }
-        if parts.len() < MAX_PARTS {
-            parts.push(Part {
-                target: Target::Headers,
-                name: std::borrow::Cow::Borrowed(name),
-                value: std::borrow::Cow::Borrowed(value),
-            });
-        }
+        parts::push_with(parts, MAX_PARTS, || Part {
+            target: Target::Headers,
+            name: std::borrow::Cow::Borrowed(name),
+            value: std::borrow::Cow::Borrowed(value),
+        });
     }
     if let Some(body) = body {
         parts::body_parts(content_type, body, json, MAX_PARTS, parts);
