@@ -73,7 +73,8 @@ struct WafBuffers {
     done: Vec<bool>,
     /// Which rules matched this request (each counts once).
     matched: Vec<bool>,
-    /// The request's parts, lower-cased and joined by [`lowered::SEPARATOR`].
+    /// The request's parts joined by [`lowered::SEPARATOR`]; a part is
+    /// lower-cased in place when a literal found in it is confirmed.
     joined: Vec<u8>,
     /// Where each part ends in `joined`.
     ends: Vec<usize>,
@@ -142,8 +143,8 @@ impl Waf {
         Verdict::Respond(Reply::error(403))
     }
 
-    /// Scans `parts` with every chain. All parts, lower-cased and joined, go
-    /// through one automaton ([`lowered::Lowered`]) holding the literals of the
+    /// Scans `parts` with every chain. All parts, joined, go through one
+    /// automaton (reading upper case as lower case) ([`lowered::Lowered`]) holding the literals of the
     /// chains that lower-case and the byte sequences other transforms rewrite.
     /// On a part without such a sequence (most values of ordinary requests)
     /// those chains' outputs are the part in lower case, so that pass is their
@@ -187,12 +188,16 @@ impl Waf {
         if let Some(l) = lowered {
             joined.clear();
             ends.clear();
+            joined.reserve(parts.iter().map(|p| p.value.len() + 1).sum());
+            ends.reserve(parts.len());
+            full.reserve(parts.len());
             for part in parts {
-                joined.extend_from_slice(&part.value);
+                let value = &part.value[..];
+                joined.extend_from_slice(value);
                 ends.push(joined.len());
                 joined.push(lowered::SEPARATOR);
                 // `.` and `..` are path segments on their own.
-                full.push(matches!(&part.value[..], b"." | b".."));
+                full.push(matches!(value, b"." | b".."));
             }
             // The walk leaves control, DEL and non-ASCII bytes to this count:
             // past the separators, there are none in most requests.
@@ -211,7 +216,8 @@ impl Waf {
                     *f |= part.value.iter().copied().any(lowered::unprintable);
                 }
             }
-            joined.make_ascii_lowercase();
+            // The walk reads upper case as lower case; the parts confirmed
+            // below are lower-cased then.
             literals.clear();
             // The part at `at`: the first whose end is past it.
             let part_at = |at: usize| ends.partition_point(|&end| end <= at);
@@ -229,7 +235,8 @@ impl Waf {
                     continue;
                 }
                 let start = pi.checked_sub(1).map_or(0, |p| ends[p] + 1);
-                let value = joined.get(start..ends[pi]).unwrap_or_default();
+                let value = joined.get_mut(start..ends[pi]).unwrap_or_default();
+                value.make_ascii_lowercase();
                 self.confirm(
                     r,
                     parts,
