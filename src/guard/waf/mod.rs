@@ -89,6 +89,8 @@ pub struct WafState {
     buf: RefCell<WafBuffers>,
     /// The text the current request's JSON parts borrow.
     json: RefCell<parts::JsonText>,
+    /// The parts list's allocation, kept between requests ([`parts::recycle`]).
+    parts: RefCell<Vec<Part<'static>>>,
     blocked: RefCell<BoundedMap<u128, Instant>>,
     /// Requests that matched, and those refused (block mode).
     pub matched: Cell<u64>,
@@ -100,6 +102,7 @@ impl Default for WafState {
         WafState {
             buf: RefCell::new(WafBuffers::default()),
             json: RefCell::new(parts::JsonText::default()),
+            parts: RefCell::new(Vec::with_capacity(64)),
             blocked: RefCell::new(BoundedMap::new(BLOCKED_ENTRIES)),
             matched: Cell::new(0),
             refused: Cell::new(0),
@@ -351,7 +354,7 @@ impl Waf {
 
         let mut json = state.json.borrow_mut();
         json.clear();
-        let mut parts: Vec<Part<'_>> = Vec::with_capacity(64);
+        let mut parts = parts::recycle(state.parts.take());
         collect_parts(
             ctx.raw_path,
             ctx.query,
@@ -363,10 +366,13 @@ impl Waf {
         );
         let scan = self.scan(&parts, state, |id| self.excluded(id, ctx));
         let (mut hits, score, block) = (scan.hits, scan.score, scan.block);
+        if !hits.is_empty() {
+            name_json_hits(&mut hits, &parts, ctx);
+        }
+        state.parts.replace(parts::recycle(parts));
         if hits.is_empty() {
             return Verdict::Continue;
         }
-        name_json_hits(&mut hits, &parts, ctx);
         state.matched.set(state.matched.get() + 1);
         let refuse = block || score >= self.threshold;
         let action = match (refuse, self.block_mode) {

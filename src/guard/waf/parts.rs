@@ -18,9 +18,10 @@
 //! grammar is walked here, in one pass, without recursion or a document tree;
 //! it accepts exactly what serde_json parses into values (property tests hold
 //! it to that), leaves the rare tokens that take real decoding (escaped strings,
-//! numbers other than short integers) to serde_json, and writes key-path names
-//! and numbers into one caller-owned buffer ([`JsonText`]) instead of
-//! allocating one per part.
+//! numbers serde_json writes otherwise than sent) to serde_json, and writes
+//! key-path names (only when asked: [`json_part_name`]) and rewritten numbers
+//! into one caller-owned buffer ([`JsonText`]) instead of allocating one per
+//! part.
 
 use std::borrow::Cow;
 
@@ -58,6 +59,14 @@ pub const FILE_HEAD: usize = 1024;
 /// A multipart boundary longer than this (RFC 2046: 70) is not believed.
 const MAX_BOUNDARY: usize = 200;
 
+/// `parts` emptied, as a list for parts of another lifetime: the same
+/// allocation (a map to a type of the same layout is collected in place), so a
+/// core's parts list is allocated once, not per request.
+pub fn recycle<'b>(mut parts: Vec<Part<'_>>) -> Vec<Part<'b>> {
+    parts.clear();
+    parts.into_iter().map(|_| unreachable!("emptied")).collect()
+}
+
 /// Appends `part()` if `out` is shorter than `max`. The part is built once
 /// there is room for it and written straight into the vector: built first and
 /// then moved (as `Vec::push` takes it, across its call to grow), its fields
@@ -81,7 +90,14 @@ pub(super) fn push_with<'a>(out: &mut Vec<Part<'a>>, max: usize, part: impl FnOn
 /// `%XX` → the byte, `+` → space, invalid escapes kept; borrowed when there
 /// is nothing to decode.
 fn decode_once(s: &[u8]) -> Cow<'_, [u8]> {
-    if memchr2(b'%', b'+', s).is_none() {
+    // Most names and values are a few bytes, where a plain loop beats
+    // memchr's set-up.
+    let encoded = if s.len() < 32 {
+        s.iter().any(|&b| b == b'%' || b == b'+')
+    } else {
+        memchr2(b'%', b'+', s).is_some()
+    };
+    if !encoded {
         return Cow::Borrowed(s);
     }
     let hex = |b: u8| (b as char).to_digit(16);
@@ -312,10 +328,12 @@ struct Frame {
 /// attacker could use to hide the first from the scan while a first-wins
 /// application reads it). It accepts exactly what serde_json parses into values
 /// (checked against it by property tests): the grammar is walked here, and the rare
-/// tokens whose value takes real decoding — strings with escapes, numbers that
-/// are not short integers — are decoded by serde_json itself. Strings borrow
-/// from the body when they hold no escape; names and numbers are written to
-/// `text`, and [`json_parts`] points the parts at it once the walk is over.
+/// tokens whose value takes real decoding — strings with escapes, numbers
+/// other than short integers and decimals — are decoded by serde_json itself.
+/// Strings and numbers borrow from the body when they are the value's text
+/// (no escape; written by serde_json as sent); names and rewritten numbers
+/// are written to `text`, and [`json_parts`] points the parts at it once the
+/// walk is over.
 /// No recursion: open containers sit on a fixed stack of [`JSON_NESTING`].
 ///
 /// With `NAMES` false the walk keeps no key path and the parts' names are
@@ -404,7 +422,8 @@ impl<'a, const NAMES: bool> JsonScan<'_, 'a, NAMES> {
         });
     }
 
-    /// A number's text: written to `text` and pointed at after the walk.
+    /// A number's text as serde_json writes it, when that is not the text
+    /// sent: written to `text` and pointed at after the walk.
     fn push_number(&mut self, number: &[u8]) {
         if self.out.len() >= self.max {
             return;
@@ -514,7 +533,8 @@ impl<'a, const NAMES: bool> JsonScan<'_, 'a, NAMES> {
             && digits.iter().all(u8::is_ascii_digit)
             && (digits.first() != Some(&b'0') || token == b"0");
         if plain || short_decimal(digits) {
-            self.push_number(token);
+            // Written as sent: borrowed from the body.
+            self.push(Cow::Borrowed(token));
             return Ok(());
         }
         // Anything else serde_json parses and writes (`-2.5e3` → `-2500.0`).
@@ -1132,6 +1152,21 @@ mod tests {
                 .iter()
                 .position(|&b| !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\');
             prop_assert_eq!(string_stop(&s), expected);
+        }
+    }
+
+    #[test]
+    fn recycled_parts_keep_their_allocation() {
+        let mut parts: Vec<Part<'static>> = Vec::with_capacity(64);
+        let at = parts.as_ptr();
+        for _ in 0..3 {
+            let query = String::from("a=1&b=2");
+            let mut borrowing = recycle(parts);
+            query_parts(query.as_bytes(), 100, &mut borrowing);
+            assert_eq!(borrowing.len(), 4);
+            parts = recycle(borrowing);
+            assert!(parts.is_empty());
+            assert_eq!((parts.as_ptr(), parts.capacity()), (at, 64));
         }
     }
 
