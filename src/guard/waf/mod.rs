@@ -83,7 +83,23 @@ struct WafBuffers {
     full: Vec<bool>,
     /// (rule, offset in `joined`) per literal the fast path found.
     literals: Vec<(usize, usize)>,
+    /// This request's regex results so far: rules that share a regex run it
+    /// once per value.
+    regex_results: Vec<RegexResult>,
 }
+
+/// Whether regex `regex_id` (see [`rules::Rule::regex_id`]) matched part
+/// `part` as transformed by chain `chain` ([`LOWERED`] for the fast path,
+/// where every lower-casing chain's output is the part in lower case).
+struct RegexResult {
+    regex_id: usize,
+    part: usize,
+    chain: usize,
+    matched: bool,
+}
+
+/// The chain key of [`RegexResult`]s from the fast path.
+const LOWERED: usize = usize::MAX;
 
 pub struct WafState {
     buf: RefCell<WafBuffers>,
@@ -178,7 +194,9 @@ impl Waf {
             ends,
             full,
             literals,
+            regex_results,
         } = &mut *bufs;
+        regex_results.clear();
         matched.clear();
         matched.resize(rules.len(), false);
         if outs.len() < chains.len() {
@@ -189,18 +207,27 @@ impl Waf {
         // Which parts need the full transforms of the lower-casing chains.
         full.clear();
         if let Some(l) = lowered {
+            // Separators first, then each part copied into its place (cheaper
+            // than pushing one after each part).
             joined.clear();
+            joined.resize(
+                parts.iter().map(|p| p.value.len() + 1).sum(),
+                lowered::SEPARATOR,
+            );
             ends.clear();
-            joined.reserve(parts.iter().map(|p| p.value.len() + 1).sum());
             ends.reserve(parts.len());
-            full.reserve(parts.len());
-            for part in parts {
+            full.resize(parts.len(), false);
+            let mut at = 0;
+            for (part, full) in parts.iter().zip(full.iter_mut()) {
                 let value = &part.value[..];
-                joined.extend_from_slice(value);
-                ends.push(joined.len());
-                joined.push(lowered::SEPARATOR);
+                if let Some(place) = joined.get_mut(at..at + value.len()) {
+                    place.copy_from_slice(value);
+                }
+                at += value.len();
+                ends.push(at);
+                at += 1;
                 // `.` and `..` are path segments on their own.
-                full.push(matches!(value, b"." | b".."));
+                *full = matches!(value, b"." | b"..");
             }
             // The walk leaves control, DEL and non-ASCII bytes to this count:
             // past the separators, there are none in most requests.
@@ -232,8 +259,12 @@ impl Waf {
                     }
                 }
             });
+            // Literals found at one place (rules sharing a literal) come one
+            // after another: their part is looked up once.
+            let mut last = (usize::MAX, 0);
             for &(r, at) in literals.iter() {
-                let pi = part_at(at);
+                let pi = if at == last.0 { last.1 } else { part_at(at) };
+                last = (at, pi);
                 if matched[r] || full.get(pi).is_none_or(|&f| f) {
                     continue;
                 }
@@ -243,10 +274,10 @@ impl Waf {
                 self.confirm(
                     r,
                     parts,
-                    pi,
+                    (pi, LOWERED),
                     value,
                     at - start,
-                    matched,
+                    (matched, regex_results),
                     &excluded,
                     &mut scan,
                 );
@@ -277,25 +308,35 @@ impl Waf {
                 done[ci] = true;
                 for m in chain.automaton.find_overlapping_iter(&out[..]) {
                     let r = chain.pattern_rule[m.pattern().as_usize()];
-                    self.confirm(r, parts, pi, out, m.start(), matched, &excluded, &mut scan);
+                    self.confirm(
+                        r,
+                        parts,
+                        (pi, ci),
+                        out,
+                        m.start(),
+                        (matched, regex_results),
+                        &excluded,
+                        &mut scan,
+                    );
                 }
             }
         }
         scan
     }
 
-    /// A literal of rule `r` at `at` in `out`, the normalized `parts[pi]`: a hit
-    /// when the rule looks at the part, is on and confirms, and has not matched
-    /// yet (each rule counts once per request).
+    /// A literal of rule `r` at `at` in `out`, `parts[pi]` normalized by chain
+    /// `chain`: a hit when the rule looks at the part, is on and confirms, and
+    /// has not matched yet (each rule counts once per request). `matched`
+    /// holds which rules have; `regex_results` the regex results so far.
     #[allow(clippy::too_many_arguments)]
     fn confirm(
         &self,
         r: usize,
         parts: &[Part<'_>],
-        pi: usize,
+        (pi, chain): (usize, usize),
         out: &[u8],
         at: usize,
-        matched: &mut [bool],
+        (matched, regex_results): (&mut [bool], &mut Vec<RegexResult>),
         excluded: &impl Fn(u32) -> bool,
         scan: &mut Scan,
     ) {
@@ -304,7 +345,21 @@ impl Waf {
         if matched[r]
             || !rule.looks_at(part.target, &part.name)
             || excluded(rule.id)
-            || !rule.confirms(out)
+            || !rule.confirms(out, |regex| {
+                let same =
+                    |q: &&RegexResult| (q.regex_id, q.part, q.chain) == (rule.regex_id, pi, chain);
+                if let Some(known) = regex_results.iter().find(same) {
+                    return known.matched;
+                }
+                let matched = regex.is_match(out);
+                regex_results.push(RegexResult {
+                    regex_id: rule.regex_id,
+                    part: pi,
+                    chain,
+                    matched,
+                });
+                matched
+            })
         {
             return;
         }
@@ -550,4 +605,109 @@ fn target_name(t: Target) -> &'static str {
 fn waf_key(name: &str, ip: u128) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one((name, ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// Rules 1 and 2 share a regex (one compiled regex, one `regex_id`) but
+    /// look at different parts; rule 3 has the same literal and its own regex.
+    const RULES: &str = r#"
+[[rule]]
+id = 1
+description = "query"
+category = "test"
+targets = ["query"]
+transforms = ["url_decode", "lowercase"]
+any = ["cat"]
+regex = '[;|]\s*cat\b'
+score = 5
+
+[[rule]]
+id = 2
+description = "body, other chain"
+category = "test"
+targets = ["body"]
+transforms = ["lowercase"]
+any = ["cat"]
+regex = '[;|]\s*cat\b'
+score = 5
+
+[[rule]]
+id = 3
+description = "any cat"
+category = "test"
+targets = ["query", "body"]
+transforms = ["lowercase"]
+any = ["cat"]
+regex = 'cat'
+score = 1
+"#;
+
+    fn waf() -> Waf {
+        let rules = rules::compile(&[(PathBuf::from("t.toml"), RULES.into())], 1).unwrap();
+        Waf {
+            name: "t".into(),
+            block_mode: true,
+            threshold: 5,
+            rules,
+            ip_deny: IpSet::new(&[]),
+            ip_allow: IpSet::new(&[]),
+            rate: None,
+            exclude: Vec::new(),
+            inspect_body: 64 << 10,
+            oversize_block: false,
+        }
+    }
+
+    fn part(target: Target, value: &'static str) -> Part<'static> {
+        Part {
+            target,
+            name: Cow::Borrowed(b"p"),
+            value: Cow::Borrowed(value.as_bytes()),
+        }
+    }
+
+    /// (rule id, part index) per hit.
+    fn hits(waf: &Waf, parts: &[Part<'_>]) -> Vec<(u32, usize)> {
+        let state = WafState::default();
+        let scan = waf.scan(parts, &state, |_| false);
+        let mut v: Vec<_> = scan
+            .hits
+            .iter()
+            .map(|h| (waf.rules.rules[h.rule].id, h.part))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn rules_sharing_a_regex_share_one_and_reuse_its_result_per_value() {
+        let waf = waf();
+        let ids: Vec<usize> = waf.rules.rules.iter().map(|r| r.regex_id).collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_ne!(ids[0], ids[2]);
+        // The shared regex matches the query value only: each rule is
+        // confirmed on its own part, not on another part's result.
+        let parts = [
+            part(Target::Body, "Cat food"),
+            part(Target::Query, "x; CAT"),
+        ];
+        assert_eq!(hits(&waf, &parts), vec![(1, 1), (3, 0)]);
+        let parts = [
+            part(Target::Query, "Cat food"),
+            part(Target::Body, "x| cat"),
+        ];
+        assert_eq!(hits(&waf, &parts), vec![(2, 1), (3, 0)]);
+        // Through the full transforms (an escape), per chain.
+        let parts = [
+            part(Target::Query, "x%3b cat"),
+            part(Target::Body, "x%3b cat"),
+        ];
+        assert_eq!(hits(&waf, &parts), vec![(1, 0), (3, 0)]);
+    }
 }

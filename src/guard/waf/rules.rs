@@ -66,6 +66,10 @@ pub struct Rule {
     pub targets: Vec<RuleTarget>,
     pub all: Vec<Vec<Box<[u8]>>>,
     pub regex: Option<Regex>,
+    /// Rules whose regexes have the same source share one compiled regex and
+    /// this number (its index among the distinct regexes), by which a scan
+    /// runs it once per value.
+    pub regex_id: usize,
     pub score: u32,
     pub paranoia: u8,
     pub block: bool,
@@ -81,14 +85,16 @@ impl Rule {
         })
     }
 
-    /// The confirmation after a literal hit on the transformed `value`.
-    pub fn confirms(&self, value: &[u8]) -> bool {
+    /// The confirmation after a literal hit on the transformed `value`:
+    /// an `all` group holds and `regex` matches (asked of `regex_matches`, so
+    /// the caller can reuse a result).
+    pub fn confirms(&self, value: &[u8], regex_matches: impl FnOnce(&Regex) -> bool) -> bool {
         let groups = self.all.is_empty()
             || self.all.iter().any(|g| {
                 g.iter()
                     .all(|lit| memchr::memmem::find(value, lit).is_some())
             });
-        groups && self.regex.as_ref().is_none_or(|r| r.is_match(value))
+        groups && self.regex.as_ref().is_none_or(regex_matches)
     }
 }
 
@@ -169,6 +175,7 @@ pub fn compile(sources: &[(PathBuf, String)], paranoia: u8) -> Result<RuleSet, S
     let mut chain_keys: Vec<Vec<Transform>> = Vec::new();
     let mut literals: Vec<Vec<(Vec<u8>, usize)>> = Vec::new();
     let mut seen_ids = std::collections::HashMap::new();
+    let mut regexes: std::collections::HashMap<String, (usize, Regex)> = Default::default();
     for (path, text) in sources {
         let file: RuleFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(0, |s| line_of(text, s.start));
@@ -202,14 +209,20 @@ pub fn compile(sources: &[(PathBuf, String)], paranoia: u8) -> Result<RuleSet, S
             if targets.is_empty() {
                 return Err(err("no targets".into()));
             }
-            let regex = match &r.regex {
-                Some(src) => Some(
-                    regex::bytes::RegexBuilder::new(src)
-                        .size_limit(1 << 20)
-                        .build()
-                        .map_err(|e| err(format!("regex: {e}")))?,
-                ),
-                None => None,
+            let (regex, regex_id) = match &r.regex {
+                Some(src) => match regexes.get(src) {
+                    Some((id, re)) => (Some(Regex::clone(re)), *id),
+                    None => {
+                        let re = regex::bytes::RegexBuilder::new(src)
+                            .size_limit(1 << 20)
+                            .build()
+                            .map_err(|e| err(format!("regex: {e}")))?;
+                        let id = regexes.len();
+                        regexes.insert(src.clone(), (id, re.clone()));
+                        (Some(re), id)
+                    }
+                },
+                None => (None, usize::MAX),
             };
             if r.paranoia > paranoia {
                 continue;
@@ -237,6 +250,7 @@ pub fn compile(sources: &[(PathBuf, String)], paranoia: u8) -> Result<RuleSet, S
                     .map(|g| g.iter().map(|l| l.as_bytes().into()).collect())
                     .collect(),
                 regex,
+                regex_id,
                 score: r.score,
                 paranoia: r.paranoia,
                 block: r.block,
