@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use portcullis::guard::waf::ipset::IpSet;
 use portcullis::guard::waf::parts::{recycle, JsonText, Part};
 use portcullis::guard::waf::{collect_parts, rules, Waf, WafState};
 use portcullis::http::request::{parse_head, Header};
@@ -23,21 +22,6 @@ Content-Length: 489\r\n\
 \r\n";
 
 const BODY: &[u8] = br#"{"customer":{"id":"c-1029","name":"Siobhan O'Brien","email":"siobhan.obrien@example.com"},"items":[{"sku":"SKU-00421","name":"Espresso beans, 1 kg","qty":2,"price":24.5},{"sku":"SKU-00017","name":"Milk frother","qty":1,"price":39.99}],"shipping":{"address":"12 Harbour Road","city":"Cork","postcode":"T12 X2Y3","country":"IE"},"notes":"Please leave the parcel at the back door if nobody's home - thanks!","coupon":"SPRING-10","currency":"EUR"}"#;
-
-fn waf_with(rules: rules::RuleSet) -> Waf {
-    Waf {
-        name: "bench".into(),
-        block_mode: true,
-        threshold: 5,
-        rules,
-        ip_deny: IpSet::new(&[]),
-        ip_allow: IpSet::new(&[]),
-        rate: None,
-        exclude: Vec::new(),
-        inspect_body: 64 << 10,
-        oversize_block: false,
-    }
-}
 
 /// What the gateway does per request before scanning: the request's parts, in
 /// the core's recycled parts list.
@@ -64,7 +48,7 @@ fn collect<'a>(
 
 fn bench_scan(c: &mut Criterion) {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
-    let normal = waf_with(rules::load(&dir, 1).expect("rules/"));
+    let normal = Waf::blocking("bench", rules::load(&dir, 1).expect("rules/"));
     let mut sources = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();
@@ -86,7 +70,7 @@ fn bench_scan(c: &mut Criterion) {
             }
         }
     }
-    let tripled = waf_with(rules::compile(&sources, 1).unwrap());
+    let tripled = Waf::blocking("bench", rules::compile(&sources, 1).unwrap());
     assert_eq!(tripled.rules.rules.len(), 3 * normal.rules.rules.len());
 
     let mut headers = Vec::new();

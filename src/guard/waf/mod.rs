@@ -145,6 +145,24 @@ pub struct Hit {
 }
 
 impl Waf {
+    /// A WAF of `rules` in block mode, anomaly threshold 5, inspecting 64 KiB
+    /// of a body, with nothing else set (no IP sets, rate rule or exclusions):
+    /// for tests and benches.
+    pub fn blocking(name: &str, rules: RuleSet) -> Waf {
+        Waf {
+            name: Arc::from(name),
+            block_mode: true,
+            threshold: 5,
+            rules,
+            ip_deny: IpSet::new(&[]),
+            ip_allow: IpSet::new(&[]),
+            rate: None,
+            exclude: Vec::new(),
+            inspect_body: 64 << 10,
+            oversize_block: false,
+        }
+    }
+
     fn excluded(&self, id: u32, ctx: &RequestCtx<'_>) -> bool {
         self.exclude.iter().any(|(rule, path, route)| {
             *rule == id
@@ -650,18 +668,7 @@ score = 1
 
     fn waf() -> Waf {
         let rules = rules::compile(&[(PathBuf::from("t.toml"), RULES.into())], 1).unwrap();
-        Waf {
-            name: "t".into(),
-            block_mode: true,
-            threshold: 5,
-            rules,
-            ip_deny: IpSet::new(&[]),
-            ip_allow: IpSet::new(&[]),
-            rate: None,
-            exclude: Vec::new(),
-            inspect_body: 64 << 10,
-            oversize_block: false,
-        }
+        Waf::blocking("t", rules)
     }
 
     fn part(target: Target, value: &'static str) -> Part<'static> {
