@@ -229,16 +229,27 @@ impl Lowered {
         let [a, b, c, d] = pieces.map(|p| p.get(..common).unwrap_or_default());
         let mut states = [self.start; LANES];
         let limit = self.match_limit;
-        for (i, (((&a, &b), &c), &d)) in a.iter().zip(b).zip(c).zip(d).enumerate() {
-            let [sa, sb, sc, sd] = states;
-            states = [
-                self.next(sa, a),
-                self.next(sb, b),
-                self.next(sc, c),
-                self.next(sd, d),
-            ];
-            if states.iter().any(|&s| s < limit) {
-                self.report_lanes(states, &bounds, i, found);
+        // The walk stops at a match and resumes after reporting it: with no
+        // call inside it, the loop keeps its pointers in registers.
+        let mut steps = a.iter().zip(b).zip(c).zip(d).enumerate();
+        loop {
+            let mut matched = None;
+            for (i, (((&a, &b), &c), &d)) in &mut steps {
+                let [sa, sb, sc, sd] = states;
+                states = [
+                    self.next(sa, a),
+                    self.next(sb, b),
+                    self.next(sc, c),
+                    self.next(sd, d),
+                ];
+                if states.iter().any(|&s| s < limit) {
+                    matched = Some(i);
+                    break;
+                }
+            }
+            match matched {
+                Some(i) => self.report_lanes(states, &bounds, i, found),
+                None => break,
             }
         }
         // The rest of the longer pieces: a piece that has ended reads
