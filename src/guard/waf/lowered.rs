@@ -18,7 +18,9 @@
 //! piece can start from the start state because the separator is in no
 //! pattern.
 
-use aho_corasick::automaton::{Automaton, StateID};
+use std::hash::{Hash, Hasher};
+
+use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
 use memchr::memchr;
@@ -136,19 +138,37 @@ impl Lowered {
             i += 1;
         }
         // Columns: bytes that lead every state to the same place share one.
+        // A byte's effect is told by a hash of where it leads each state (a
+        // column per byte would be 256 × states IDs), confirmed state by state.
+        let effect_hash = |b: u8| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for &sid in &states {
+                dfa.next_state(Anchored::No, sid, read(b)).hash(&mut h);
+            }
+            h.finish()
+        };
+        let same_effect = |b: u8, c: u8| {
+            states.iter().all(|&sid| {
+                dfa.next_state(Anchored::No, sid, read(b))
+                    == dfa.next_state(Anchored::No, sid, read(c))
+            })
+        };
         let mut class = [0u8; 256];
-        let mut columns: Vec<u8> = Vec::new();
-        let mut by_effect: std::collections::HashMap<Vec<StateID>, u8> = Default::default();
+        let mut columns: Vec<(u64, u8)> = Vec::new();
         for b in 0..=u8::MAX {
-            let effect = states
+            let hash = effect_hash(b);
+            let known = columns
                 .iter()
-                .map(|&sid| dfa.next_state(Anchored::No, sid, read(b)))
-                .collect();
-            class[usize::from(b)] = *by_effect.entry(effect).or_insert_with(|| {
-                columns.push(b);
-                (columns.len() - 1) as u8
-            });
+                .position(|&(h, c)| h == hash && same_effect(b, c));
+            class[usize::from(b)] = match known {
+                Some(k) => k as u8,
+                None => {
+                    columns.push((hash, b));
+                    (columns.len() - 1) as u8
+                }
+            };
         }
+        let columns: Vec<u8> = columns.into_iter().map(|(_, b)| b).collect();
         // Rows: match states first.
         let mut order: Vec<usize> = (0..states.len()).collect();
         order.sort_by_key(|&k| !dfa.is_match(states[k]));
