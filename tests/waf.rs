@@ -379,10 +379,11 @@ fn json_and_form_bodies_are_inspected() {
     };
     let r = post(
         "application/json",
-        r#"{"comment":{"text":"<script>alert(document.cookie)</script>"}}"#,
+        r#"{"comment":{"text":["x","<script>alert(document.cookie)</script>"]}}"#,
     );
     assert_gateway_error(&r, 403, FORBIDDEN);
-    // The audit line names the JSON value by its key path.
+    // The audit line names the JSON value by its key path (its neighbours'
+    // names differ: `comment.text` and `comment.text[0]`).
     let mut line = String::new();
     for _ in 0..50 {
         let log = fs::read_to_string(gw.dir.path.join("access.log")).unwrap_or_default();
@@ -397,7 +398,7 @@ fn json_and_form_bodies_are_inspected() {
     assert!(!matches.is_empty(), "{line}");
     for m in matches {
         assert_eq!(m["target"], "body", "{line}");
-        assert_eq!(m["name"], "comment.text", "{line}");
+        assert_eq!(m["name"], "comment.text[1]", "{line}");
     }
     let r = post(
         "application/x-www-form-urlencoded",

@@ -28,6 +28,7 @@ pub mod parts;
 pub mod rules;
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,22 +84,22 @@ struct WafBuffers {
     full: Vec<bool>,
     /// (rule, offset in `joined`) per literal the fast path found.
     literals: Vec<(usize, usize)>,
-    /// This request's regex results so far: rules that share a regex run it
-    /// once per value.
-    regex_results: Vec<RegexResult>,
+    /// This request's regex results so far, so rules that share a regex run
+    /// it once per value (a map: a request can hold many literal hits).
+    regex_results: HashMap<RegexRun, bool>,
 }
 
-/// Whether regex `regex_id` (see [`rules::Rule::regex_id`]) matched part
-/// `part` as transformed by chain `chain` ([`LOWERED`] for the fast path,
-/// where every lower-casing chain's output is the part in lower case).
-struct RegexResult {
+/// Regex `regex_id` (see [`rules::Rule::regex_id`]) run on part `part` as
+/// transformed by chain `chain` ([`LOWERED`] for the fast path, where every
+/// lower-casing chain's output is the part in lower case).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct RegexRun {
     regex_id: usize,
     part: usize,
     chain: usize,
-    matched: bool,
 }
 
-/// The chain key of [`RegexResult`]s from the fast path.
+/// The chain of [`RegexRun`]s from the fast path.
 const LOWERED: usize = usize::MAX;
 
 pub struct WafState {
@@ -354,7 +355,7 @@ impl Waf {
         (pi, chain): (usize, usize),
         out: &[u8],
         at: usize,
-        (matched, regex_results): (&mut [bool], &mut Vec<RegexResult>),
+        (matched, regex_results): (&mut [bool], &mut HashMap<RegexRun, bool>),
         excluded: &impl Fn(u32) -> bool,
         scan: &mut Scan,
     ) {
@@ -364,19 +365,14 @@ impl Waf {
             || !rule.looks_at(part.target, &part.name)
             || excluded(rule.id)
             || !rule.confirms(out, |regex| {
-                let same =
-                    |q: &&RegexResult| (q.regex_id, q.part, q.chain) == (rule.regex_id, pi, chain);
-                if let Some(known) = regex_results.iter().find(same) {
-                    return known.matched;
-                }
-                let matched = regex.is_match(out);
-                regex_results.push(RegexResult {
+                let run = RegexRun {
                     regex_id: rule.regex_id,
                     part: pi,
                     chain,
-                    matched,
-                });
-                matched
+                };
+                *regex_results
+                    .entry(run)
+                    .or_insert_with(|| regex.is_match(out))
             })
         {
             return;
@@ -586,7 +582,8 @@ pub fn collect_parts<'a>(
 }
 
 /// Gives the hits in JSON body parts their key paths, which collecting the
-/// parts leaves out (see [`parts::json_part_name`]).
+/// parts leaves out (see [`parts::json_part_names`]): one naming walk of the
+/// body for all of them.
 fn name_json_hits(hits: &mut [Hit], parts: &[Part<'_>], ctx: &RequestCtx<'_>) {
     let (Some(body), Some(first)) = (
         ctx.body,
@@ -602,9 +599,21 @@ fn name_json_hits(hits: &mut [Hit], parts: &[Part<'_>], ctx: &RequestCtx<'_>) {
         .filter(|h| h.role != HeaderRole::HopByHop)
         .find(|h| h.name.get(ctx.head).eq_ignore_ascii_case(b"content-type"))
         .map(|h| h.value.get(ctx.head));
+    // Body parts come last, so each is at `first` or past it.
+    let Some(count) = hits
+        .iter()
+        .filter(|h| h.target == Target::Body)
+        .map(|h| h.part - first + 1)
+        .max()
+    else {
+        return;
+    };
+    let Some(names) = parts::json_part_names(content_type, body, count) else {
+        return;
+    };
     for hit in hits.iter_mut().filter(|h| h.target == Target::Body) {
-        if let Some(name) = parts::json_part_name(content_type, body, hit.part - first) {
-            hit.name = name;
+        if let Some(name) = names.get(hit.part - first) {
+            hit.name.clone_from(name);
         }
     }
 }
@@ -632,8 +641,9 @@ mod tests {
 
     use super::*;
 
-    /// Rules 1 and 2 share a regex (one compiled regex, one `regex_id`) but
-    /// look at different parts; rule 3 has the same literal and its own regex.
+    /// Rules 1, 2 and 4 share a regex (one compiled regex, one `regex_id`);
+    /// 1 and 4 look at the query through different chains, 2 at the body;
+    /// rule 3 has the same literal and its own regex.
     const RULES: &str = r#"
 [[rule]]
 id = 1
@@ -664,6 +674,16 @@ transforms = ["lowercase"]
 any = ["cat"]
 regex = 'cat'
 score = 1
+
+[[rule]]
+id = 4
+description = "query, no decoding"
+category = "test"
+targets = ["query"]
+transforms = ["lowercase"]
+any = ["cat"]
+regex = '[;|]\s*cat\b'
+score = 5
 "#;
 
     fn waf() -> Waf {
@@ -697,6 +717,7 @@ score = 1
         let waf = waf();
         let ids: Vec<usize> = waf.rules.rules.iter().map(|r| r.regex_id).collect();
         assert_eq!(ids[0], ids[1]);
+        assert_eq!(ids[0], ids[3]);
         assert_ne!(ids[0], ids[2]);
         // The shared regex matches the query value only: each rule is
         // confirmed on its own part, not on another part's result.
@@ -704,13 +725,14 @@ score = 1
             part(Target::Body, "Cat food"),
             part(Target::Query, "x; CAT"),
         ];
-        assert_eq!(hits(&waf, &parts), vec![(1, 1), (3, 0)]);
+        assert_eq!(hits(&waf, &parts), vec![(1, 1), (3, 0), (4, 1)]);
         let parts = [
             part(Target::Query, "Cat food"),
             part(Target::Body, "x| cat"),
         ];
         assert_eq!(hits(&waf, &parts), vec![(2, 1), (3, 0)]);
-        // Through the full transforms (an escape), per chain.
+        // Through the full transforms (an escape), per chain: decoded for
+        // rule 1, not for rules 2 and 4, on the same part.
         let parts = [
             part(Target::Query, "x%3b cat"),
             part(Target::Body, "x%3b cat"),

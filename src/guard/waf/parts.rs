@@ -19,7 +19,7 @@
 //! it accepts exactly what serde_json parses into values (property tests hold
 //! it to that), leaves the rare tokens that take real decoding (escaped strings,
 //! numbers serde_json writes otherwise than sent) to serde_json, and writes
-//! key-path names (only when asked: [`json_part_name`]) and rewritten numbers
+//! key-path names (only when asked: [`json_part_names`]) and rewritten numbers
 //! into one caller-owned buffer ([`JsonText`]) instead of allocating one per
 //! part.
 
@@ -43,7 +43,7 @@ pub enum Target {
 pub struct Part<'a> {
     pub target: Target,
     /// The parameter, header, cookie or form field name; "" for the path, a
-    /// whole body and JSON parts (whose key path [`json_part_name`] gives).
+    /// whole body and JSON parts (whose key path [`json_part_names`] gives).
     pub name: Cow<'a, [u8]>,
     pub value: Cow<'a, [u8]>,
 }
@@ -225,7 +225,7 @@ pub fn cookie_parts<'a>(cookie: &'a [u8], max: usize, out: &mut Vec<Part<'a>>) {
 ///   both as `Body` parts.
 /// - `application/json` and `*/*+json`: every object key (value = the key),
 ///   every string (unescaped) and every number (as text), in document order;
-///   duplicate keys all kept. Names are left empty: [`json_part_name`] gives a
+///   duplicate keys all kept. Names are left empty: [`json_part_names`] gives a
 ///   part's key path (like `a.b[0].c`; past [`JSON_DEPTH`] levels the names
 ///   stop growing). A body that does not parse
 ///   gives the whole body as one part, plus each string literal in it that
@@ -339,7 +339,7 @@ struct Frame {
 /// With `NAMES` false the walk keeps no key path and the parts' names are
 /// empty: building the paths cost a quarter of collecting a request's parts,
 /// and they are only needed for the audit line of a part that matched
-/// ([`json_part_name`] walks again for it).
+/// ([`json_part_names`] walks again for it).
 struct JsonScan<'o, 'a, const NAMES: bool> {
     body: &'a [u8],
     pos: usize,
@@ -690,18 +690,21 @@ fn is_json(media: &[u8]) -> bool {
     media.eq_ignore_ascii_case(b"application/json") || ends_with_ignore_case(media, b"+json")
 }
 
-/// The name [`body_parts`] leaves empty: the key path (`items[0].sku`) of the
-/// `k`th of the parts of a JSON body. None for a body that is not JSON.
-/// Found by walking the body again, naming its parts, which only the audit
-/// line of a part that matched needs.
-pub fn json_part_name(content_type: Option<&[u8]>, body: &[u8], k: usize) -> Option<Vec<u8>> {
+/// The names [`body_parts`] leaves empty: the key paths (`items[0].sku`) of
+/// the first `count` parts of a JSON body (fewer if it has fewer). None for a
+/// body that is not JSON. Found by walking the body again, naming its parts,
+/// which only the audit line of a part that matched needs.
+pub fn json_part_names(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+    count: usize,
+) -> Option<Vec<Vec<u8>>> {
     if !is_json(media_type(content_type).0) {
         return None;
     }
     let (mut text, mut out) = (JsonText::default(), Vec::new());
-    json_parts::<true>(body, &mut text, k.saturating_add(1), &mut out)
-        .then(|| out.get(k).map(|p| p.name.to_vec()))
-        .flatten()
+    json_parts::<true>(body, &mut text, count, &mut out)
+        .then(|| out.iter().map(|p| p.name.to_vec()).collect())
 }
 
 /// The parts of a JSON `body` (see [`body_parts`]), their names (if `NAMES`)
@@ -982,19 +985,22 @@ mod tests {
         show(&out)
     }
 
-    /// The body's parts, JSON ones named by [`json_part_name`].
+    /// The body's parts, JSON ones named by [`json_part_names`].
     fn body(ct: Option<&str>, b: &[u8]) -> Vec<(Target, String, String)> {
         let ct = ct.map(str::as_bytes);
         let (mut names, mut out) = (JsonText::default(), Vec::new());
         body_parts(ct, b, &mut names, 100, &mut out);
         let mut shown = show(&out);
-        for (k, part) in shown.iter_mut().enumerate() {
-            if let Some(name) = json_part_name(ct, b, k) {
+        if let Some(names) = json_part_names(ct, b, usize::MAX) {
+            assert_eq!(names.len(), shown.len());
+            for (part, name) in shown.iter_mut().zip(names) {
                 assert_eq!(part.1, "", "collected JSON parts have no names");
                 part.1 = String::from_utf8(name).unwrap();
             }
+            // Asked for fewer, the first ones.
+            let first = json_part_names(ct, b, 1).unwrap();
+            assert_eq!(first.len(), shown.len().min(1));
         }
-        assert_eq!(json_part_name(ct, b, shown.len()), None);
         shown
     }
 
@@ -1306,11 +1312,9 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 4);
-        let ct = Some(&b"application/json"[..]);
-        for k in 0..4 {
-            let name = json_part_name(ct, b.as_bytes(), k).unwrap();
-            assert_eq!(name.len(), MAX_NAME.min(key.len() + 4 * usize::from(k > 0)));
-        }
+        let names = json_part_names(Some(b"application/json"), b.as_bytes(), 4).unwrap();
+        assert_eq!(names.len(), 4);
+        assert!(names.iter().all(|n| n.len() == MAX_NAME));
         assert_eq!(&out[3].value[..], b"w");
     }
 
