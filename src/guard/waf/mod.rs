@@ -28,9 +28,10 @@ pub mod parts;
 pub mod rules;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
 
 use self::ipset::IpSet;
 use self::parts::{Part, Target};
@@ -85,8 +86,9 @@ struct WafBuffers {
     /// (rule, offset in `joined`) per literal the fast path found.
     literals: Vec<(usize, usize)>,
     /// This request's regex results so far, so rules that share a regex run
-    /// it once per value (a map: a request can hold many literal hits).
-    regex_results: HashMap<RegexRun, bool>,
+    /// it once per value (a map, as a request can hold many literal hits;
+    /// with Fx hashing, SipHash's cost showed in the scan).
+    regex_results: FxHashMap<RegexRun, bool>,
 }
 
 /// Regex `regex_id` (see [`rules::Rule::regex_id`]) run on part `part` as
@@ -355,7 +357,7 @@ impl Waf {
         (pi, chain): (usize, usize),
         out: &[u8],
         at: usize,
-        (matched, regex_results): (&mut [bool], &mut HashMap<RegexRun, bool>),
+        (matched, regex_results): (&mut [bool], &mut FxHashMap<RegexRun, bool>),
         excluded: &impl Fn(u32) -> bool,
         scan: &mut Scan,
     ) {
