@@ -86,6 +86,14 @@ pub struct Additions {
     pub client: String,
 }
 
+impl Additions {
+    /// Empties both, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.upstream.clear();
+        self.client.clear();
+    }
+}
+
 /// A guard's answer.
 pub enum Verdict {
     Continue,

@@ -55,6 +55,10 @@ pub struct ClientConn<S> {
     /// must then see the connection end without close_notify, which tells it the
     /// response was truncated.
     pub truncated: bool,
+    /// The header lines the last request added, kept for their capacity: a
+    /// connection allocates them once, not per request (HSTS, RateLimit and
+    /// identity headers are added to most requests of the routes that have them).
+    pub additions: Additions,
 }
 
 /// What a TLS connection established at its handshake.
@@ -122,6 +126,7 @@ pub async fn serve<S: ClientIo>(core: Rc<Core>, stream: S, peer: SocketAddr, tls
         write_timeout: core.gateway().limits.idle_timeout,
         tls,
         truncated: false,
+        additions: Additions::default(),
     };
     let mut headers: Vec<Header> = Vec::new();
     let accepted = Instant::now();
@@ -366,7 +371,8 @@ async fn handle<S: ClientIo>(
         ..Exchange::default()
     };
     let mut route_name = None;
-    let mut additions = Additions::default();
+    let mut additions = std::mem::take(&mut conn.additions);
+    additions.clear();
     // Decide first, then await one of two futures: each `.await` site gets its own
     // slot in this future's state, and a smaller state is cheaper to box per request.
     let next = match routed {
@@ -453,7 +459,7 @@ async fn handle<S: ClientIo>(
                     client_cert: conn.tls.as_ref().and_then(|t| t.client_cert.as_deref()),
                     identity: Default::default(),
                     api_key: None,
-                    additions: Additions::default(),
+                    additions: std::mem::take(&mut additions),
                 };
                 let v = guard::run(&route.guards, &mut ctx).await;
                 additions = ctx.additions;
@@ -530,6 +536,7 @@ async fn handle<S: ClientIo>(
             duration: started.elapsed(),
         });
     }
+    conn.additions = additions;
     keep
 }
 
