@@ -426,7 +426,7 @@ impl Waf {
         let mut json = state.json.borrow_mut();
         json.clear();
         let mut parts = parts::recycle(state.parts.take());
-        collect_parts(
+        let content_type = collect_parts(
             ctx.raw_path,
             ctx.query,
             ctx.head,
@@ -438,7 +438,7 @@ impl Waf {
         let scan = self.scan(&parts, state, |id| self.excluded(id, ctx));
         let (mut hits, score, block) = (scan.hits, scan.score, scan.block);
         if !hits.is_empty() {
-            name_json_hits(&mut hits, &parts, ctx);
+            name_json_hits(&mut hits, &parts, content_type, ctx.body);
         }
         state.parts.replace(parts::recycle(parts));
         if hits.is_empty() {
@@ -544,7 +544,8 @@ impl Waf {
 /// The parts of a request the rules can target: the path as sent, query names
 /// and values, every header (by its name as sent: rules compare header names
 /// ignoring case), cookies, and the body's fields. `json` (cleared by the
-/// caller, reused between requests) holds the text JSON parts borrow.
+/// caller, reused between requests) holds the text JSON parts borrow. Returns
+/// the Content-Type the body was split by (the last one sent).
 pub fn collect_parts<'a>(
     raw_path: &'a [u8],
     query: &'a [u8],
@@ -553,7 +554,7 @@ pub fn collect_parts<'a>(
     body: Option<&'a [u8]>,
     json: &'a mut parts::JsonText,
     parts: &mut Vec<Part<'a>>,
-) {
+) -> Option<&'a [u8]> {
     parts::push_with(parts, MAX_PARTS, || Part {
         target: Target::Path,
         name: std::borrow::Cow::Borrowed(b""),
@@ -581,26 +582,22 @@ pub fn collect_parts<'a>(
     if let Some(body) = body {
         parts::body_parts(content_type, body, json, MAX_PARTS, parts);
     }
+    content_type
 }
 
 /// Gives the hits in JSON body parts their key paths, which collecting the
 /// parts leaves out (see [`parts::json_part_names`]): one naming walk of the
-/// body for all of them.
-fn name_json_hits(hits: &mut [Hit], parts: &[Part<'_>], ctx: &RequestCtx<'_>) {
-    let (Some(body), Some(first)) = (
-        ctx.body,
-        parts.iter().position(|p| p.target == Target::Body),
-    ) else {
+/// body for all of them. `content_type` is the one [`collect_parts`] went by.
+fn name_json_hits(
+    hits: &mut [Hit],
+    parts: &[Part<'_>],
+    content_type: Option<&[u8]>,
+    body: Option<&[u8]>,
+) {
+    let (Some(body), Some(first)) = (body, parts.iter().position(|p| p.target == Target::Body))
+    else {
         return;
     };
-    // The Content-Type collect_parts went by: the last one sent.
-    let content_type = ctx
-        .headers
-        .iter()
-        .rev()
-        .filter(|h| h.role != HeaderRole::HopByHop)
-        .find(|h| h.name.get(ctx.head).eq_ignore_ascii_case(b"content-type"))
-        .map(|h| h.value.get(ctx.head));
     // Body parts come last, so each is at `first` or past it.
     let Some(count) = hits
         .iter()
