@@ -182,6 +182,35 @@ fn run_with_bad_config_fails() {
     );
 }
 
+/// The cores listen with SO_REUSEPORT; a second gateway started on the same
+/// port must refuse to start, not silently take half the connections.
+#[test]
+fn second_gateway_on_a_taken_port_refuses_to_start() {
+    let gw = Gateway::start("", &mock_route("m", "/", 200, "first"));
+    let dir = TempDir::new("run-taken");
+    let path = dir.path.join("gw.toml");
+    fs::write(
+        &path,
+        gw.render("", "", &mock_route("m", "/", 200, "second")),
+    )
+    .unwrap();
+    let (st, out, err) = run_with_timeout(
+        Command::new(BIN).arg("run").arg("--config").arg(&path),
+        Duration::from_secs(20),
+    );
+    assert_eq!(st.code(), Some(1), "stdout: {out}\nstderr: {err}");
+    let expected = format!(
+        "cannot listen on 127.0.0.1:{}: address already in use: another process listens on it",
+        gw.port
+    );
+    assert!(err.contains(&expected), "stdout: {out}\nstderr: {err}");
+    // Every connection still reaches the first gateway.
+    for _ in 0..20 {
+        let r = gw.get("/");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"first"[..]));
+    }
+}
+
 #[test]
 fn startup_logs_driver_and_workers() {
     let gw = Gateway::start("", &mock_route("m", "/", 200, "ok"));

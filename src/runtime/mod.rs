@@ -75,6 +75,9 @@ pub fn run(path: &Path) -> Result<(), String> {
     }
     // Bind every core's listeners before any thread starts, so a bad address fails
     // the start with a clear error instead of a dead worker.
+    for (addr, _) in &listen {
+        refuse_if_claimed(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    }
     let mut listeners: Vec<Vec<(std::net::TcpListener, ListenerKind)>> =
         Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -306,6 +309,29 @@ fn start_access_log(config: &Config, dir: &Path, workers: usize) -> Result<Acces
     let log = AccessLog::new(workers);
     let writer = log.spawn_writer(out);
     Ok((Some(log), Some(writer)))
+}
+
+/// Fails when some other socket already listens on `addr`. The cores' listeners
+/// use SO_REUSEPORT, which would otherwise let a second process of the same user
+/// (a stale gateway left running, say) silently take a share of the connections
+/// with its own config. A plain bind (SO_REUSEADDR only, so connections in
+/// TIME_WAIT do not count) conflicts with any listener, SO_REUSEPORT or not.
+/// The probe is closed before the cores bind; what could slip into that gap is
+/// only a process binding the same port in the same microseconds.
+fn refuse_if_claimed(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => std::io::Error::new(
+            e.kind(),
+            "address already in use: another process listens on it",
+        ),
+        _ => e,
+    })
 }
 
 fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

@@ -36,10 +36,20 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 // ports, temp dirs, signals
 // ---------------------------------------------------------------------------
 
-/// A port that was free a moment ago (bind 127.0.0.1:0, then release it).
+/// A port that was free a moment ago (bind 127.0.0.1:0, then release it) and
+/// that no other test of this binary was given: the kernel may hand a released
+/// port out again, and two tests running at once must not meet on one.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A port on which nothing listens (connects are refused).
