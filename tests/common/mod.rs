@@ -52,9 +52,24 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A port on which nothing listens (connects are refused).
+/// A port on which nothing listens (connects are refused), for the rest of
+/// the test binary: a socket bound to it but not listening holds it, so that
+/// no listener of a test running at the same time (on a port the kernel
+/// picks) can take it and answer.
 pub fn dead_port() -> u16 {
-    free_port()
+    use socket2::{Domain, Socket, Type};
+    static HELD: std::sync::Mutex<Vec<Socket>> = std::sync::Mutex::new(Vec::new());
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("a bound address")
+        .port();
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(socket);
+    port
 }
 
 pub struct TempDir {
