@@ -450,6 +450,7 @@ impl Gateway {
             needed: config.routes.iter().any(|r| r.api_key)
                 || plans.values().any(|p| p.quota.is_some()),
         };
+        check_listeners_apart(s, source)?;
         let mut tls = Vec::with_capacity(s.tls.len());
         for (i, t) in s.tls.iter().enumerate() {
             tls.push(crate::tls::server::compile(i, t, source)?);
@@ -695,6 +696,62 @@ pub fn load_with(
     Ok((config, source, gateway))
 }
 
+/// Refuses two listeners on one port whose addresses overlap (the same, or one
+/// a wildcard covering the other): each core's listeners use SO_REUSEPORT, so
+/// the kernel would share the port's connections between them, plain and TLS
+/// alike, instead of refusing the second bind.
+fn check_listeners_apart(
+    s: &crate::config::ServerConfig,
+    source: &Source,
+) -> Result<(), ConfigError> {
+    let all: Vec<(String, &Spanned<SocketAddr>)> = s
+        .listen
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("server.listen[{i}]"), a))
+        .chain(
+            s.tls
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("server.tls[{i}].listen"), &t.listen)),
+        )
+        .collect();
+    for (k, (field, addr)) in all.iter().enumerate() {
+        if let Some((earlier, other)) = all[..k]
+            .iter()
+            .find(|(_, other)| overlap(*addr.get_ref(), *other.get_ref()))
+        {
+            return Err(source.error_at(
+                addr.span(),
+                field,
+                format!(
+                    "{} overlaps {earlier} ({}): two listeners on one port would share its connections",
+                    addr.get_ref(),
+                    other.get_ref()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether listeners on `a` and `b` would take connections meant for each
+/// other: the same port (not 0), and the same address or a wildcard that
+/// covers the other (`[::]` takes IPv4 too, as the cores bind it).
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let (x, y) = (a.ip(), b.ip());
+    if x.is_ipv4() == y.is_ipv4() {
+        x == y || x.is_unspecified() || y.is_unspecified()
+    } else {
+        // One of each: only the IPv6 wildcard covers IPv4.
+        let v6 = if x.is_ipv6() { x } else { y };
+        v6.is_unspecified()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -734,6 +791,51 @@ mod tests {
             e.contains("gw.toml:3:") && e.contains("route[0].path"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn overlapping_listeners_are_refused_naming_line_and_field() {
+        let route = "[[route]]\nname = \"r\"\npath = \"/\"\nmock = {}\n";
+        let e = compile(&format!(
+            "[server]\nlisten = [\"0.0.0.0:8080\",\n  \"127.0.0.1:8080\"]\n{route}"
+        ))
+        .unwrap_err();
+        assert!(e.starts_with("gw.toml:3:"), "{e}");
+        assert!(
+            e.contains("server.listen[1]: 127.0.0.1:8080 overlaps server.listen[0] (0.0.0.0:8080)"),
+            "{e}"
+        );
+        let e = compile(&format!(
+            "[server]\nlisten = [\"127.0.0.1:8443\"]\n\n[[server.tls]]\nlisten = \"[::]:8443\"\ncerts = [{{ cert = \"c.pem\", key = \"k.pem\" }}]\n\n{route}"
+        ))
+        .unwrap_err();
+        assert!(e.starts_with("gw.toml:5:"), "{e}");
+        assert!(
+            e.contains(
+                "server.tls[0].listen: [::]:8443 overlaps server.listen[0] (127.0.0.1:8443)"
+            ),
+            "{e}"
+        );
+        // Other ports, or other addresses of one family, are apart.
+        compile(&format!(
+            "[server]\nlisten = [\"127.0.0.1:8080\", \"127.0.0.2:8080\", \"0.0.0.0:8081\"]\n{route}"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn listener_overlap() {
+        let o = |a: &str, b: &str| overlap(a.parse().unwrap(), b.parse().unwrap());
+        assert!(o("127.0.0.1:80", "127.0.0.1:80"));
+        assert!(o("0.0.0.0:80", "10.0.0.1:80"));
+        assert!(o("[::]:80", "10.0.0.1:80"));
+        assert!(o("10.0.0.1:80", "[::]:80"));
+        assert!(o("[::1]:80", "[::]:80"));
+        assert!(!o("127.0.0.1:80", "127.0.0.1:81"));
+        assert!(!o("127.0.0.1:80", "127.0.0.2:80"));
+        assert!(!o("0.0.0.0:80", "[::1]:80"));
+        assert!(!o("[::1]:80", "[::2]:80"));
+        assert!(!o("127.0.0.1:0", "127.0.0.1:0"));
     }
 
     #[test]

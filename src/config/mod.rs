@@ -73,7 +73,7 @@ pub enum DriverChoice {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub workers: usize,
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Spanned<SocketAddr>>,
     pub driver: DriverChoice,
     pub max_header_bytes: ByteSize,
     pub max_body_bytes: ByteSize,
@@ -90,7 +90,10 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             workers: 0,
-            listen: vec!["0.0.0.0:8080".parse().expect("literal address")],
+            listen: vec![Spanned::new(
+                0..0,
+                "0.0.0.0:8080".parse().expect("literal address"),
+            )],
             driver: DriverChoice::Auto,
             max_header_bytes: ByteSize(16 << 10),
             max_body_bytes: ByteSize(10 << 20),

@@ -58,7 +58,7 @@ pub fn run(path: &Path) -> Result<(), String> {
         .server
         .listen
         .iter()
-        .map(|a| (*a, ListenerKind::Plain))
+        .map(|a| (*a.get_ref(), ListenerKind::Plain))
         .chain(
             gateway
                 .tls

@@ -41,7 +41,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// port out again, and two tests running at once must not meet on one.
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
+    for _ in 0..1000 {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = l.local_addr().unwrap().port();
         let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
@@ -50,6 +50,7 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+    panic!("no port the kernel offered in 1000 tries was new to this test binary");
 }
 
 /// A port on which nothing listens (connects are refused), for the rest of
@@ -280,7 +281,12 @@ impl Gateway {
             if let Some(st) = self.child.try_wait().map_err(|e| e.to_string())? {
                 return Err(format!("gateway exited early with {:?}", st));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Its own word that it runs, not just a connect: another process
+            // listening on the port would accept one.
+            if (self.stdout().contains("portcullis running")
+                || self.stderr().contains("portcullis running"))
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
