@@ -704,29 +704,25 @@ fn check_listeners_apart(
     s: &crate::config::ServerConfig,
     source: &Source,
 ) -> Result<(), ConfigError> {
-    let all: Vec<(String, &Spanned<SocketAddr>)> = s
-        .listen
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (format!("server.listen[{i}]"), a))
-        .chain(
-            s.tls
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (format!("server.tls[{i}].listen"), &t.listen)),
-        )
-        .collect();
-    for (k, (field, addr)) in all.iter().enumerate() {
-        if let Some((earlier, other)) = all[..k]
+    // Plain listeners come first, so a plain one's place is its index.
+    let field = |k: usize, tls: Option<usize>| match tls {
+        None => format!("server.listen[{k}]"),
+        Some(i) => format!("server.tls[{i}].listen"),
+    };
+    let all: Vec<_> = s.listeners().collect();
+    for (k, &(tls, addr)) in all.iter().enumerate() {
+        if let Some((j, &(other_tls, other))) = all[..k]
             .iter()
-            .find(|(_, other)| overlap(*addr.get_ref(), *other.get_ref()))
+            .enumerate()
+            .find(|(_, (_, other))| overlap(*addr.get_ref(), *other.get_ref()))
         {
             return Err(source.error_at(
                 addr.span(),
-                field,
+                &field(k, tls),
                 format!(
-                    "{} overlaps {earlier} ({}): two listeners on one port would share its connections",
+                    "{} overlaps {} ({}): two listeners on one port would share its connections",
                     addr.get_ref(),
+                    field(j, other_tls),
                     other.get_ref()
                 ),
             ));

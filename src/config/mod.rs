@@ -86,6 +86,19 @@ pub struct ServerConfig {
     pub tls: Vec<TlsListenerConfig>,
 }
 
+impl ServerConfig {
+    /// Every listener, in config order: the plain ones (`server.listen`), then
+    /// the HTTPS ones (`[[server.tls]]`, with their index).
+    pub fn listeners(&self) -> impl Iterator<Item = (Option<usize>, &Spanned<SocketAddr>)> {
+        self.listen.iter().map(|a| (None, a)).chain(
+            self.tls
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (Some(i), &t.listen)),
+        )
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {

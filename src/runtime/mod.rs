@@ -56,16 +56,13 @@ pub fn run(path: &Path) -> Result<(), String> {
     };
     let listen: Vec<(SocketAddr, ListenerKind)> = config
         .server
-        .listen
-        .iter()
-        .map(|a| (*a.get_ref(), ListenerKind::Plain))
-        .chain(
-            gateway
-                .tls
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.listen, ListenerKind::Tls(i))),
-        )
+        .listeners()
+        .map(|(tls, a)| {
+            (
+                *a.get_ref(),
+                tls.map_or(ListenerKind::Plain, ListenerKind::Tls),
+            )
+        })
         .collect();
     if listen.is_empty() {
         return Err(format!(
@@ -252,16 +249,14 @@ const CONTROL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 fn reload(path: &Path, shared: &Shared, started_with: &Config, jwks: &JwksRegistry) -> bool {
     match crate::gateway::load_with(path, jwks) {
         Ok((config, _, gateway)) => {
-            let tls_listen = |c: &Config| {
+            let listeners = |c: &Config| {
                 c.server
-                    .tls
-                    .iter()
-                    .map(|t| *t.listen.get_ref())
+                    .listeners()
+                    .map(|(tls, a)| (tls, *a.get_ref()))
                     .collect::<Vec<_>>()
             };
-            if config.server.listen != started_with.server.listen
+            if listeners(&config) != listeners(started_with)
                 || config.server.workers != started_with.server.workers
-                || tls_listen(&config) != tls_listen(started_with)
             {
                 tracing::warn!(
                     "reload: server.listen, server.tls listen addresses and server.workers take effect at restart only"

@@ -283,8 +283,7 @@ impl Gateway {
             }
             // Its own word that it runs, not just a connect: another process
             // listening on the port would accept one.
-            if (self.stdout().contains("portcullis running")
-                || self.stderr().contains("portcullis running"))
+            if self.logged("portcullis running")
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
             {
                 return Ok(());
@@ -338,11 +337,16 @@ impl Gateway {
         )
     }
 
+    /// Whether stdout or stderr holds `needle` now.
+    fn logged(&self, needle: &str) -> bool {
+        self.stdout().contains(needle) || self.stderr().contains(needle)
+    }
+
     /// Poll stdout+stderr until `needle` shows up.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.stdout().contains(needle) || self.stderr().contains(needle) {
+            if self.logged(needle) {
                 return true;
             }
             if Instant::now() > deadline {
