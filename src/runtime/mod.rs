@@ -314,25 +314,31 @@ fn start_access_log(config: &Config, dir: &Path, workers: usize) -> Result<Acces
 /// The probe is closed before the cores bind; what could slip into that gap is
 /// only a process binding the same port in the same microseconds.
 fn refuse_if_claimed(addr: SocketAddr) -> std::io::Result<()> {
-    use socket2::{Domain, Protocol, Socket, Type};
     if addr.port() == 0 {
         return Ok(());
     }
-    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    probe.set_reuse_address(true)?;
-    probe.bind(&addr.into()).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => std::io::Error::new(
-            e.kind(),
-            "address already in use: another process listens on it",
-        ),
-        _ => e,
-    })
+    tcp_socket(addr)?
+        .bind(&addr.into())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => std::io::Error::new(
+                e.kind(),
+                "address already in use: another process listens on it",
+            ),
+            _ => e,
+        })
 }
 
-fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// A TCP socket for `addr`'s family with SO_REUSEADDR (a listener restarts
+/// while its old connections sit in TIME_WAIT).
+fn tcp_socket(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    Ok(socket)
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = tcp_socket(addr)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.set_nodelay(true)?;
