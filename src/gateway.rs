@@ -687,13 +687,22 @@ pub fn load(path: &std::path::Path) -> Result<(Config, Source, Gateway), ConfigE
 }
 
 /// [`load`] with the running gateway's key-set caches.
+///
+/// A panic while loading or compiling (a bug in a parser or compiler, whatever
+/// the file holds) is caught here and returned as an error naming the file, so a
+/// reload can never take the running gateway down and `check` exits 1.
 pub fn load_with(
     path: &std::path::Path,
     jwks: &JwksRegistry,
 ) -> Result<(Config, Source, Gateway), ConfigError> {
-    let (config, source) = crate::config::load(path)?;
-    let gateway = Gateway::compile_with(&config, &source, jwks)?;
-    Ok((config, source, gateway))
+    // AssertUnwindSafe: on a panic everything built so far is dropped; the only
+    // shared state touched is the JWKS registry, whose caches stay valid.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (config, source) = crate::config::load(path)?;
+        let gateway = Gateway::compile_with(&config, &source, jwks)?;
+        Ok((config, source, gateway))
+    }))
+    .unwrap_or_else(|payload| Err(ConfigError::panicked(path, payload.as_ref())))
 }
 
 /// Refuses two listeners on one port whose addresses overlap (the same, or one

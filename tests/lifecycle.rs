@@ -404,6 +404,33 @@ fn sighup_with_broken_config_keeps_old_routes() {
     assert!(!gw.stdout().contains("reload ok"), "{}", gw.logs());
 }
 
+/// Issue 13: this file (found by the `config` fuzz target) panicked the config
+/// error renderer, and a SIGHUP with it killed the gateway.
+#[test]
+fn sighup_with_fuzz_crash_file_keeps_gateway_running() {
+    let rest = mock_route("a", "/a", 200, "old-a");
+    let mut gw = Gateway::start("", &rest);
+    let mut c = gw.connect();
+    assert_eq!(c.get("/a").body_str(), "old-a");
+    gw.write_config("#\u{79e}2- =K\0i2");
+    gw.signal("HUP");
+    assert!(
+        gw.wait_log("reload failed", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    assert!(gw.is_running(), "gateway died on reload\n{}", gw.logs());
+    assert!(!gw.logs().contains("panicked"), "{}", gw.logs());
+    let r = c.get("/a");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "old-a"));
+    let r = gw.get("/a");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "old-a"));
+    // `check` on the same file is a clean exit 1 naming the file, not a crash
+    let (code, _, err, _, _dir) = check("#\u{79e}2- =K\0i2");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("gw.toml:1:"), "{err}");
+}
+
 #[test]
 fn sighup_with_semantically_invalid_config_keeps_old_routes() {
     let rest = mock_route("a", "/a", 200, "old-a");

@@ -32,6 +32,24 @@ impl ConfigError {
         }
     }
 
+    /// A panic caught while loading or compiling the config at `path`.
+    pub(crate) fn panicked(path: &Path, payload: &(dyn std::any::Any + Send)) -> Self {
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unknown cause");
+        ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            col: 0,
+            field: None,
+            message: format!(
+                "internal error while loading this config (please report it): panic: {what}"
+            ),
+        }
+    }
+
     /// An error at byte offset `pos` of `source`.
     pub(crate) fn at(source: &Source, pos: usize, field: Option<String>, message: String) -> Self {
         let (line, col) = line_col(&source.text, pos);
@@ -71,8 +89,19 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The largest char boundary of `text` at or before byte `pos` (clamped to its
+/// length): parser spans are byte offsets and may fall inside a character.
+/// (`str::floor_char_boundary` is newer than our minimum Rust.)
+fn floor_boundary(text: &str, pos: usize) -> usize {
+    let mut pos = pos.min(text.len());
+    while !text.is_char_boundary(pos) {
+        pos -= 1;
+    }
+    pos
+}
+
 fn line_col(text: &str, pos: usize) -> (usize, usize) {
-    let pos = pos.min(text.len());
+    let pos = floor_boundary(text, pos);
     let before = &text.as_bytes()[..pos];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let line_start = before
@@ -84,7 +113,7 @@ fn line_col(text: &str, pos: usize) -> (usize, usize) {
 
 /// The dotted path of the field at byte `pos`, e.g. `route[1].mock.status`.
 fn field_path_at(text: &str, pos: usize) -> Option<String> {
-    let pos = pos.min(text.len());
+    let pos = floor_boundary(text, pos);
     let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
     let line = &text[line_start..line_end];
@@ -167,9 +196,12 @@ fn inline_keys(line: &str, col: usize) -> Vec<String> {
             stack.pop();
         } else if b == b'=' {
             let before = line[..i].trim_end();
+            // The key is the run of key characters before `=`; the character that
+            // ends it may be multi-byte, so step past it by its own length.
             let start = before
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '"'))
-                .map_or(0, |j| j + 1);
+                .char_indices()
+                .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '"'))
+                .map_or(0, |(j, c)| j + c.len_utf8());
             last_key = Some(before[start..].trim_matches('"').to_string());
         } else if b == b',' {
             last_key = None;
@@ -177,7 +209,7 @@ fn inline_keys(line: &str, col: usize) -> Vec<String> {
         i += 1;
     }
     // On a key: `bogus = 1` with the span at `bogus`.
-    let rest = &line[col.min(line.len())..];
+    let rest = &line[floor_boundary(line, col)..];
     let key_here: String = rest
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
@@ -212,5 +244,44 @@ mod tests {
             "route[0].bogus"
         );
         assert_eq!(line_col("a\nbc\n", 3), (2, 2));
+    }
+
+    /// Found by the `config` fuzz target: a key run ending at a multi-byte character
+    /// sliced the line inside it (a panic that killed a gateway on SIGHUP).
+    #[test]
+    fn multi_byte_text_is_sliced_at_char_boundaries() {
+        let t = "#\u{79e}2- =K\0i2";
+        for pos in 0..=t.len() + 1 {
+            let _ = field_path_at(t, pos);
+            let _ = line_col(t, pos);
+        }
+        assert_eq!(inline_keys("\u{79e}ab = 1", 6), vec!["ab".to_string()]);
+        // Non-ASCII bare keys are not TOML keys; what matters is that no column panics.
+        let t = "é = { ü = 1 }";
+        for col in 0..=t.len() + 1 {
+            let _ = inline_keys(t, col);
+        }
+    }
+
+    /// The fuzz target's crash input, through the whole parser: an error, rendered.
+    #[test]
+    fn fuzz_crash_input_is_a_config_error() {
+        let source = crate::config::Source {
+            path: "fuzz.toml".into(),
+            text: "#\u{79e}2- =K\0i2".to_string(),
+        };
+        let e = crate::config::parse(&source).expect_err("not a valid config");
+        let shown = e.to_string();
+        assert!(shown.starts_with("fuzz.toml:1:"), "{shown}");
+    }
+
+    #[test]
+    fn a_caught_panic_names_the_file_and_its_message() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new("index out of range");
+        let e = ConfigError::panicked(Path::new("gw.toml"), payload.as_ref());
+        assert_eq!(
+            e.to_string(),
+            "gw.toml: internal error while loading this config (please report it): panic: index out of range"
+        );
     }
 }
