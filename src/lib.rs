@@ -16,6 +16,9 @@
 //! - [`log`]: the access log, written off the request path.
 //! - [`hex`]: hex digits and encoding, shared by every module that needs them.
 //! - [`sock`]: socket options and probes monoio does not wrap.
+//! - [`time`]: core-local deadlines: a coarse clock and a sweeper instead of a timer per wait.
+//! - [`panic`]: panic containment, so one connection's or one reload's bug stays its own.
+//! - [`random`]: bytes from the kernel's CSPRNG.
 //! - [`tls`]: rustls configs for HTTPS listeners, mTLS and upstream TLS, and the TLS stream.
 
 pub mod config;
@@ -26,10 +29,13 @@ pub mod http;
 pub mod keys;
 pub mod limit;
 pub mod log;
+pub mod panic;
 pub mod proxy;
+pub mod random;
 pub mod route;
 pub mod runtime;
 pub mod server;
 pub mod sock;
 pub mod store;
+pub mod time;
 pub mod tls;

@@ -106,33 +106,13 @@ fn constant_time_eq(a: &KeyHash, b: &KeyHash) -> bool {
 /// A new key's text: `pk_` and 64 hex digits of randomness (256 bits).
 pub fn generate_key() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
-    getrandom(&mut bytes)?;
+    crate::random::fill(&mut bytes)?;
     let mut s = String::with_capacity(67);
     s.push_str("pk_");
     for b in bytes {
         s.push_str(&format!("{b:02x}"));
     }
     Ok(s)
-}
-
-/// Fills `buf` from the kernel's CSPRNG (getrandom(2)), retrying short reads.
-pub fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: getrandom writes at most `buf.len() - filled` bytes into the valid,
-        // writable tail of `buf` that it is given.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        } else {
-            filled += n as usize;
-        }
-    }
-    Ok(())
 }
 
 /// Why a key was refused, for the debug log (never the key itself).

@@ -10,7 +10,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
-use crate::server::Deadline;
+use crate::time::Deadline;
 use crate::tls::{ClientTlsStream, TlsStream, UpstreamTls};
 
 pub enum UpstreamConn {

@@ -16,7 +16,7 @@ use crate::guard::KeyTable;
 use crate::limit::Shard;
 use crate::log::AccessSink;
 use crate::proxy::pool::UpstreamPools;
-use crate::server::Timers;
+use crate::time::Timers;
 
 /// Capacity of the pooled buffers used for bodies and outgoing heads.
 pub const IO_BUF: usize = 64 << 10;
@@ -157,7 +157,7 @@ impl Core {
 /// Random bytes for the request-id generator's seed; if the kernel cannot give
 /// them, the clock is mixed in instead (ids need uniqueness, not secrecy).
 fn fill_random(buf: &mut [u8]) {
-    if crate::guard::api_key::getrandom(buf).is_err() {
+    if crate::random::fill(buf).is_err() {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()

@@ -226,7 +226,7 @@ fn start_ticker(cores: usize) -> Result<(Ticker, Vec<std::os::unix::net::UnixStr
         .name("ticker".into())
         .spawn(move || {
             while !stopped.load(Ordering::Acquire) {
-                std::thread::sleep(crate::server::TICK);
+                std::thread::sleep(crate::time::TICK);
                 for w in &mut writers {
                     let _ = w.write(&[1]);
                 }

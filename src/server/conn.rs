@@ -15,7 +15,7 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::AsyncWriteRentExt;
 
 use super::body::{pump, BodyError, BodyState};
-use super::{ClientIo, Deadline};
+use super::ClientIo;
 use crate::config::Cidr;
 use crate::gateway::{Gateway, Limits};
 use crate::guard::{self, Additions, RequestCtx, Verdict};
@@ -26,6 +26,7 @@ use crate::log::AccessRecord;
 use crate::proxy::{forward, headers::client_ip, Exchange};
 use crate::route::{Action, RouteMatch};
 use crate::runtime::Core;
+use crate::time::Deadline;
 
 /// A first read buffer that fits typical request heads; it grows for larger ones.
 const INITIAL_BUF: usize = 2048;

@@ -11,8 +11,6 @@
 
 mod body;
 mod conn;
-mod deadline;
-mod panic;
 
 use std::rc::Rc;
 
@@ -21,11 +19,11 @@ use monoio::net::TcpListener;
 
 pub use body::{pump, BodyError, BodyState};
 pub use conn::{ClientConn, ConnTls};
-pub use deadline::{Deadline, Elapsed, Timers, TICK};
-pub use panic::CatchUnwind;
 
 use crate::http::reply::{render, Persistence, Reply};
+use crate::panic::CatchUnwind;
 use crate::runtime::Core;
+use crate::time::Deadline;
 
 /// A client transport the connection loop serves: TCP, or TLS over TCP.
 pub trait ClientIo: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent + 'static {}

@@ -29,7 +29,7 @@ use crate::http::request::Header;
 use crate::http::response::parse_response;
 use crate::http::BodyKind;
 use crate::limit::BoundedMap;
-use crate::server::{Deadline, Timers};
+use crate::time::{Deadline, Timers};
 
 const CACHE_ENTRIES: usize = 10_000;
 const IDLE_PER_AUTHORIZER: usize = 16;

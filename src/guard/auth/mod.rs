@@ -83,7 +83,7 @@ pub struct CoreState {
 }
 
 impl CoreState {
-    pub fn new(timers: std::rc::Rc<crate::server::Timers>) -> CoreState {
+    pub fn new(timers: std::rc::Rc<crate::time::Timers>) -> CoreState {
         CoreState {
             tokens: RefCell::default(),
             external: external::ExternalState::new(timers),
