@@ -14,7 +14,6 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
-const UNAUTHORIZED: &str = r#"{"message":"Unauthorized"}"#;
 const KEY_ID: &str = "AKIDPORTCULLIS01";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 

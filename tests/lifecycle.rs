@@ -22,14 +22,6 @@ fn check(config_text: &str) -> (i32, String, String, std::path::PathBuf, TempDir
     (st.code().unwrap_or(-1), out, err, path, dir)
 }
 
-/// 1-based line number of the first line containing `needle`.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .expect("needle in config")
-        + 1
-}
-
 const GOOD: &str = r#"[server]
 workers = 1
 listen = ["127.0.0.1:1"]

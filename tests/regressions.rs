@@ -34,14 +34,6 @@ fn expect_400(gw: &Gateway, raw: &[u8]) {
     c.assert_closed();
 }
 
-/// 1-based line number of the first line containing `needle`.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .expect("needle in config")
-        + 1
-}
-
 // ---- 1: status line without reason phrase ------------------------------------
 
 #[test]

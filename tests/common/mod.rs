@@ -25,6 +25,7 @@ pub const METHOD_NOT_ALLOWED: &str = r#"{"message":"Method Not Allowed"}"#;
 pub const HEADERS_TOO_LARGE: &str = r#"{"message":"Request Header Fields Too Large"}"#;
 pub const TOO_LARGE: &str = r#"{"message":"Request Entity Too Large"}"#;
 pub const REQUEST_TIMEOUT: &str = r#"{"message":"Request Timeout"}"#;
+pub const UNAUTHORIZED: &str = r#"{"message":"Unauthorized"}"#;
 pub const FORBIDDEN: &str = r#"{"message":"Forbidden"}"#;
 pub const BAD_GATEWAY: &str = r#"{"message":"Bad Gateway"}"#;
 pub const GATEWAY_TIMEOUT: &str = r#"{"message":"Gateway Timeout"}"#;
@@ -1471,6 +1472,23 @@ pub fn assert_gateway_error(r: &Response, status: u16, body: &str) {
     assert!(r.has("x-request-id"), "{:?}", r.headers);
 }
 
+/// The gateway's 401 with exactly one `WWW-Authenticate` challenge, `challenge`.
+pub fn assert_401(r: &Response, challenge: &str) {
+    assert_gateway_error(r, 401, UNAUTHORIZED);
+    assert_eq!(
+        r.header_all("www-authenticate"),
+        vec![challenge],
+        "{:?}",
+        r.headers
+    );
+}
+
+/// The gateway's 403, without a challenge.
+pub fn assert_403(r: &Response) {
+    assert_gateway_error(r, 403, FORBIDDEN);
+    assert!(!r.has("www-authenticate"), "{:?}", r.headers);
+}
+
 /// The response body split into lines.
 pub fn body_lines(r: &Response) -> Vec<String> {
     r.body_str().lines().map(|s| s.to_string()).collect()
@@ -1603,6 +1621,10 @@ pub fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
 /// `check` fails with exit 1, and stderr names `gw.toml:<line>` (a line in
 /// `lines`), `field` and `also`.
 pub fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str, also: &str) {
+    assert!(
+        !field.is_empty() && !also.is_empty(),
+        "assert_check_error needs a field and a message to look for"
+    );
     let (code, out, err) = check_config(text);
     assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
     assert!(!out.contains("configuration ok"), "stdout: {:?}", out);
