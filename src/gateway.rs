@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 
 use crate::config::{Balance, Cidr, Config, ConfigError, RateConfig, Source, Spanned};
 use crate::guard::auth::{self, jwks::JwksRegistry, Requirements};
-use crate::guard::{ip::IpPolicy, throttle::RouteLimits, Guard};
+use crate::guard::{resource_policy::IpPolicy, throttle::RouteLimits, Guard};
 use crate::http::reply::Reply;
 use crate::limit::{period, Level, LimitKey, Policy, QuotaPolicy};
 use crate::route::{host_match, Action, HostMatch, PathMatch, Route, RouteTable};

@@ -12,7 +12,7 @@
 
 pub mod api_key;
 pub mod auth;
-pub mod ip;
+pub mod resource_policy;
 pub mod throttle;
 pub mod waf;
 
@@ -104,7 +104,7 @@ pub enum Verdict {
 #[derive(Debug)]
 pub enum Guard {
     /// Resource policy: client IP allow / deny lists.
-    IpPolicy(ip::IpPolicy),
+    IpPolicy(resource_policy::IpPolicy),
     /// Identification by API key (usage plan): 403 without a valid key.
     ApiKey,
     /// The WAF: IP sets, rate-based rule, rule scan: 403.
