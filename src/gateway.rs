@@ -15,8 +15,9 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::config::{Balance, Cidr, Config, ConfigError, RateConfig, Source, Spanned};
+use crate::guard::api_key::{ApiKeyCheck, Plan};
 use crate::guard::auth::{self, jwks::JwksRegistry, Requirements};
-use crate::guard::{resource_policy::IpPolicy, throttle::RouteLimits, Guard};
+use crate::guard::{resource_policy::IpPolicy, throttle::Throttle, Guard};
 use crate::http::reply::Reply;
 use crate::limit::{period, Level, LimitKey, Policy, QuotaPolicy};
 use crate::route::{host_match, Action, HostMatch, PathMatch, Route, RouteTable};
@@ -58,14 +59,6 @@ pub struct Throttling {
     pub max_tracked: usize,
 }
 
-/// A compiled `[[plan]]`.
-#[derive(Debug)]
-pub struct Plan {
-    pub name: Arc<str>,
-    pub throttle: Option<Policy>,
-    pub quota: Option<QuotaPolicy>,
-}
-
 /// `[store]`, compiled.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
@@ -96,9 +89,7 @@ pub struct Gateway {
     pub routes: RouteTable,
     pub upstreams: Vec<Upstream>,
     pub throttle: Throttling,
-    pub plans: FxHashMap<Arc<str>, Plan>,
-    /// The header API keys come in, lower case.
-    pub api_key_header: Box<[u8]>,
+    pub plans: Arc<FxHashMap<Arc<str>, Plan>>,
     /// `[[api_key]]` entries (by hash).
     pub declared_keys: Vec<StoredKey>,
     pub store: StoreSettings,
@@ -194,9 +185,10 @@ impl Gateway {
             wafs.insert(name.clone(), std::sync::Arc::new(compiled));
         }
         let throttling = compile_throttle(config, source)?;
-        let plans = compile_plans(config, source)?;
+        let plans = Arc::new(compile_plans(config, source)?);
         let declared_keys = compile_keys(config, source, &plans)?;
         let header = config.api_keys.header.get_ref();
+        let api_key_header: Arc<[u8]> = header.to_ascii_lowercase().into_bytes().into();
         if header.is_empty() || !header.bytes().all(is_token_byte) {
             return Err(source.error_at(
                 config.api_keys.header.span(),
@@ -369,7 +361,10 @@ impl Gateway {
                 _ => {}
             }
             if r.api_key {
-                guards.push(Guard::ApiKey);
+                guards.push(Guard::ApiKey(ApiKeyCheck {
+                    header: api_key_header.clone(),
+                    plans: plans.clone(),
+                }));
             }
             let authorizer = match &r.auth {
                 Some(a) if a.get_ref() != "none" => {
@@ -420,7 +415,12 @@ impl Gateway {
                 || throttling.account.is_some()
                 || throttling.per_ip.is_some()
             {
-                guards.push(Guard::Limits(RouteLimits { route: route_level }));
+                guards.push(Guard::Throttle(Throttle {
+                    route: route_level,
+                    account: throttling.account,
+                    per_ip: throttling.per_ip,
+                    headers: throttling.headers,
+                }));
             }
             routes.push(Route {
                 name: r.name.get_ref().as_str().into(),
@@ -477,7 +477,6 @@ impl Gateway {
             upstreams,
             throttle: throttling,
             plans,
-            api_key_header: header.to_ascii_lowercase().into_bytes().into(),
             declared_keys,
             store,
         })

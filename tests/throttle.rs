@@ -949,13 +949,13 @@ fn check_reports_throttle_config_errors_with_file_line_field() {
     );
 
     let zero_rate = good.replace("rate = 10", "rate = 0");
-    assert_config_error(&zero_rate, "rate = 0", "throttle.rate", "");
+    assert_config_error(&zero_rate, "rate = 0", "throttle.rate", "must be a positive number");
 
     let redis = good.replace(
         "flush_interval = \"1s\"",
         "flush_interval = \"1s\"\nredis = \"redis://127.0.0.1:6379\"",
     );
-    assert_config_error(&redis, "redis =", "store.redis", "");
+    assert_config_error(&redis, "redis =", "store.redis", "not supported yet");
 }
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,24 @@ use sha2::{Digest, Sha256};
 use super::{RequestCtx, Verdict};
 use crate::http::reply::Reply;
 use crate::http::request::HeaderRole;
+use crate::limit::{Policy, QuotaPolicy};
 use crate::store::{KeyHash, StoredKey};
+
+/// A compiled `[[plan]]`: what a key's usage plan allows.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: Arc<str>,
+    pub throttle: Option<Policy>,
+    pub quota: Option<QuotaPolicy>,
+}
+
+/// The API key stage of a route, with what it needs: the header keys come in
+/// (lower case) and the config's plans.
+#[derive(Debug)]
+pub struct ApiKeyCheck {
+    pub header: Arc<[u8]>,
+    pub plans: Arc<FxHashMap<Arc<str>, Plan>>,
+}
 
 /// A key the gateway accepts (or knows to refuse).
 #[derive(Debug, Clone)]
@@ -121,56 +138,53 @@ fn refuse(reason: &str, name: Option<&str>) -> Verdict {
     Verdict::Respond(Reply::error(403))
 }
 
-/// The API key stage.
-pub fn check(ctx: &mut RequestCtx<'_>) -> Verdict {
-    let gw = ctx.gateway;
-    let Some((idx, text)) = ctx.header(&gw.api_key_header) else {
-        return refuse("missing", None);
-    };
-    // Two keys in one request: which one would the upstream believe? Refuse.
-    let copies = ctx
-        .headers
-        .iter()
-        .filter(|h| {
-            h.name
-                .get(ctx.head)
-                .eq_ignore_ascii_case(&gw.api_key_header)
-        })
-        .count();
-    if copies > 1 {
-        return refuse("more than one key", None);
-    }
-    let Some(key) = ctx.keys.find(text) else {
-        return refuse("unknown", None);
-    };
-    if key.revoked {
-        return refuse("revoked", Some(&key.name));
-    }
-    if key.expires.is_some_and(|e| ctx.limits.unix_now() >= e) {
-        return refuse("expired", Some(&key.name));
-    }
-    let Some(plan) = gw.plans.get(&key.plan) else {
-        return refuse("plan not configured", Some(&key.name));
-    };
-    ctx.headers[idx].role = HeaderRole::Credential;
-    // The identity fields are the gateway's to set: drop any a client sent.
-    for h in ctx.headers.iter_mut() {
-        let name = h.name.get(ctx.head);
-        if name.eq_ignore_ascii_case(b"x-api-key-name")
-            || name.eq_ignore_ascii_case(b"x-usage-plan")
-        {
-            h.role = HeaderRole::Credential;
+impl ApiKeyCheck {
+    /// The API key stage.
+    pub fn check<'a>(&'a self, ctx: &mut RequestCtx<'a>) -> Verdict {
+        let Some((idx, text)) = ctx.header(&self.header) else {
+            return refuse("missing", None);
+        };
+        // Two keys in one request: which one would the upstream believe? Refuse.
+        let copies = ctx
+            .headers
+            .iter()
+            .filter(|h| h.name.get(ctx.head).eq_ignore_ascii_case(&self.header))
+            .count();
+        if copies > 1 {
+            return refuse("more than one key", None);
         }
+        let Some(key) = ctx.keys.find(text) else {
+            return refuse("unknown", None);
+        };
+        if key.revoked {
+            return refuse("revoked", Some(&key.name));
+        }
+        if key.expires.is_some_and(|e| ctx.limits.unix_now() >= e) {
+            return refuse("expired", Some(&key.name));
+        }
+        let Some(plan) = self.plans.get(&key.plan) else {
+            return refuse("plan not configured", Some(&key.name));
+        };
+        ctx.headers[idx].role = HeaderRole::Credential;
+        // The identity fields are the gateway's to set: drop any a client sent.
+        for h in ctx.headers.iter_mut() {
+            let name = h.name.get(ctx.head);
+            if name.eq_ignore_ascii_case(b"x-api-key-name")
+                || name.eq_ignore_ascii_case(b"x-usage-plan")
+            {
+                h.role = HeaderRole::Credential;
+            }
+        }
+        // The key stays with the gateway; the upstream learns whose it was.
+        let adds = &mut ctx.additions.upstream;
+        adds.push_str("x-api-key-name: ");
+        adds.push_str(&key.name);
+        adds.push_str("\r\nx-usage-plan: ");
+        adds.push_str(&plan.name);
+        adds.push_str("\r\n");
+        ctx.api_key = Some((key, plan));
+        Verdict::Continue
     }
-    // The key stays with the gateway; the upstream learns whose it was.
-    let adds = &mut ctx.additions.upstream;
-    adds.push_str("x-api-key-name: ");
-    adds.push_str(&key.name);
-    adds.push_str("\r\nx-usage-plan: ");
-    adds.push_str(&plan.name);
-    adds.push_str("\r\n");
-    ctx.api_key = Some((key, plan));
-    Verdict::Continue
 }
 
 #[cfg(test)]

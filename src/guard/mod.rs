@@ -19,16 +19,14 @@ pub mod waf;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::gateway::{Gateway, Plan};
 use crate::http::reply::Reply;
 use crate::http::request::{Header, HeaderRole};
 use crate::limit::Shard;
 
-pub use api_key::{ApiKey, KeyTable};
+pub use api_key::{ApiKey, KeyTable, Plan};
 
 /// What a guard sees of a request, and what guards hand on to later stages.
 pub struct RequestCtx<'a> {
-    pub gateway: &'a Gateway,
     /// The client address the gateway believes (peer, or from trusted X-Forwarded-For).
     pub client_ip: IpAddr,
     pub method: &'a [u8],
@@ -106,7 +104,7 @@ pub enum Guard {
     /// Resource policy: client IP allow / deny lists.
     IpPolicy(resource_policy::IpPolicy),
     /// Identification by API key (usage plan): 403 without a valid key.
-    ApiKey,
+    ApiKey(api_key::ApiKeyCheck),
     /// The WAF: IP sets, rate-based rule, rule scan: 403.
     Waf(Arc<waf::Waf>),
     /// Authentication by the route's authorizer: 401 without valid credentials.
@@ -114,24 +112,24 @@ pub enum Guard {
     /// Authorization: the route's required scopes and claims: 403.
     Authorize(auth::Requirements),
     /// Throttling (plan, route, account, client IP) and the plan's quota: 429.
-    Limits(throttle::RouteLimits),
+    Throttle(throttle::Throttle),
 }
 
 impl Guard {
-    async fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
+    async fn check<'a>(&'a self, ctx: &mut RequestCtx<'a>) -> Verdict {
         match self {
             Guard::IpPolicy(p) => p.check(ctx.client_ip),
-            Guard::ApiKey => api_key::check(ctx),
+            Guard::ApiKey(k) => k.check(ctx),
             Guard::Waf(w) => w.check(ctx),
             Guard::Auth(name, a) => auth::authenticate(name, a, ctx).await,
             Guard::Authorize(r) => r.check(&ctx.identity),
-            Guard::Limits(l) => l.check(ctx),
+            Guard::Throttle(t) => t.check(ctx),
         }
     }
 }
 
 /// Runs a route's guards in order; the first that answers decides.
-pub async fn run(guards: &[Guard], ctx: &mut RequestCtx<'_>) -> Verdict {
+pub async fn run<'a>(guards: &'a [Guard], ctx: &mut RequestCtx<'a>) -> Verdict {
     for g in guards {
         if let Verdict::Respond(r) = g.check(ctx).await {
             return Verdict::Respond(r);

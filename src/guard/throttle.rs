@@ -10,17 +10,22 @@ use std::fmt::Write;
 
 use super::{RequestCtx, Verdict};
 use crate::http::reply::Reply;
-use crate::limit::{Decision, Level, QuotaKey, RateInfo};
+use crate::limit::{Decision, Level, Policy, QuotaKey, RateInfo};
 
-/// A route's own throttle, compiled.
+/// A route's throttle stage, compiled: its own level and the gateway-wide ones
+/// (`[throttle]`) that apply to every route.
 #[derive(Debug)]
-pub struct RouteLimits {
+pub struct Throttle {
     pub route: Option<Level>,
+    pub account: Option<Level>,
+    pub per_ip: Option<Policy>,
+    /// `throttle.headers`: RateLimit fields on answers.
+    pub headers: bool,
 }
 
-impl RouteLimits {
+impl Throttle {
     pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
-        let t = &ctx.gateway.throttle;
+        let t = self;
         let mut levels = [Level {
             name: "",
             key: crate::limit::LimitKey::Account,

@@ -432,7 +432,6 @@ async fn handle<S: ClientIo>(
                     None => target,
                 };
                 let mut ctx = RequestCtx {
-                    gateway: gw,
                     client_ip: client,
                     method: head.method_span.get(hb),
                     path: if head.normalize {
