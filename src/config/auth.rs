@@ -1,6 +1,6 @@
 //! `[auth.NAME]` sections: the authorizers routes name in `auth = "NAME"` (see
-//! CONFIG.md). One flat shape for every `type`, so each field keeps its line for
-//! errors; `Gateway::compile` checks which fields belong to which type.
+//! docs/configuration.md). One flat shape for every `type`, so each field keeps its
+//! line for errors; `Gateway::compile` checks which fields belong to which type.
 
 use std::collections::BTreeMap;
 

@@ -1,8 +1,8 @@
 //! The config file: TOML → typed [`Config`] (serde), with errors that name the file,
 //! line, column and field.
 //!
-//! This module owns the file's shape and its defaults (see CONFIG.md). It does not
-//! interpret the values: [`crate::gateway::Gateway::compile`] turns a `Config` into the
+//! This module owns the file's shape and its defaults (see docs/configuration.md).
+//! It does not interpret the values: [`crate::gateway::Gateway::compile`] turns a `Config` into the
 //! snapshot that serves requests, and reports cross-references (an unknown upstream,
 //! say) through [`Source::error_at`] so they carry a line too.
 

@@ -1,6 +1,6 @@
 //! The config sections of throttling and usage plans: `[throttle]`, `[[plan]]`,
-//! `[api_keys]`, `[[api_key]]` and `[store]` (see CONFIG.md). Shapes and defaults
-//! only; `Gateway::compile` checks the values and cross-references.
+//! `[api_keys]`, `[[api_key]]` and `[store]` (see docs/configuration.md). Shapes and
+//! defaults only; `Gateway::compile` checks the values and cross-references.
 
 use serde::Deserialize;
 use toml::Spanned;

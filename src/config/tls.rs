@@ -1,6 +1,7 @@
 //! `[[server.tls]]` (HTTPS listeners) and an upstream's `tls = { … }` (see
-//! CONFIG.md). Shapes and defaults only: [`crate::tls`] loads the certificates and
-//! builds the rustls configs, and reports bad files with the field's line.
+//! docs/configuration.md). Shapes and defaults only: [`crate::tls`] loads the
+//! certificates and builds the rustls configs, and reports bad files with the
+//! field's line.
 
 use std::net::SocketAddr;
 

@@ -1,5 +1,6 @@
-//! `[waf.NAME]` sections: a rule set and how it is applied (see CONFIG.md and
-//! rules/README.md for the rule files). Shapes and defaults only.
+//! `[waf.NAME]` sections: a rule set and how it is applied (see
+//! docs/configuration.md, and rules/README.md for the rule files). Shapes and
+//! defaults only.
 
 use serde::Deserialize;
 use toml::Spanned;

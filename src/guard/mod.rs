@@ -1,6 +1,7 @@
 //! The guard pipeline: the checks a route runs before its action, in the fixed
-//! order of DESIGN.md (resource policy, WAF, CORS, authentication, authorization,
-//! throttling, quota, validation).
+//! order given in docs/configuration.md ("How a request is checked": resource
+//! policy, WAF, CORS, authentication, authorization, throttling, quota,
+//! validation).
 //!
 //! A route carries its compiled [`Guard`] list; the connection loop calls [`run`]
 //! after routing and before proxying. Each stage answers [`Verdict::Continue`] or a
