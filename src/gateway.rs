@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 use crate::config::{Balance, Cidr, Config, ConfigError, RateConfig, Source, Spanned};
 use crate::guard::api_key::{ApiKeyCheck, Plan};
 use crate::guard::auth::{self, jwks::JwksRegistry, Requirements};
-use crate::guard::{resource_policy::IpPolicy, throttle::Throttle, Guard};
+use crate::guard::{resource_policy::IpPolicy, throttle::Throttle, BodyNeed, Guard};
 use crate::http::reply::Reply;
 use crate::limit::{period, Level, LimitKey, Policy, QuotaPolicy};
 use crate::route::{host_match, Action, HostMatch, PathMatch, Route, RouteTable};
@@ -427,6 +427,7 @@ impl Gateway {
                 host,
                 path,
                 methods,
+                body_need: BodyNeed::of(&guards),
                 guards,
                 max_body_bytes: r
                     .max_body_bytes

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::guard::Guard;
+use crate::guard::{BodyNeed, Guard};
 use crate::http::reply::Reply;
 
 /// What a route does with a request that passed its guards.
@@ -45,6 +45,8 @@ pub struct Route {
     pub methods: Vec<Box<[u8]>>,
     /// The guard pipeline, run in order before the action.
     pub guards: Vec<Guard>,
+    /// How much of a body the guards need buffered (from `guards`).
+    pub body_need: BodyNeed,
     pub max_body_bytes: u64,
     pub action: Action,
 }
@@ -186,6 +188,7 @@ mod tests {
             path,
             methods: methods.iter().map(|m| m.as_bytes().into()).collect(),
             guards: Vec::new(),
+            body_need: BodyNeed::default(),
             max_body_bytes: 0,
             action: Action::Mock(Reply::error(404)),
         }

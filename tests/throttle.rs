@@ -949,7 +949,12 @@ fn check_reports_throttle_config_errors_with_file_line_field() {
     );
 
     let zero_rate = good.replace("rate = 10", "rate = 0");
-    assert_config_error(&zero_rate, "rate = 0", "throttle.rate", "must be a positive number");
+    assert_config_error(
+        &zero_rate,
+        "rate = 0",
+        "throttle.rate",
+        "must be a positive number",
+    );
 
     let redis = good.replace(
         "flush_interval = \"1s\"",

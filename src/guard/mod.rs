@@ -129,6 +129,43 @@ impl Guard {
     }
 }
 
+/// How much of a request body a route's stages need buffered before they can
+/// decide: all of it for a signed payload (SigV4) within the authorizer's
+/// `max_body`, the first `inspect_body` bytes for the WAF. Compiled with the
+/// route, so the connection loop asks the route, not its stages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodyNeed {
+    /// The whole body, when it is at most this long.
+    whole_up_to: Option<u64>,
+    /// At least this prefix.
+    prefix: u64,
+}
+
+impl BodyNeed {
+    /// What the stages in `guards` need together.
+    pub fn of(guards: &[Guard]) -> BodyNeed {
+        let mut need = BodyNeed::default();
+        for g in guards {
+            match g {
+                Guard::Auth(_, a) => {
+                    if let Some(max) = a.body_to_buffer() {
+                        need.whole_up_to = Some(need.whole_up_to.map_or(max, |m| m.max(max)));
+                    }
+                }
+                Guard::Waf(w) => need.prefix = need.prefix.max(w.inspect_body),
+                _ => {}
+            }
+        }
+        need
+    }
+
+    /// How many bytes of a body of `n` bytes to buffer; 0 for none.
+    pub fn bytes(&self, n: u64) -> u64 {
+        let whole = self.whole_up_to.filter(|&max| n <= max).map_or(0, |_| n);
+        whole.max(n.min(self.prefix))
+    }
+}
+
 /// Runs a route's guards in order; the first that answers decides.
 pub async fn run<'a>(guards: &'a [Guard], ctx: &mut RequestCtx<'a>) -> Verdict {
     for g in guards {

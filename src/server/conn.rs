@@ -402,7 +402,7 @@ async fn handle<S: ClientIo>(
             // where forwarding finds it.
             let mut buffered = None;
             if let BodyKind::Length(n) = head.body {
-                let want = body_wanted(&route.guards, n.min(route.max_body_bytes));
+                let want = route.body_need.bytes(n.min(route.max_body_bytes));
                 if want > 0 {
                     if buffer_body(
                         conn,
@@ -622,21 +622,6 @@ async fn answer<S: ClientIo>(
         }
         Err(_) => false,
     }
-}
-
-/// How many of a body of `n` bytes the route's stages need buffered before
-/// deciding: all of it for a signed body within `max_signed_body`, the first
-/// `inspect_body` bytes for the WAF; 0 for none.
-fn body_wanted(guards: &[guard::Guard], n: u64) -> u64 {
-    guards
-        .iter()
-        .map(|g| match g {
-            guard::Guard::Auth(_, a) => a.body_to_buffer().filter(|&max| n <= max).map_or(0, |_| n),
-            guard::Guard::Waf(w) => n.min(w.inspect_body),
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Reads until `conn.buf` holds `n` body bytes from `start` (sending `100 Continue`
