@@ -15,9 +15,9 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::config::{Balance, Cidr, Config, ConfigError, RateConfig, Source, Spanned};
-use crate::guard::api_key::{ApiKeyCheck, Plan};
-use crate::guard::auth::{self, jwks::JwksRegistry, Requirements};
-use crate::guard::{resource_policy::IpPolicy, throttle::Throttle, BodyNeed, Guard};
+use crate::guard::api_key::Plan;
+use crate::guard::auth::{self, jwks::JwksRegistry};
+use crate::guard::{self, throttle, BodyNeed};
 use crate::http::reply::Reply;
 use crate::limit::{period, Level, LimitKey, Policy, QuotaPolicy};
 use crate::route::{host_match, Action, HostMatch, PathMatch, Route, RouteTable};
@@ -204,6 +204,15 @@ impl Gateway {
             ));
         }
 
+        let stages = guard::pipeline::Stages {
+            wafs: &wafs,
+            authorizers: &authorizers,
+            api_key_header: &api_key_header,
+            plans: &plans,
+            account: throttling.account,
+            per_ip: throttling.per_ip,
+            rate_headers: throttling.headers,
+        };
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let field = |f: &str| format!("route[{i}].{f}");
@@ -340,88 +349,7 @@ impl Gateway {
                     ))
                 }
             };
-            let mut guards = Vec::new();
-            if !r.allow_ips.is_empty() || !r.deny_ips.is_empty() {
-                guards.push(Guard::IpPolicy(IpPolicy {
-                    allow: r.allow_ips.clone(),
-                    deny: r.deny_ips.clone(),
-                }));
-            }
-            match &r.waf {
-                Some(w) if w.get_ref() != "off" => {
-                    let found = wafs.get(w.get_ref()).ok_or_else(|| {
-                        source.error_at(
-                            w.span(),
-                            &field("waf"),
-                            format!("unknown waf {:?} (no [waf.{}])", w.get_ref(), w.get_ref()),
-                        )
-                    })?;
-                    guards.push(Guard::Waf(found.clone()));
-                }
-                _ => {}
-            }
-            if r.api_key {
-                guards.push(Guard::ApiKey(ApiKeyCheck {
-                    header: api_key_header.clone(),
-                    plans: plans.clone(),
-                }));
-            }
-            let authorizer = match &r.auth {
-                Some(a) if a.get_ref() != "none" => {
-                    let found = authorizers.get(a.get_ref()).ok_or_else(|| {
-                        source.error_at(
-                            a.span(),
-                            &field("auth"),
-                            format!(
-                                "unknown authorizer {:?} (no [auth.{}])",
-                                a.get_ref(),
-                                a.get_ref()
-                            ),
-                        )
-                    })?;
-                    guards.push(Guard::Auth(a.get_ref().as_str().into(), found.clone()));
-                    Some(found)
-                }
-                _ => None,
-            };
-            let requirements = Requirements {
-                scopes: r.scopes.clone(),
-                claims: r
-                    .claims
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            };
-            if !requirements.is_empty() {
-                if !matches!(authorizer.map(|a| &**a), Some(auth::Authorizer::Jwt(_))) {
-                    return Err(source.error_at(
-                        r.name.span(),
-                        &field("scopes"),
-                        "scopes and claims need a jwt authorizer (auth = \"NAME\")",
-                    ));
-                }
-                guards.push(Guard::Authorize(requirements));
-            }
-            let route_level = match &r.throttle {
-                Some(rc) => Some(Level {
-                    name: "route",
-                    key: LimitKey::route(r.name.get_ref()),
-                    policy: policy(source, rc, &field("throttle"))?,
-                }),
-                None => None,
-            };
-            if r.api_key
-                || route_level.is_some()
-                || throttling.account.is_some()
-                || throttling.per_ip.is_some()
-            {
-                guards.push(Guard::Throttle(Throttle {
-                    route: route_level,
-                    account: throttling.account,
-                    per_ip: throttling.per_ip,
-                    headers: throttling.headers,
-                }));
-            }
+            let guards = guard::pipeline::compile(r, &field, &stages, source)?;
             routes.push(Route {
                 name: r.name.get_ref().as_str().into(),
                 host,
@@ -488,33 +416,6 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// A token bucket's rate and burst, checked.
-fn policy(source: &Source, rc: &RateConfig, field: &str) -> Result<Policy, ConfigError> {
-    let rate = *rc.rate.get_ref();
-    if !(rate.is_finite() && rate > 0.0) {
-        return Err(source.error_at(
-            rc.rate.span(),
-            &format!("{field}.rate"),
-            format!("rate must be a positive number of requests per second, not {rate}"),
-        ));
-    }
-    let burst = match &rc.burst {
-        Some(b) => {
-            let v = *b.get_ref();
-            if !(v.is_finite() && v >= 1.0) {
-                return Err(source.error_at(
-                    b.span(),
-                    &format!("{field}.burst"),
-                    format!("burst must be at least 1, not {v}"),
-                ));
-            }
-            v.floor()
-        }
-        None => rate.max(1.0).ceil(),
-    };
-    Ok(Policy { rate, burst })
-}
-
 fn compile_throttle(config: &Config, source: &Source) -> Result<Throttling, ConfigError> {
     let Some(t) = &config.throttle else {
         return Ok(Throttling {
@@ -528,7 +429,7 @@ fn compile_throttle(config: &Config, source: &Source) -> Result<Throttling, Conf
         (Some(rate), burst) => Some(Level {
             name: "account",
             key: LimitKey::Account,
-            policy: policy(
+            policy: throttle::compile_policy(
                 source,
                 &RateConfig {
                     rate: rate.clone(),
@@ -547,7 +448,7 @@ fn compile_throttle(config: &Config, source: &Source) -> Result<Throttling, Conf
         (None, None) => None,
     };
     let per_ip = match &t.per_ip {
-        Some(rc) => Some(policy(source, rc, "throttle.per_ip")?),
+        Some(rc) => Some(throttle::compile_policy(source, rc, "throttle.per_ip")?),
         None => None,
     };
     Ok(Throttling {
@@ -574,7 +475,7 @@ fn compile_plans(
             ));
         }
         let throttle = match &p.throttle {
-            Some(rc) => Some(policy(source, rc, &field("throttle"))?),
+            Some(rc) => Some(throttle::compile_policy(source, rc, &field("throttle"))?),
             None => None,
         };
         let quota = match &p.quota {

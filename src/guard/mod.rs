@@ -1,18 +1,18 @@
-//! The guard pipeline: the checks a route runs before its action, in the fixed
-//! order given in docs/configuration.md ("How a request is checked": resource
-//! policy, WAF, CORS, authentication, authorization, throttling, quota,
-//! validation).
+//! The guard pipeline: the checks a route runs before its action.
 //!
-//! A route carries its compiled [`Guard`] list; the connection loop calls [`run`]
-//! after routing and before proxying. Each stage answers [`Verdict::Continue`] or a
-//! ready response, and reads the request through [`RequestCtx`] without copying it.
-//! What a stage establishes for later ones (the API key and its plan) and what it
-//! adds to the exchange (identity headers for the upstream, RateLimit fields for
-//! the client) is written into the context. Stages added by later work are new
-//! variants of [`Guard`].
+//! [`pipeline`] assembles a route's stages in their fixed order and says what the
+//! order is; each stage has its own module. A route carries its compiled
+//! [`Guard`] list; the connection loop calls [`run`] after routing and before
+//! proxying. Each stage answers [`Verdict::Continue`] or a ready response, and
+//! reads the request through [`RequestCtx`] without copying it. What a stage
+//! establishes for later ones (the API key and its plan) and what it adds to the
+//! exchange (identity headers for the upstream, RateLimit fields for the client)
+//! is written into the context. Guards are pure policy: a compiled stage carries
+//! everything it needs, and nothing here sees the whole `Gateway`.
 
 pub mod api_key;
 pub mod auth;
+pub mod pipeline;
 pub mod resource_policy;
 pub mod throttle;
 pub mod waf;

@@ -9,8 +9,40 @@
 use std::fmt::Write;
 
 use super::{RequestCtx, Verdict};
+use crate::config::{ConfigError, RateConfig, Source};
 use crate::http::reply::Reply;
 use crate::limit::{Decision, Level, Policy, QuotaKey, RateInfo};
+
+/// A token bucket's rate and burst, checked.
+pub fn compile_policy(
+    source: &Source,
+    rc: &RateConfig,
+    field: &str,
+) -> Result<Policy, ConfigError> {
+    let rate = *rc.rate.get_ref();
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(source.error_at(
+            rc.rate.span(),
+            &format!("{field}.rate"),
+            format!("rate must be a positive number of requests per second, not {rate}"),
+        ));
+    }
+    let burst = match &rc.burst {
+        Some(b) => {
+            let v = *b.get_ref();
+            if !(v.is_finite() && v >= 1.0) {
+                return Err(source.error_at(
+                    b.span(),
+                    &format!("{field}.burst"),
+                    format!("burst must be at least 1, not {v}"),
+                ));
+            }
+            v.floor()
+        }
+        None => rate.max(1.0).ceil(),
+    };
+    Ok(Policy { rate, burst })
+}
 
 /// A route's throttle stage, compiled: its own level and the gateway-wide ones
 /// (`[throttle]`) that apply to every route.
