@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
-use super::conn::{ConnectError, UpstreamConn};
 use super::headers::{self, ClientFraming, Forwarding};
 use crate::gateway::{Gateway, Upstream};
 use crate::guard::Additions;
@@ -22,8 +21,9 @@ use crate::http::reply::{Persistence, Reply};
 use crate::http::request::{Header, Method, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::BodyKind;
-use crate::runtime::Core;
 use crate::server::{pump, BodyError, BodyState, ClientConn, ClientIo};
+use crate::session::Core;
+use crate::upstream::conn::{ConnectError, UpstreamConn};
 
 /// What the access log learns about a request.
 #[derive(Debug, Default)]

@@ -1,10 +1,8 @@
-//! The upstream side: per-core connection pools and balancing ([`pool`]), the
-//! connection type ([`conn`]: TCP or TLS), header rewriting ([`headers`]) and
-//! forwarding one request and its response ([`forward`]).
+//! The upstream side of one exchange: header rewriting ([`headers`]) and
+//! forwarding one request and its response ([`forward`]), over the connections
+//! of [`crate::upstream`].
 
-pub mod conn;
 pub mod forward;
 pub mod headers;
-pub mod pool;
 
 pub use forward::{forward, Exchange};

@@ -8,7 +8,6 @@
 //! that fails to load or compile is logged and the old snapshot keeps serving.
 
 mod control;
-pub mod core;
 mod worker;
 
 use std::net::SocketAddr;
@@ -21,25 +20,12 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::{Config, DriverChoice};
-use crate::gateway::Gateway;
 use crate::guard::auth::jwks::JwksRegistry;
-use crate::guard::KeyTable;
 use crate::limit::Limiter;
 use crate::log::AccessLog;
 use crate::server::ListenerKind;
 
-pub use self::core::Core;
-
-/// What the control thread and the cores share; written only by the control thread.
-pub struct Shared {
-    pub gateway: ArcSwap<Gateway>,
-    pub generation: AtomicU64,
-    pub shutdown: AtomicBool,
-    /// The API keys, republished when the store or the config's keys change.
-    pub keys: ArcSwap<KeyTable>,
-    pub keys_generation: AtomicU64,
-    pub limiter: Arc<Limiter>,
-}
+pub use crate::session::{Core, Shared};
 
 /// Starts the gateway from the config at `path` and runs until SIGTERM/SIGINT.
 pub fn run(path: &Path) -> Result<(), String> {

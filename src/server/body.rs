@@ -11,8 +11,8 @@ use monoio::io::AsyncWriteRentExt;
 use super::{ClientConn, ClientIo};
 use crate::http::chunked::ChunkedScanner;
 use crate::http::BodyKind;
-use crate::proxy::conn::UpstreamConn;
-use crate::runtime::Core;
+use crate::session::Core;
+use crate::upstream::conn::UpstreamConn;
 
 /// Why a body could not be read through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

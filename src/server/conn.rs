@@ -25,7 +25,7 @@ use crate::http::BodyKind;
 use crate::log::AccessRecord;
 use crate::proxy::{forward, headers::client_ip, Exchange};
 use crate::route::{Action, RouteMatch};
-use crate::runtime::Core;
+use crate::session::Core;
 use crate::time::Deadline;
 
 /// A first read buffer that fits typical request heads; it grows for larger ones.

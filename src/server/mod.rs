@@ -22,7 +22,7 @@ pub use conn::{ClientConn, ConnTls};
 
 use crate::http::reply::{render, Persistence, Reply};
 use crate::panic::CatchUnwind;
-use crate::runtime::Core;
+use crate::session::Core;
 use crate::time::Deadline;
 
 /// A client transport the connection loop serves: TCP, or TLS over TCP.

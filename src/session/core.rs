@@ -15,8 +15,8 @@ use crate::gateway::Gateway;
 use crate::guard::KeyTable;
 use crate::limit::Shard;
 use crate::log::AccessSink;
-use crate::proxy::pool::UpstreamPools;
 use crate::time::Timers;
+use crate::upstream::pool::UpstreamPools;
 
 /// Capacity of the pooled buffers used for bodies and outgoing heads.
 pub const IO_BUF: usize = 64 << 10;
