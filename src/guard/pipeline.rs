@@ -1,13 +1,13 @@
 //! The pipeline's assembly: one route's stages compiled, in their fixed order.
 //!
 //! A request meets, in this order (the first that answers decides):
-//! 1. **resource policy** ([`resource_policy`]) — client IP allow and deny lists: 403;
-//! 2. **WAF** ([`waf`]) — IP sets, the rate-based rule, the rule scan: 403;
-//! 3. **API key** ([`api_key`]) — identification for usage plans: 403;
-//! 4. **authentication** ([`auth`]) — the route's authorizer (JWT, SigV4,
+//! 1. **resource policy** ([`resource_policy`](super::resource_policy)) — client IP allow and deny lists: 403;
+//! 2. **WAF** ([`waf`](super::waf)) — IP sets, the rate-based rule, the rule scan: 403;
+//! 3. **API key** ([`api_key`](super::api_key)) — identification for usage plans: 403;
+//! 4. **authentication** ([`auth`](super::auth)) — the route's authorizer (JWT, SigV4,
 //!    external, mTLS): 401;
-//! 5. **authorization** ([`auth::Requirements`]) — the route's scopes and claims: 403;
-//! 6. **throttle and quota** ([`throttle`]) — plan, route, account and client-IP
+//! 5. **authorization** ([`Requirements`]) — the route's scopes and claims: 403;
+//! 6. **throttle and quota** ([`throttle`](super::throttle)) — plan, route, account and client-IP
 //!    buckets, then the plan's quota: 429.
 //!
 //! A stage a route does not configure is not in its list at all. Adding a stage

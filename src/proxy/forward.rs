@@ -21,8 +21,8 @@ use crate::http::reply::{Persistence, Reply};
 use crate::http::request::{Header, Method, RequestHead};
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::BodyKind;
-use crate::server::{pump, BodyError, BodyState, ClientConn, ClientIo};
 use crate::session::Core;
+use crate::session::{pump, BodyError, BodyState, ClientConn, ClientIo};
 use crate::upstream::conn::{ConnectError, UpstreamConn};
 
 /// What the access log learns about a request.

@@ -9,7 +9,6 @@
 //! serve new handshakes while live connections keep theirs — then serves the TLS
 //! stream with the same connection loop as plain TCP.
 
-mod body;
 mod conn;
 
 use std::rc::Rc;
@@ -17,17 +16,12 @@ use std::rc::Rc;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpListener;
 
-pub use body::{pump, BodyError, BodyState};
-pub use conn::{ClientConn, ConnTls};
+pub use crate::session::{ClientConn, ClientIo, ConnTls};
 
 use crate::http::reply::{render, Persistence, Reply};
 use crate::panic::CatchUnwind;
 use crate::session::Core;
 use crate::time::Deadline;
-
-/// A client transport the connection loop serves: TCP, or TLS over TCP.
-pub trait ClientIo: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent + 'static {}
-impl<T: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent + 'static> ClientIo for T {}
 
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 //! buffers, request ids, limiter shard and timers) and what the control thread
 //! shares with the cores ([`Shared`]).
 
+mod body;
+mod client;
 mod core;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -15,6 +17,8 @@ use crate::guard::KeyTable;
 use crate::limit::Limiter;
 
 pub use self::core::{Core, IO_BUF};
+pub use body::{pump, BodyError, BodyState};
+pub use client::{ClientConn, ClientIo, ConnTls};
 
 /// What the control thread and the cores share; written only by the control thread.
 pub struct Shared {
