@@ -483,9 +483,11 @@ async fn relay_response<S: ClientIo>(
     out.clear();
     headers::client_response(
         out,
-        rbuf,
-        resp,
-        &conn.resp_headers,
+        headers::UpstreamHead {
+            bytes: rbuf,
+            head: resp,
+            headers: &conn.resp_headers,
+        },
         request_id,
         client_extra,
         framing,

@@ -129,19 +129,30 @@ pub enum ClientFraming {
     Close,
 }
 
+/// The upstream's response head as parsed: its bytes, the head and its headers
+/// (indexing into the bytes).
+#[derive(Clone, Copy)]
+pub struct UpstreamHead<'a> {
+    pub bytes: &'a [u8],
+    pub head: &'a ResponseHead,
+    pub headers: &'a [Header],
+}
+
 /// Appends the response head for the client.
-#[allow(clippy::too_many_arguments)]
 pub fn client_response(
     out: &mut Vec<u8>,
-    ub: &[u8],
-    resp: &ResponseHead,
-    headers: &[Header],
+    upstream: UpstreamHead<'_>,
     request_id: &[u8],
     extra: &[u8],
     framing: ClientFraming,
     close: bool,
     http10_keep_alive: bool,
 ) {
+    let UpstreamHead {
+        bytes: ub,
+        head: resp,
+        headers,
+    } = upstream;
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(resp.status).as_bytes());
     out.push(b' ');

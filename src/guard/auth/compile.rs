@@ -8,7 +8,7 @@ use jsonwebtoken::Algorithm;
 
 use super::external::{self, ExternalAuth};
 use super::jwks::{JwksRegistry, Source as JwksSource};
-use super::jwt::{JwtAuth, TokenSource};
+use super::jwt::{JwtAuth, JwtSettings, TokenSource};
 use super::sigv4;
 use super::Authorizer;
 use super::SigV4Auth;
@@ -361,16 +361,16 @@ fn compile_jwt(
             )
         })?,
     };
-    Ok(JwtAuth::new(
-        issuer.get_ref().clone(),
-        a.audiences.clone(),
+    Ok(JwtAuth::new(JwtSettings {
+        issuer: issuer.get_ref().clone(),
+        audiences: a.audiences.clone(),
         algorithms,
-        a.leeway.map_or(60, |d| d.0.as_secs()),
+        leeway: a.leeway.map_or(60, |d| d.0.as_secs()),
         forward_claims,
         token,
-        a.forward_authorization.unwrap_or(false),
+        forward_authorization: a.forward_authorization.unwrap_or(false),
         jwks,
-    ))
+    }))
 }
 
 /// The authorizers of a config, by name.

@@ -73,6 +73,20 @@ pub struct JwtAuth {
     pub jwks: Arc<JwksCache>,
 }
 
+/// What a JWT authorizer is compiled from (`[auth.NAME] type = "jwt"`).
+pub struct JwtSettings {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway: u64,
+    /// Claim → upstream header (lower case).
+    pub forward_claims: Vec<(String, String)>,
+    pub token: TokenSource,
+    pub forward_authorization: bool,
+    pub jwks: Arc<JwksCache>,
+}
+
 impl std::fmt::Debug for JwtAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtAuth")
@@ -105,17 +119,17 @@ pub enum Refusal {
 }
 
 impl JwtAuth {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        issuer: String,
-        audiences: Vec<String>,
-        algorithms: Vec<Algorithm>,
-        leeway: u64,
-        forward_claims: Vec<(String, String)>,
-        token: TokenSource,
-        forward_authorization: bool,
-        jwks: Arc<JwksCache>,
-    ) -> JwtAuth {
+    pub fn new(settings: JwtSettings) -> JwtAuth {
+        let JwtSettings {
+            issuer,
+            audiences,
+            algorithms,
+            leeway,
+            forward_claims,
+            token,
+            forward_authorization,
+            jwks,
+        } = settings;
         JwtAuth {
             cache_id: CACHE_IDS.fetch_add(1, Ordering::Relaxed),
             issuer,
