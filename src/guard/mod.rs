@@ -12,6 +12,7 @@
 
 pub mod api_key;
 pub mod auth;
+pub mod authorize;
 pub mod pipeline;
 pub mod resource_policy;
 pub mod throttle;
@@ -111,7 +112,7 @@ pub enum Guard {
     /// Authentication by the route's authorizer: 401 without valid credentials.
     Auth(Arc<str>, Arc<auth::Authorizer>),
     /// Authorization: the route's required scopes and claims: 403.
-    Authorize(auth::Requirements),
+    Authorize(authorize::Requirements),
     /// Throttling (plan, route, account, client IP) and the plan's quota: 429.
     Throttle(throttle::Throttle),
 }

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::api_key::{ApiKeyCheck, Plan};
-use super::auth::{self, compile::Authorizers, Requirements};
+use super::auth::{self, compile::Authorizers};
+use super::authorize::Requirements;
 use super::throttle::{compile_policy, Throttle};
 use super::{resource_policy, waf::Waf, Guard};
 use crate::config::{ConfigError, RouteConfig, Source};

@@ -1,10 +1,10 @@
-//! Authentication and authorization: the route's authorizer (`auth = "NAME"`, an
-//! `[auth.NAME]` section) establishes who is calling, then the route's `scopes` and
-//! `claims` decide whether they may.
+//! Authentication: the route's authorizer (`auth = "NAME"`, an `[auth.NAME]`
+//! section) establishes who is calling; [`crate::guard::authorize`] then decides
+//! with the route's `scopes` and `claims` whether they may.
 //!
 //! Authorizers: [`jwt`] (bearer tokens checked against a JWKS, see [`jwks`]),
-//! [`sigv4`] (AWS Signature Version 4), `external` (a Lambda-authorizer-style
-//! HTTP call) and `mtls` (the connection's verified client certificate, whose
+//! [`sigv4`] (AWS Signature Version 4), [`external`] (a Lambda-authorizer-style
+//! HTTP call) and [`mtls`] (the connection's verified client certificate, whose
 //! subject or SAN must match `subjects`; 403 otherwise).
 //!
 //! Answers: 401 `{"message":"Unauthorized"}` with `WWW-Authenticate` when
@@ -16,18 +16,18 @@ pub mod compile;
 pub mod external;
 pub mod jwks;
 pub mod jwt;
+pub mod mtls;
 pub mod sigv4;
 
 use std::cell::RefCell;
 use std::sync::Arc;
-
-use serde_json::Value;
 
 use super::{RequestCtx, Verdict};
 use crate::http::reply::Reply;
 use crate::http::request::HeaderRole;
 
 pub use jwt::{Claims, JwtAuth};
+pub use mtls::MtlsAuth;
 
 /// A compiled `[auth.NAME]`.
 #[derive(Debug)]
@@ -36,14 +36,6 @@ pub enum Authorizer {
     Sigv4(SigV4Auth),
     External(external::ExternalAuth),
     Mtls(MtlsAuth),
-}
-
-/// A compiled `type = "mtls"` authorizer.
-#[derive(Debug)]
-pub struct MtlsAuth {
-    /// Patterns of [`crate::tls::ClientCert::matches`]; empty: any verified
-    /// certificate.
-    pub subjects: Vec<String>,
 }
 
 /// A compiled `type = "sigv4"` authorizer.
@@ -123,19 +115,7 @@ fn value_of<'a>(ctx: &RequestCtx<'a>, source: &jwt::TokenSource) -> Option<&'a [
 /// Runs the route's authorizer.
 pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_>) -> Verdict {
     match auth {
-        Authorizer::Mtls(m) => match ctx.client_cert {
-            Some(c) if m.subjects.is_empty() || m.subjects.iter().any(|p| c.matches(p)) => {
-                Verdict::Continue
-            }
-            Some(c) => {
-                tracing::debug!(authorizer = name, subject = %c.subject, "client certificate not allowed");
-                Verdict::Respond(Reply::error(403))
-            }
-            None => {
-                tracing::debug!(authorizer = name, "no verified client certificate");
-                Verdict::Respond(Reply::error(403))
-            }
-        },
+        Authorizer::Mtls(m) => m.check(name, ctx.client_cert),
         Authorizer::Sigv4(s) => {
             let head = ctx.head;
             let all: Vec<(&[u8], &[u8])> = ctx
@@ -283,42 +263,6 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                     refuse_401(name, reason, "Bearer error=\"invalid_token\"")
                 }
             }
-        }
-    }
-}
-
-/// A route's `scopes` (any of) and `claims` (each listed claim must hold one of
-/// its values).
-#[derive(Debug, Default)]
-pub struct Requirements {
-    pub scopes: Vec<String>,
-    pub claims: Vec<(String, Vec<String>)>,
-}
-
-impl Requirements {
-    pub fn is_empty(&self) -> bool {
-        self.scopes.is_empty() && self.claims.is_empty()
-    }
-
-    pub fn check(&self, identity: &Identity) -> Verdict {
-        let Some(claims) = &identity.claims else {
-            return Verdict::Respond(Reply::error(403));
-        };
-        let scope_ok =
-            self.scopes.is_empty() || claims.scopes.iter().any(|s| self.scopes.contains(s));
-        let claims_ok = self.claims.iter().all(|(name, accepted)| {
-            let has = |v: &Value| jwt::header_value(v).is_some_and(|s| accepted.contains(&s));
-            match claims.map.get(name) {
-                Some(Value::Array(a)) => a.iter().any(has),
-                Some(v) => has(v),
-                None => false,
-            }
-        });
-        if scope_ok && claims_ok {
-            Verdict::Continue
-        } else {
-            tracing::debug!(scope_ok, claims_ok, "authorization refused");
-            Verdict::Respond(Reply::error(403))
         }
     }
 }
