@@ -15,21 +15,9 @@ fn mock_gw() -> Gateway {
     Gateway::start("", &mock_route("m", "/", 200, "ok"))
 }
 
-/// Send `raw` in one write; expect 400 + `connection: close` + closed.
+/// Send `raw` in one write to a fresh gateway; expect 400 + `connection: close` + closed.
 fn expect_400(raw: &[u8]) {
-    let gw = mock_gw();
-    let mut c = gw.connect();
-    c.send(raw);
-    let r = c.try_read_response(false).unwrap_or_else(|e| {
-        panic!(
-            "no 400 response for {:?}: {}",
-            String::from_utf8_lossy(raw),
-            e
-        )
-    });
-    assert_gateway_error(&r, 400, BAD_REQUEST);
-    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
-    c.assert_closed();
+    common::expect_400(&mock_gw(), raw);
 }
 
 /// Send `raw` in one write; expect 200 "ok" from the mock and the connection kept.

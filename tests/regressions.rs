@@ -10,30 +10,6 @@ use common::*;
 use std::thread;
 use std::time::Duration;
 
-/// Send `raw` in one write on a fresh connection; expect 400 +
-/// `connection: close`, then the connection closed.
-fn expect_400(gw: &Gateway, raw: &[u8]) {
-    let mut c = gw.connect();
-    c.send(raw);
-    let r = c.try_read_response(false).unwrap_or_else(|e| {
-        panic!(
-            "no 400 response for {:?}: {}",
-            String::from_utf8_lossy(raw),
-            e
-        )
-    });
-    assert_eq!(
-        r.status,
-        400,
-        "{:?} for {:?}",
-        r,
-        String::from_utf8_lossy(raw)
-    );
-    assert_gateway_error(&r, 400, BAD_REQUEST);
-    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
-    c.assert_closed();
-}
-
 // ---- 1: status line without reason phrase ------------------------------------
 
 #[test]

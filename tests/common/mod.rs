@@ -1472,6 +1472,30 @@ pub fn assert_gateway_error(r: &Response, status: u16, body: &str) {
     assert!(r.has("x-request-id"), "{:?}", r.headers);
 }
 
+/// Send `raw` in one write on a fresh connection; expect 400 +
+/// `connection: close`, then the connection closed.
+pub fn expect_400(gw: &Gateway, raw: &[u8]) {
+    let mut c = gw.connect();
+    c.send(raw);
+    let r = c.try_read_response(false).unwrap_or_else(|e| {
+        panic!(
+            "no 400 response for {:?}: {}",
+            String::from_utf8_lossy(raw),
+            e
+        )
+    });
+    assert_eq!(
+        r.status,
+        400,
+        "{:?} for {:?}",
+        r,
+        String::from_utf8_lossy(raw)
+    );
+    assert_gateway_error(&r, 400, BAD_REQUEST);
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    c.assert_closed();
+}
+
 /// The gateway's 401 with exactly one `WWW-Authenticate` challenge, `challenge`.
 pub fn assert_401(r: &Response, challenge: &str) {
     assert_gateway_error(r, 401, UNAUTHORIZED);
