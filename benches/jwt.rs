@@ -7,7 +7,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use portcullis::guard::auth::jwks::{JwksRegistry, Source};
-use portcullis::guard::auth::jwt::{JwtAuth, JwtSettings, TokenCache, TokenSource};
+use portcullis::guard::auth::jwt::{JwtAuth, TokenCache, TokenSource};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -42,7 +42,8 @@ fn bench_verify(c: &mut Criterion) {
     let jwks = registry
         .get(Source::File(path), std::time::Duration::from_secs(600))
         .unwrap();
-    let auth = JwtAuth::new(JwtSettings {
+    let auth = JwtAuth {
+        cache_id: JwtAuth::next_cache_id(),
         issuer: "https://idp.test/".into(),
         audiences: vec!["web".into()],
         algorithms: vec![Algorithm::RS256, Algorithm::ES256],
@@ -51,7 +52,7 @@ fn bench_verify(c: &mut Criterion) {
         token: TokenSource::Bearer(b"authorization"[..].into()),
         forward_authorization: false,
         jwks,
-    });
+    };
     let claims = serde_json::json!({
         "iss": "https://idp.test/", "aud": "web", "sub": "user-1",
         "exp": now + 3600, "iat": now, "scope": "orders:read orders:write",

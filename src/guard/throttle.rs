@@ -57,7 +57,6 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
-        let t = self;
         let mut levels = [Level {
             name: "",
             key: crate::limit::LimitKey::Account,
@@ -91,11 +90,11 @@ impl Throttle {
             levels[n] = l;
             n += 1;
         }
-        if let Some(l) = t.account {
+        if let Some(l) = self.account {
             levels[n] = l;
             n += 1;
         }
-        if let Some(p) = t.per_ip {
+        if let Some(p) = self.per_ip {
             levels[n] = Level {
                 name: "ip",
                 key: crate::limit::LimitKey::ip(ctx.client_ip),
@@ -106,7 +105,7 @@ impl Throttle {
         if n == 0 && quota.is_none() {
             return Verdict::Continue;
         }
-        match ctx.limits.check(&levels[..n], quota, t.headers) {
+        match ctx.limits.check(&levels[..n], quota, self.headers) {
             Decision::Admit(info) => {
                 if let Some(info) = info {
                     rate_fields(&mut ctx.additions.client, &info);
@@ -125,7 +124,7 @@ impl Throttle {
                     extra: String::new(),
                 };
                 let _ = write!(reply.extra, "retry-after: {}\r\n", r.retry_after);
-                if t.headers {
+                if self.headers {
                     rate_fields(&mut reply.extra, &r.info);
                 }
                 Verdict::Respond(reply)

@@ -8,7 +8,7 @@ use jsonwebtoken::Algorithm;
 
 use super::external::{self, ExternalAuth};
 use super::jwks::{JwksRegistry, Source as JwksSource};
-use super::jwt::{JwtAuth, JwtSettings, TokenSource};
+use super::jwt::{JwtAuth, TokenSource};
 use super::sigv4;
 use super::Authorizer;
 use super::SigV4Auth;
@@ -361,7 +361,8 @@ fn compile_jwt(
             )
         })?,
     };
-    Ok(JwtAuth::new(JwtSettings {
+    Ok(JwtAuth {
+        cache_id: JwtAuth::next_cache_id(),
         issuer: issuer.get_ref().clone(),
         audiences: a.audiences.clone(),
         algorithms,
@@ -370,7 +371,7 @@ fn compile_jwt(
         token,
         forward_authorization: a.forward_authorization.unwrap_or(false),
         jwks,
-    }))
+    })
 }
 
 /// The authorizers of a config, by name.

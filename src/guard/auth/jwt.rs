@@ -60,25 +60,12 @@ impl TokenSource {
 
 /// A compiled `type = "jwt"` authorizer.
 pub struct JwtAuth {
-    /// Distinguishes this compilation's cache entries from an earlier config's.
-    cache_id: u64,
+    /// Distinguishes this compilation's cache entries from an earlier config's
+    /// ([`JwtAuth::next_cache_id`]).
+    pub cache_id: u64,
     pub issuer: String,
     pub audiences: Vec<String>,
     pub algorithms: Vec<Algorithm>,
-    pub leeway: u64,
-    /// Claim → upstream header (lower case).
-    pub forward_claims: Vec<(String, String)>,
-    pub token: TokenSource,
-    pub forward_authorization: bool,
-    pub jwks: Arc<JwksCache>,
-}
-
-/// What a JWT authorizer is compiled from (`[auth.NAME] type = "jwt"`).
-pub struct JwtSettings {
-    pub issuer: String,
-    pub audiences: Vec<String>,
-    pub algorithms: Vec<Algorithm>,
-    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
     pub leeway: u64,
     /// Claim → upstream header (lower case).
     pub forward_claims: Vec<(String, String)>,
@@ -119,28 +106,10 @@ pub enum Refusal {
 }
 
 impl JwtAuth {
-    pub fn new(settings: JwtSettings) -> JwtAuth {
-        let JwtSettings {
-            issuer,
-            audiences,
-            algorithms,
-            leeway,
-            forward_claims,
-            token,
-            forward_authorization,
-            jwks,
-        } = settings;
-        JwtAuth {
-            cache_id: CACHE_IDS.fetch_add(1, Ordering::Relaxed),
-            issuer,
-            audiences,
-            algorithms,
-            leeway,
-            forward_claims,
-            token,
-            forward_authorization,
-            jwks,
-        }
+    /// A cache id no other compiled authorizer has: `cache_id` of a new
+    /// `JwtAuth`, so its verified tokens never serve an earlier config's.
+    pub fn next_cache_id() -> u64 {
+        CACHE_IDS.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Verifies `token`, through `cache`. `now`: unix seconds.
