@@ -45,6 +45,25 @@ path_exact = "/health"
 mock = { status = 200, body = "ok" }
 "#;
 
+/// Every shipped example passes `portcullis check` (the README runs one of them).
+#[test]
+fn check_passes_every_example_config() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (st, out, err) = run_with_timeout(
+                Command::new(BIN).arg("check").arg("--config").arg(&path),
+                Duration::from_secs(20),
+            );
+            assert_eq!(st.code(), Some(0), "{}: {out}{err}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no example configs in {}", dir.display());
+}
+
 #[test]
 fn check_good_config_exits_0() {
     let (code, out, err, path, _dir) = check(GOOD);
