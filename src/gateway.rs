@@ -7,6 +7,8 @@
 //! responses into ready replies, and each route's guard list. Errors name the file,
 //! line and field.
 
+mod plans;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,40 +16,25 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{Balance, Cidr, Config, ConfigError, RateConfig, Source, Spanned};
+use crate::config::{Cidr, Config, ConfigError, Source, Spanned};
 use crate::guard::api_key::Plan;
 use crate::guard::auth::{self, jwks::JwksRegistry};
-use crate::guard::{self, throttle, BodyNeed};
+use crate::guard::{self, BodyNeed};
 use crate::http::reply::Reply;
-use crate::limit::{period, Level, LimitKey, Policy, QuotaPolicy};
+use crate::limit::{Level, Policy};
 use crate::route::{host_match, Action, HostMatch, PathMatch, Route, RouteTable};
 use crate::store::StoredKey;
+pub use crate::upstream::Upstream;
 
-/// Client-side limits and timeouts.
+/// `[server]`, compiled: the client side's size limits and timeouts.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
     pub max_connections: usize,
-}
-
-/// A compiled `[[upstream]]`.
-#[derive(Debug)]
-pub struct Upstream {
-    pub name: Arc<str>,
-    pub targets: Vec<SocketAddr>,
-    pub balance: Balance,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
-    pub max_idle_per_core: usize,
-    pub max_fails: u32,
-    pub fail_timeout: Duration,
-    pub keepalive_timeout: Duration,
-    /// Talk TLS to the targets.
-    pub tls: Option<crate::tls::UpstreamTls>,
 }
 
 /// `[throttle]`, compiled: the levels every route shares.
@@ -79,7 +66,7 @@ pub struct HttpsRedirect {
 
 #[derive(Debug)]
 pub struct Gateway {
-    pub limits: Limits,
+    pub server: ServerSettings,
     /// HTTPS listeners, in `[[server.tls]]` order (a worker's TLS listener i uses
     /// entry i of the snapshot current at its handshake).
     pub tls: Vec<crate::tls::ServerTls>,
@@ -109,7 +96,7 @@ impl Gateway {
         jwks: &JwksRegistry,
     ) -> Result<Gateway, ConfigError> {
         let s = &config.server;
-        let limits = Limits {
+        let server = ServerSettings {
             max_header_bytes: usize::try_from(s.max_header_bytes.0)
                 .unwrap_or(usize::MAX)
                 .clamp(1024, 1 << 20),
@@ -184,9 +171,9 @@ impl Gateway {
             let compiled = crate::guard::waf::compile::compile(name, w, source)?;
             wafs.insert(name.clone(), std::sync::Arc::new(compiled));
         }
-        let throttling = compile_throttle(config, source)?;
-        let plans = Arc::new(compile_plans(config, source)?);
-        let declared_keys = compile_keys(config, source, &plans)?;
+        let throttling = plans::compile_throttle(config, source)?;
+        let plans = Arc::new(plans::compile_plans(config, source)?);
+        let declared_keys = plans::compile_keys(config, source, &plans)?;
         let header = config.api_keys.header.get_ref();
         let api_key_header: Arc<[u8]> = header.to_ascii_lowercase().into_bytes().into();
         if header.is_empty() || !header.bytes().all(is_token_byte) {
@@ -359,7 +346,7 @@ impl Gateway {
                 guards,
                 max_body_bytes: r
                     .max_body_bytes
-                    .map_or(limits.max_body_bytes, |b| b.0.min(limits.max_body_bytes)),
+                    .map_or(server.max_body_bytes, |b| b.0.min(server.max_body_bytes)),
                 action,
             });
         }
@@ -398,7 +385,7 @@ impl Gateway {
             forbid_unsafe: t.forbid_unsafe,
         });
         Ok(Gateway {
-            limits,
+            server,
             tls,
             https_redirect,
             trusted_proxies: s.trusted_proxies.clone(),
@@ -414,156 +401,6 @@ impl Gateway {
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn compile_throttle(config: &Config, source: &Source) -> Result<Throttling, ConfigError> {
-    let Some(t) = &config.throttle else {
-        return Ok(Throttling {
-            account: None,
-            per_ip: None,
-            headers: false,
-            max_tracked: 100_000,
-        });
-    };
-    let account = match (&t.rate, &t.burst) {
-        (Some(rate), burst) => Some(Level {
-            name: "account",
-            key: LimitKey::Account,
-            policy: throttle::compile_policy(
-                source,
-                &RateConfig {
-                    rate: rate.clone(),
-                    burst: burst.clone(),
-                },
-                "throttle",
-            )?,
-        }),
-        (None, Some(b)) => {
-            return Err(source.error_at(
-                b.span(),
-                "throttle.burst",
-                "burst without rate: set throttle.rate too",
-            ))
-        }
-        (None, None) => None,
-    };
-    let per_ip = match &t.per_ip {
-        Some(rc) => Some(throttle::compile_policy(source, rc, "throttle.per_ip")?),
-        None => None,
-    };
-    Ok(Throttling {
-        account,
-        per_ip,
-        headers: t.headers,
-        max_tracked: t.max_tracked.clamp(1024, 10_000_000),
-    })
-}
-
-fn compile_plans(
-    config: &Config,
-    source: &Source,
-) -> Result<FxHashMap<Arc<str>, Plan>, ConfigError> {
-    let mut plans = FxHashMap::default();
-    for (i, p) in config.plans.iter().enumerate() {
-        let field = |f: &str| format!("plan[{i}].{f}");
-        let name: Arc<str> = p.name.get_ref().as_str().into();
-        if !crate::guard::api_key::is_field_safe(&name) || plans.contains_key(&name) {
-            return Err(source.error_at(
-                p.name.span(),
-                &field("name"),
-                format!("duplicate or invalid plan name {name:?} (1-128 visible ASCII characters)"),
-            ));
-        }
-        let throttle = match &p.throttle {
-            Some(rc) => Some(throttle::compile_policy(source, rc, &field("throttle"))?),
-            None => None,
-        };
-        let quota = match &p.quota {
-            Some(q) if *q.limit.get_ref() == 0 => {
-                return Err(source.error_at(
-                    q.limit.span(),
-                    &field("quota.limit"),
-                    "a quota limit must be at least 1",
-                ))
-            }
-            Some(q) => Some(QuotaPolicy {
-                limit: *q.limit.get_ref(),
-                period: q.period,
-            }),
-            None => None,
-        };
-        plans.insert(
-            name.clone(),
-            Plan {
-                name,
-                throttle,
-                quota,
-            },
-        );
-    }
-    Ok(plans)
-}
-
-fn compile_keys(
-    config: &Config,
-    source: &Source,
-    plans: &FxHashMap<Arc<str>, Plan>,
-) -> Result<Vec<StoredKey>, ConfigError> {
-    let mut keys: Vec<StoredKey> = Vec::with_capacity(config.keys.len());
-    for (i, k) in config.keys.iter().enumerate() {
-        let field = |f: &str| format!("api_key[{i}].{f}");
-        if !plans.contains_key(k.plan.get_ref().as_str()) {
-            return Err(source.error_at(
-                k.plan.span(),
-                &field("plan"),
-                format!("unknown plan {:?}", k.plan.get_ref()),
-            ));
-        }
-        let hash = parse_key_hash(k.hash.get_ref()).ok_or_else(|| {
-            source.error_at(
-                k.hash.span(),
-                &field("hash"),
-                "expected \"sha256:\" and 64 hex digits (the SHA-256 of the key)",
-            )
-        })?;
-        let expires = match &k.expires {
-            Some(e) => Some(period::parse_rfc3339(e.get_ref()).map_err(|m| {
-                source.error_at(e.span(), &field("expires"), format!("invalid time: {m}"))
-            })?),
-            None => None,
-        };
-        if !crate::guard::api_key::is_field_safe(k.name.get_ref()) {
-            return Err(source.error_at(
-                k.name.span(),
-                &field("name"),
-                "use 1-128 visible ASCII characters (the name is sent upstream in a header)",
-            ));
-        }
-        if keys
-            .iter()
-            .any(|x| x.hash == hash || x.name == *k.name.get_ref())
-        {
-            return Err(source.error_at(
-                k.name.span(),
-                &field("name"),
-                "duplicate api_key name or hash",
-            ));
-        }
-        keys.push(StoredKey {
-            hash,
-            name: k.name.get_ref().clone(),
-            plan: k.plan.get_ref().clone(),
-            expires,
-            revoked: k.revoked,
-            created: 0,
-        });
-    }
-    Ok(keys)
-}
-
-/// `sha256:<64 hex>` → the hash.
-pub fn parse_key_hash(s: &str) -> Option<[u8; 32]> {
-    crate::hex::decode32(s.strip_prefix("sha256:")?)
 }
 
 fn checked_path<'a>(

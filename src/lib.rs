@@ -6,11 +6,12 @@
 //!
 //! 1. leaves: [`hex`], [`sock`], [`time`], [`panic`], [`random`], [`log`], [`http`], [`store`];
 //! 2. [`limit`] (on `store`), [`config`] (on `limit`'s periods), [`tls`];
-//! 3. [`guard`] (the stages, pure policy), [`route`];
-//! 4. [`gateway`]: `Config` → the compiled snapshot a reload swaps;
-//! 5. [`upstream`]: upstream connections and pools;
-//! 6. [`session`]: the per-core state and the client connection, which the
-//!    proxy and the server both sit on;
+//! 3. [`upstream`]: upstream connections and pools, which the proxy and the
+//!    external authorizer share;
+//! 4. [`guard`] (the stages, pure policy), [`route`];
+//! 5. [`gateway`]: `Config` → the compiled snapshot a reload swaps;
+//! 6. [`session`]: the per-core state, the client connection and one request's
+//!    state, which the proxy and the server both sit on;
 //! 7. [`proxy`] → [`server`] → [`runtime`]; beside them, the [`keys`] commands.
 //!
 //! The map:

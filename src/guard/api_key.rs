@@ -159,7 +159,7 @@ impl ApiKeyCheck {
         if key.revoked {
             return refuse("revoked", Some(&key.name));
         }
-        if key.expires.is_some_and(|e| ctx.limits.unix_now() >= e) {
+        if key.expires.is_some_and(|e| ctx.shard.unix_now() >= e) {
             return refuse("expired", Some(&key.name));
         }
         let Some(plan) = self.plans.get(&key.plan) else {

@@ -14,6 +14,7 @@ pub mod api_key;
 pub mod auth;
 pub mod authorize;
 pub mod pipeline;
+pub mod quota;
 pub mod resource_policy;
 pub mod throttle;
 pub mod waf;
@@ -55,7 +56,7 @@ pub struct RequestCtx<'a> {
     pub head: &'a [u8],
     pub headers: &'a mut [Header],
     /// This core's limiter shard and API keys.
-    pub limits: &'a Shard,
+    pub shard: &'a Shard,
     pub keys: &'a KeyTable,
     pub auth: &'a auth::CoreState,
     /// The connection's verified client certificate (mTLS), if any.

@@ -7,8 +7,11 @@
 //! 4. **authentication** ([`auth`](super::auth)) — the route's authorizer (JWT, SigV4,
 //!    external, mTLS): 401;
 //! 5. **authorization** ([`Requirements`]) — the route's scopes and claims: 403;
-//! 6. **throttle and quota** ([`throttle`](super::throttle)) — plan, route, account and client-IP
-//!    buckets, then the plan's quota: 429.
+//! 6. **throttle** ([`throttle`](super::throttle)) — plan, route, account and
+//!    client-IP buckets: 429;
+//! 7. **quota** ([`quota`](super::quota)) — the plan's requests per period: 429.
+//!    Decided in the throttle stage's limiter call, so a refusal by either spends
+//!    nothing of the other.
 //!
 //! A stage a route does not configure is not in its list at all. Adding a stage
 //! means one file for it and one step here.

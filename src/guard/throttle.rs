@@ -1,17 +1,17 @@
-//! The throttling and quota stages: a request is checked against the token buckets
-//! that apply to it, in AWS's order — the API key's plan, the route, the account
-//! (`[throttle]`), the client IP (`[throttle].per_ip`) — and then against its plan's
-//! quota. Refusals are 429 with `Retry-After`: `{"message":"Too Many Requests"}`
-//! when throttled, `{"message":"Limit Exceeded"}` when the quota is used up. With
+//! The throttle stage: a request is checked against the token buckets that apply
+//! to it, in AWS's order — the API key's plan, the route, the account
+//! (`[throttle]`), the client IP (`[throttle].per_ip`) — and then, in the same
+//! limiter call, against its plan's quota ([`quota`](super::quota)). A throttled
+//! request gets 429 `{"message":"Too Many Requests"}` with `Retry-After`. With
 //! `throttle.headers`, answers carry the RateLimit-Policy and RateLimit fields of
 //! the most restrictive policy (draft-ietf-httpapi-ratelimit-headers-10).
 
 use std::fmt::Write;
 
-use super::{RequestCtx, Verdict};
+use super::{quota, RequestCtx, Verdict};
 use crate::config::{ConfigError, RateConfig, Source};
 use crate::http::reply::Reply;
-use crate::limit::{Decision, Level, Policy, QuotaKey, RateInfo};
+use crate::limit::{Decision, Level, Policy, RateInfo};
 
 /// A token bucket's rate and burst, checked.
 pub fn compile_policy(
@@ -66,7 +66,6 @@ impl Throttle {
             },
         }; 4];
         let mut n = 0;
-        let mut quota = None;
         if let Some((key, plan)) = ctx.api_key {
             if let Some(p) = plan.throttle {
                 levels[n] = Level {
@@ -76,16 +75,8 @@ impl Throttle {
                 };
                 n += 1;
             }
-            quota = plan.quota.map(|q| {
-                (
-                    QuotaKey {
-                        key: key.hash,
-                        period: q.period,
-                    },
-                    q,
-                )
-            });
         }
+        let quota = quota::of(ctx.api_key);
         if let Some(l) = self.route {
             levels[n] = l;
             n += 1;
@@ -105,7 +96,7 @@ impl Throttle {
         if n == 0 && quota.is_none() {
             return Verdict::Continue;
         }
-        match ctx.limits.check(&levels[..n], quota, self.headers) {
+        match ctx.shard.check(&levels[..n], quota, self.headers) {
             Decision::Admit(info) => {
                 if let Some(info) = info {
                     rate_fields(&mut ctx.additions.client, &info);
@@ -117,7 +108,7 @@ impl Throttle {
                     status: 429,
                     content_type: "application/json".into(),
                     body: if r.quota {
-                        r#"{"message":"Limit Exceeded"}"#.into()
+                        quota::EXCEEDED.into()
                     } else {
                         r#"{"message":"Too Many Requests"}"#.into()
                     },

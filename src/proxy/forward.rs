@@ -8,34 +8,20 @@
 //! reset, malformed response) or 504 (connect or response timeout).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use super::headers::{self, ClientFraming, Forwarding};
 use crate::gateway::{Gateway, Upstream};
-use crate::guard::Additions;
 use crate::http::chunked::ChunkedScanner;
 use crate::http::reply::{Persistence, Reply};
-use crate::http::request::{Header, Method, RequestHead};
+use crate::http::request::Method;
 use crate::http::response::{parse_response, ResponseHead};
 use crate::http::BodyKind;
-use crate::session::Core;
-use crate::session::{pump, BodyError, BodyState, ClientConn, ClientIo};
+use crate::session::{pump, BodyError, BodyState, ClientConn, ClientIo, Core, Request};
 use crate::upstream::conn::{ConnectError, UpstreamConn};
-
-/// What the access log learns about a request.
-#[derive(Debug, Default)]
-pub struct Exchange {
-    pub status: u16,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub upstream: Option<SocketAddr>,
-    pub upstream_time: Option<Duration>,
-    /// Whether to take timings (only the access log reads them).
-    pub timed: bool,
-}
 
 /// How a forward failed before any response reached the client.
 enum Failure {
@@ -57,45 +43,60 @@ impl From<BodyError> for Failure {
     }
 }
 
-/// Forwards the request whose head starts at `conn.buf[base]` to `up`. Writes the
-/// response (or the error) to the client; returns whether the client connection
-/// stays open.
-#[allow(clippy::too_many_arguments)]
+/// One forward in progress: the request, the client connection it came on and
+/// the upstream it goes to. Its steps are methods, so the state is named once.
+struct Forward<'f, 'r, S> {
+    core: &'f Core,
+    gw: &'f Gateway,
+    up: &'f Upstream,
+    conn: &'f mut ClientConn<S>,
+    req: &'f mut Request<'r>,
+}
+
+/// A final response head read from the upstream, and the connection it came on.
+struct Answered {
+    stream: UpstreamConn,
+    addr: SocketAddr,
+    /// The bytes read so far: the head, then what of the body came with it.
+    rbuf: Vec<u8>,
+    resp: ResponseHead,
+}
+
+/// Forwards `req` to `up`. Writes the response (or the error) to the client;
+/// returns whether the client connection stays open.
 pub async fn forward<S: ClientIo>(
     core: &Core,
     gw: &Gateway,
     up: &Upstream,
     conn: &mut ClientConn<S>,
-    base: usize,
-    head: &RequestHead,
-    headers: &[Header],
-    request_id: &[u8],
-    additions: &Additions,
-    body_limit: u64,
-    ex: &mut Exchange,
+    req: &mut Request<'_>,
 ) -> bool {
     let mut out = core.take_buffer();
-    let result = exchange(
-        core, gw, up, conn, base, head, headers, request_id, additions, body_limit, ex, &mut out,
-    )
-    .await;
+    let mut f = Forward {
+        core,
+        gw,
+        up,
+        conn,
+        req,
+    };
+    let result = f.exchange(&mut out).await;
+    let Forward { conn, req, .. } = f;
     let keep = match result {
         Ok(keep) => keep,
         Err(Failure::Close) => false,
         Err(Failure::Status(status, close)) => {
-            ex.status = status;
-            let close = close || !head.keep_alive || core.draining.get();
+            req.exchange.status = status;
+            let close = close || !req.head.keep_alive || core.draining.get();
             out.clear();
             crate::http::reply::render(
                 &mut out,
                 &Reply::error(status),
-                request_id,
-                additions.client.as_bytes(),
-                Persistence::for_request(!close, head.minor),
-                head.method == Method::Head,
+                req.id.as_bytes(),
+                req.additions.client.as_bytes(),
+                Persistence::for_request(!close, req.head.minor),
+                req.head.method == Method::Head,
             );
-            let len = out.len() as u64;
-            ex.bytes_out += len;
+            req.exchange.bytes_out += out.len() as u64;
             match conn.write_all(out).await {
                 Ok(o) => {
                     out = o;
@@ -109,171 +110,160 @@ pub async fn forward<S: ClientIo>(
     keep
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn exchange<S: ClientIo>(
-    core: &Core,
-    gw: &Gateway,
-    up: &Upstream,
-    conn: &mut ClientConn<S>,
-    base: usize,
-    head: &RequestHead,
-    headers: &[Header],
-    request_id: &[u8],
-    additions: &Additions,
-    body_limit: u64,
-    ex: &mut Exchange,
-    out: &mut Vec<u8>,
-) -> Result<bool, Failure> {
-    let limits = &gw.limits;
-    {
-        let hb = &conn.buf[base..base + head.len];
-        let fwd = Forwarding {
-            peer_ip: &conn.peer_ip,
-            peer_trusted: conn.peer_trusted(&gw.trusted_proxies),
-            request_id,
-            proto: if conn.tls.is_some() { "https" } else { "http" },
-            default_host: &up.name,
-            extra: additions.upstream.as_bytes(),
-            client_cert: conn
-                .tls
-                .as_ref()
-                .and_then(|t| t.client_cert.as_deref())
-                .map_or(&b""[..], |c| c.header_lines.as_bytes()),
-        };
-        headers::upstream_request(out, hb, head, headers, &fwd);
-    }
-    conn.start = base + head.len;
-    let mut body = BodyState::new(
-        head.body,
-        body_limit,
-        head.expect_continue,
-        limits.max_header_bytes,
-    )?;
-    if !body.is_done() {
-        let n = body.take(&conn.buf[conn.start..])?;
-        out.extend_from_slice(&conn.buf[conn.start..conn.start + n]);
-        conn.start += n;
-    }
-    // The whole request is in `out`: it can be sent again on a fresh connection.
-    let replayable = body.is_done();
-
-    let mut excluded: Option<SocketAddr> = None;
-    let mut fresh_only = false;
-    let (mut stream, addr, mut rbuf, resp) = loop {
-        let now = core.timers.now();
-        let picked = core.upstreams.borrow_mut().pick(up, excluded, now);
-        let Some(addr) = picked else {
-            return Err(Failure::Status(502, false));
-        };
-        let pooled = if fresh_only {
-            None
-        } else {
-            core.upstreams
-                .borrow_mut()
-                .take_idle(addr, up.tls.as_ref(), up.keepalive_timeout, now)
-        };
-        let reused = pooled.is_some();
-        ex.upstream = Some(addr);
-        let mut stream = match pooled {
-            Some(s) => s,
-            None => match UpstreamConn::connect(
-                &mut conn.deadline,
-                addr,
-                up.tls.as_ref(),
-                up.connect_timeout,
-                up.response_timeout,
-            )
-            .await
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    let timed_out = matches!(e, ConnectError::TimedOut);
-                    core.upstreams.borrow_mut().failed(addr, up, Instant::now());
-                    if excluded.is_none() && up.targets.len() > 1 {
-                        excluded = Some(addr);
-                        continue;
-                    }
-                    return Err(Failure::Status(
-                        if timed_out { 504 } else { 502 },
-                        !body.is_done(),
-                    ));
-                }
-            },
-        };
-        let started = ex.timed.then(Instant::now);
-        core.upstreams.borrow_mut().started(addr);
-        let attempt = send_and_receive(
-            core,
-            conn,
-            &mut stream,
-            out,
-            &mut body,
-            head,
-            up,
-            limits.idle_timeout,
-        )
-        .await;
-        core.upstreams.borrow_mut().finished(addr);
-        ex.upstream_time = started.map(|t| t.elapsed());
-        match attempt {
-            Ok((rbuf, resp)) => break (stream, addr, rbuf, resp),
-            // A pooled connection the upstream closed before answering: resend on a
-            // fresh one when that is safe (RFC 9110 §9.2.2), and do not blame the target.
-            Err(Attempt::Stale) if reused && replayable && head.method.is_idempotent() => {
-                fresh_only = true;
-                continue;
-            }
-            Err(Attempt::Stale) if reused => return Err(Failure::Status(502, !body.is_done())),
-            Err(Attempt::Stale) | Err(Attempt::Upstream) => {
-                core.upstreams.borrow_mut().failed(addr, up, Instant::now());
-                return Err(Failure::Status(502, !body.is_done()));
-            }
-            Err(Attempt::Timeout) => {
-                core.upstreams.borrow_mut().failed(addr, up, Instant::now());
-                return Err(Failure::Status(504, !body.is_done()));
-            }
-            Err(Attempt::Client(f)) => return Err(f),
+impl<S: ClientIo> Forward<'_, '_, S> {
+    async fn exchange(&mut self, out: &mut Vec<u8>) -> Result<bool, Failure> {
+        let (core, up) = (self.core, self.up);
+        let head = self.req.head;
+        let base = self.req.base;
+        {
+            let conn = &*self.conn;
+            let fwd = Forwarding {
+                peer_ip: &conn.peer_ip,
+                peer_trusted: conn.peer_trusted(&self.gw.trusted_proxies),
+                request_id: self.req.id.as_bytes(),
+                proto: if conn.tls.is_some() { "https" } else { "http" },
+                default_host: &up.name,
+                extra: self.req.additions.upstream.as_bytes(),
+                client_cert: conn
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.client_cert.as_deref())
+                    .map_or(&b""[..], |c| c.header_lines.as_bytes()),
+            };
+            headers::upstream_request(
+                out,
+                self.req.head_bytes(&conn.buf),
+                head,
+                self.req.headers,
+                &fwd,
+            );
         }
-    };
-    core.upstreams.borrow_mut().succeeded(addr);
-    if resp.body == BodyKind::Chunked && resp.extra_codings && head.minor == 0 {
-        // An HTTP/1.0 client gets the body decoded from chunked, which would leave
-        // the other codings unlabelled.
-        return Err(Failure::Status(502, !body.is_done()));
-    }
-    ex.status = resp.status;
+        let conn = &mut *self.conn;
+        conn.start = base + head.len;
+        let mut body = BodyState::new(
+            head.body,
+            self.req.body_limit,
+            head.expect_continue,
+            self.gw.server.max_header_bytes,
+        )?;
+        if !body.is_done() {
+            let n = body.take(&conn.buf[conn.start..])?;
+            out.extend_from_slice(&conn.buf[conn.start..conn.start + n]);
+            conn.start += n;
+        }
+        // The whole request is in `out`: it can be sent again on a fresh connection.
+        let replayable = body.is_done();
 
-    let result = relay_response(
-        core,
-        conn,
-        &mut stream,
-        &mut rbuf,
-        &resp,
-        head,
-        request_id,
-        additions.client.as_bytes(),
-        up,
-        ex,
-        out,
-        body.is_done(),
-    )
-    .await;
-    core.give_buffer(rbuf);
-    match result {
-        Ok((keep_client, reuse_upstream)) => {
-            if reuse_upstream {
-                core.upstreams.borrow_mut().put_idle(
+        let mut excluded: Option<SocketAddr> = None;
+        let mut fresh_only = false;
+        let mut answered = loop {
+            let now = core.timers.now();
+            let picked = core.upstreams.borrow_mut().pick(up, excluded, now);
+            let Some(addr) = picked else {
+                return Err(Failure::Status(502, false));
+            };
+            let pooled = if fresh_only {
+                None
+            } else {
+                core.upstreams.borrow_mut().take_idle(
                     addr,
-                    stream,
-                    up.max_idle_per_core,
-                    core.timers.now(),
-                );
+                    up.tls.as_ref(),
+                    up.keepalive_timeout,
+                    now,
+                )
+            };
+            let reused = pooled.is_some();
+            self.req.exchange.upstream = Some(addr);
+            let mut stream = match pooled {
+                Some(s) => s,
+                None => match UpstreamConn::connect(
+                    &mut self.conn.deadline,
+                    addr,
+                    up.tls.as_ref(),
+                    up.connect_timeout,
+                    up.response_timeout,
+                )
+                .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let timed_out = matches!(e, ConnectError::TimedOut);
+                        core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                        if excluded.is_none() && up.targets.len() > 1 {
+                            excluded = Some(addr);
+                            continue;
+                        }
+                        return Err(Failure::Status(
+                            if timed_out { 504 } else { 502 },
+                            !body.is_done(),
+                        ));
+                    }
+                },
+            };
+            let started = self.req.exchange.timed.then(Instant::now);
+            core.upstreams.borrow_mut().started(addr);
+            let attempt = self.send_and_receive(&mut stream, out, &mut body).await;
+            core.upstreams.borrow_mut().finished(addr);
+            self.req.exchange.upstream_time = started.map(|t| t.elapsed());
+            match attempt {
+                Ok((rbuf, resp)) => {
+                    break Answered {
+                        stream,
+                        addr,
+                        rbuf,
+                        resp,
+                    }
+                }
+                // A pooled connection the upstream closed before answering: resend on a
+                // fresh one when that is safe (RFC 9110 §9.2.2), and do not blame the target.
+                Err(Attempt::Stale) if reused && replayable && head.method.is_idempotent() => {
+                    fresh_only = true;
+                    continue;
+                }
+                Err(Attempt::Stale) if reused => return Err(Failure::Status(502, !body.is_done())),
+                Err(Attempt::Stale) | Err(Attempt::Upstream) => {
+                    core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                    return Err(Failure::Status(502, !body.is_done()));
+                }
+                Err(Attempt::Timeout) => {
+                    core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                    return Err(Failure::Status(504, !body.is_done()));
+                }
+                Err(Attempt::Client(f)) => return Err(f),
             }
-            Ok(keep_client)
+        };
+        core.upstreams.borrow_mut().succeeded(answered.addr);
+        let resp = &answered.resp;
+        if resp.body == BodyKind::Chunked && resp.extra_codings && head.minor == 0 {
+            // An HTTP/1.0 client gets the body decoded from chunked, which would leave
+            // the other codings unlabelled.
+            return Err(Failure::Status(502, !body.is_done()));
         }
-        Err(()) => {
-            conn.truncated = true;
-            Ok(false)
+        self.req.exchange.status = resp.status;
+
+        let result = self
+            .relay_response(&mut answered, out, body.is_done())
+            .await;
+        let Answered {
+            stream, addr, rbuf, ..
+        } = answered;
+        core.give_buffer(rbuf);
+        match result {
+            Ok((keep_client, reuse_upstream)) => {
+                if reuse_upstream {
+                    core.upstreams.borrow_mut().put_idle(
+                        addr,
+                        stream,
+                        up.max_idle_per_core,
+                        core.timers.now(),
+                    );
+                }
+                Ok(keep_client)
+            }
+            Err(()) => {
+                self.conn.truncated = true;
+                Ok(false)
+            }
         }
     }
 }
@@ -286,87 +276,86 @@ enum Attempt {
     Client(Failure),
 }
 
-/// Sends `out` (head and what of the body was buffered), pumps the rest of the body,
-/// and reads the final response head (skipping 1xx).
-#[allow(clippy::too_many_arguments)]
-async fn send_and_receive<S: ClientIo>(
-    core: &Core,
-    conn: &mut ClientConn<S>,
-    stream: &mut UpstreamConn,
-    out: &mut Vec<u8>,
-    body: &mut BodyState,
-    head: &RequestHead,
-    up: &Upstream,
-    idle: Duration,
-) -> Result<(Vec<u8>, ResponseHead), Attempt> {
-    match conn
-        .deadline
-        .within(up.response_timeout, stream.write_all(std::mem::take(out)))
-        .await
-    {
-        Ok((Ok(_), o)) => *out = o,
-        Ok((Err(_), o)) => {
-            *out = o;
-            return Err(Attempt::Stale);
-        }
-        Err(_) => return Err(Attempt::Timeout),
-    }
-    if !body.is_done() {
-        match pump(core, conn, body, Some(stream), idle).await {
-            Ok(()) => {}
-            // The upstream stopped reading the body: it may have answered early
-            // (413, 401, ...). Read on; that answer goes to the client, which is then
-            // closed because the rest of its body was never read.
-            Err(BodyError::Upstream) => {}
-            Err(e) => return Err(Attempt::Client(e.into())),
-        }
-    }
-    let mut rbuf = core.take_buffer();
-    // The response timeout runs from when the request was fully sent.
-    let deadline = conn.deadline.timers().deadline_tick(up.response_timeout);
-    let head_request = head.method == Method::Head;
-    loop {
-        if rbuf.len() == rbuf.capacity() {
-            core.give_buffer(rbuf);
-            return Err(Attempt::Upstream);
-        }
-        let len = rbuf.len();
-        let cap = rbuf.capacity();
-        let (r, b) = match conn
+impl<S: ClientIo> Forward<'_, '_, S> {
+    /// Sends `out` (head and what of the body was buffered), pumps the rest of the body,
+    /// and reads the final response head (skipping 1xx).
+    async fn send_and_receive(
+        &mut self,
+        stream: &mut UpstreamConn,
+        out: &mut Vec<u8>,
+        body: &mut BodyState,
+    ) -> Result<(Vec<u8>, ResponseHead), Attempt> {
+        let (core, up, head) = (self.core, self.up, self.req.head);
+        let conn = &mut *self.conn;
+        match conn
             .deadline
-            .at_tick(deadline, stream.read(rbuf.slice_mut(len..cap)))
+            .within(up.response_timeout, stream.write_all(std::mem::take(out)))
             .await
         {
-            Ok(v) => v,
-            Err(_) => return Err(Attempt::Timeout),
-        };
-        rbuf = b.into_inner();
-        match r {
-            Ok(0) | Err(_) if rbuf.is_empty() => {
-                core.give_buffer(rbuf);
+            Ok((Ok(_), o)) => *out = o,
+            Ok((Err(_), o)) => {
+                *out = o;
                 return Err(Attempt::Stale);
             }
-            Ok(0) | Err(_) => {
+            Err(_) => return Err(Attempt::Timeout),
+        }
+        if !body.is_done() {
+            match pump(core, conn, body, Some(stream)).await {
+                Ok(()) => {}
+                // The upstream stopped reading the body: it may have answered early
+                // (413, 401, ...). Read on; that answer goes to the client, which is then
+                // closed because the rest of its body was never read.
+                Err(BodyError::Upstream) => {}
+                Err(e) => return Err(Attempt::Client(e.into())),
+            }
+        }
+        let mut rbuf = core.take_buffer();
+        // The response timeout runs from when the request was fully sent.
+        let deadline = conn.deadline.timers().deadline_tick(up.response_timeout);
+        let head_request = head.method == Method::Head;
+        loop {
+            if rbuf.len() == rbuf.capacity() {
                 core.give_buffer(rbuf);
                 return Err(Attempt::Upstream);
             }
-            Ok(_) => {}
-        }
-        loop {
-            match parse_response(&rbuf, head_request, &mut conn.resp_headers) {
-                Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => {
-                    // An interim response: drop it, the final one follows.
-                    rbuf.drain(..resp.len);
+            let len = rbuf.len();
+            let cap = rbuf.capacity();
+            let (r, b) = match conn
+                .deadline
+                .at_tick(deadline, stream.read(rbuf.slice_mut(len..cap)))
+                .await
+            {
+                Ok(v) => v,
+                Err(_) => return Err(Attempt::Timeout),
+            };
+            rbuf = b.into_inner();
+            match r {
+                Ok(0) | Err(_) if rbuf.is_empty() => {
+                    core.give_buffer(rbuf);
+                    return Err(Attempt::Stale);
                 }
-                Ok(Some(resp)) if resp.status == 101 => {
+                Ok(0) | Err(_) => {
                     core.give_buffer(rbuf);
                     return Err(Attempt::Upstream);
                 }
-                Ok(Some(resp)) => return Ok((rbuf, resp)),
-                Ok(None) => break,
-                Err(_) => {
-                    core.give_buffer(rbuf);
-                    return Err(Attempt::Upstream);
+                Ok(_) => {}
+            }
+            loop {
+                match parse_response(&rbuf, head_request, &mut conn.resp_headers) {
+                    Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => {
+                        // An interim response: drop it, the final one follows.
+                        rbuf.drain(..resp.len);
+                    }
+                    Ok(Some(resp)) if resp.status == 101 => {
+                        core.give_buffer(rbuf);
+                        return Err(Attempt::Upstream);
+                    }
+                    Ok(Some(resp)) => return Ok((rbuf, resp)),
+                    Ok(None) => break,
+                    Err(_) => {
+                        core.give_buffer(rbuf);
+                        return Err(Attempt::Upstream);
+                    }
                 }
             }
         }
@@ -432,105 +421,104 @@ impl ResponseBody {
     }
 }
 
-/// Writes the response head and streams the body. `Ok((keep_client, reuse_upstream))`;
-/// `Err(())` when the exchange broke midway and the client must be closed.
-#[allow(clippy::too_many_arguments)]
-async fn relay_response<S: ClientIo>(
-    core: &Core,
-    conn: &mut ClientConn<S>,
-    stream: &mut UpstreamConn,
-    rbuf: &mut Vec<u8>,
-    resp: &ResponseHead,
-    head: &RequestHead,
-    request_id: &[u8],
-    client_extra: &[u8],
-    up: &Upstream,
-    ex: &mut Exchange,
-    out: &mut Vec<u8>,
-    body_read: bool,
-) -> Result<(bool, bool), ()> {
-    let client_10 = head.minor == 0;
-    let framing = match resp.body {
-        BodyKind::None if head.method == Method::Head || resp.status == 304 => {
-            ClientFraming::Empty(resp.content_length)
-        }
-        BodyKind::None if resp.status == 204 || resp.status < 200 => ClientFraming::Empty(None),
-        BodyKind::None => ClientFraming::Empty(Some(0)),
-        BodyKind::Length(n) => ClientFraming::Length(n),
-        BodyKind::Chunked if client_10 => ClientFraming::Decoded,
-        BodyKind::Chunked => ClientFraming::Chunked,
-        BodyKind::UntilClose => ClientFraming::Close,
-    };
-    // A body the client is still sending (the upstream answered early) leaves
-    // the connection unusable.
-    let close = !body_read
-        || !head.keep_alive
-        || core.draining.get()
-        || matches!(framing, ClientFraming::Decoded | ClientFraming::Close);
-    let mut body = ResponseBody {
-        framing,
-        remaining: if let ClientFraming::Length(n) = framing {
-            n
-        } else {
-            0
-        },
-        scanner: matches!(framing, ClientFraming::Chunked | ClientFraming::Decoded)
-            .then(|| ChunkedScanner::new(64 << 10)),
-        done: false,
-        extra: false,
-    };
-
-    out.clear();
-    headers::client_response(
-        out,
-        headers::UpstreamHead {
-            bytes: rbuf,
-            head: resp,
-            headers: &conn.resp_headers,
-        },
-        request_id,
-        client_extra,
-        framing,
-        close,
-        client_10 && !close,
-    );
-    let end = body.process(rbuf, resp.len)?;
-    out.extend_from_slice(&rbuf[resp.len..end]);
-    let n = out.len() as u64;
-    *out = conn.write_all(std::mem::take(out)).await.map_err(|_| ())?;
-    ex.bytes_out += n;
-
-    let deadline_each = up.response_timeout;
-    while !body.done {
-        rbuf.clear();
-        let cap = rbuf.capacity();
-        let (r, b) = match conn
-            .deadline
-            .within(
-                deadline_each,
-                stream.read(std::mem::take(rbuf).slice_mut(0..cap)),
-            )
-            .await
-        {
-            Ok(v) => v,
-            Err(_) => return Err(()),
+impl<S: ClientIo> Forward<'_, '_, S> {
+    /// Writes the response head and streams the body. `Ok((keep_client, reuse_upstream))`;
+    /// `Err(())` when the exchange broke midway and the client must be closed.
+    async fn relay_response(
+        &mut self,
+        answered: &mut Answered,
+        out: &mut Vec<u8>,
+        body_read: bool,
+    ) -> Result<(bool, bool), ()> {
+        let (core, up, head) = (self.core, self.up, self.req.head);
+        let Answered {
+            stream, rbuf, resp, ..
+        } = answered;
+        let conn = &mut *self.conn;
+        let req = &mut *self.req;
+        let client_10 = head.minor == 0;
+        let framing = match resp.body {
+            BodyKind::None if head.method == Method::Head || resp.status == 304 => {
+                ClientFraming::Empty(resp.content_length)
+            }
+            BodyKind::None if resp.status == 204 || resp.status < 200 => ClientFraming::Empty(None),
+            BodyKind::None => ClientFraming::Empty(Some(0)),
+            BodyKind::Length(n) => ClientFraming::Length(n),
+            BodyKind::Chunked if client_10 => ClientFraming::Decoded,
+            BodyKind::Chunked => ClientFraming::Chunked,
+            BodyKind::UntilClose => ClientFraming::Close,
         };
-        *rbuf = b.into_inner();
-        match r {
-            Ok(0) if framing == ClientFraming::Close => break,
-            Ok(0) | Err(_) => return Err(()),
-            Ok(_) => {}
-        }
-        let end = body.process(rbuf, 0)?;
-        if end > 0 {
-            *rbuf = conn
-                .write_all(std::mem::take(rbuf).slice(0..end))
+        // A body the client is still sending (the upstream answered early) leaves
+        // the connection unusable.
+        let close = !body_read
+            || !head.keep_alive
+            || core.draining.get()
+            || matches!(framing, ClientFraming::Decoded | ClientFraming::Close);
+        let mut body = ResponseBody {
+            framing,
+            remaining: if let ClientFraming::Length(n) = framing {
+                n
+            } else {
+                0
+            },
+            scanner: matches!(framing, ClientFraming::Chunked | ClientFraming::Decoded)
+                .then(|| ChunkedScanner::new(64 << 10)),
+            done: false,
+            extra: false,
+        };
+
+        out.clear();
+        headers::client_response(
+            out,
+            headers::UpstreamHead {
+                bytes: rbuf,
+                head: resp,
+                headers: &conn.resp_headers,
+            },
+            req.id.as_bytes(),
+            req.additions.client.as_bytes(),
+            framing,
+            close,
+            client_10 && !close,
+        );
+        let end = body.process(rbuf, resp.len)?;
+        out.extend_from_slice(&rbuf[resp.len..end]);
+        let n = out.len() as u64;
+        *out = conn.write_all(std::mem::take(out)).await.map_err(|_| ())?;
+        req.exchange.bytes_out += n;
+
+        let deadline_each = up.response_timeout;
+        while !body.done {
+            rbuf.clear();
+            let cap = rbuf.capacity();
+            let (r, b) = match conn
+                .deadline
+                .within(
+                    deadline_each,
+                    stream.read(std::mem::take(rbuf).slice_mut(0..cap)),
+                )
                 .await
-                .map_err(|_| ())?
-                .into_inner();
-            ex.bytes_out += end as u64;
+            {
+                Ok(v) => v,
+                Err(_) => return Err(()),
+            };
+            *rbuf = b.into_inner();
+            match r {
+                Ok(0) if framing == ClientFraming::Close => break,
+                Ok(0) | Err(_) => return Err(()),
+                Ok(_) => {}
+            }
+            let end = body.process(rbuf, 0)?;
+            if end > 0 {
+                *rbuf = conn
+                    .write_all(std::mem::take(rbuf).slice(0..end))
+                    .await
+                    .map_err(|_| ())?
+                    .into_inner();
+                req.exchange.bytes_out += end as u64;
+            }
         }
+        let reuse = resp.keep_alive && body.done && !body.extra && body_read;
+        Ok((!close, reuse))
     }
-    let reuse = resp.keep_alive && body.done && !body.extra && body_read;
-    Ok((!close, reuse))
 }

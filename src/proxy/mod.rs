@@ -5,4 +5,4 @@
 pub mod forward;
 pub mod headers;
 
-pub use forward::{forward, Exchange};
+pub use forward::forward;

@@ -141,7 +141,7 @@ pub fn run(path: &Path) -> Result<(), String> {
                 _ => {
                     tracing::info!(
                         "signal {signal}: draining (up to {:?})",
-                        shared.gateway.load().limits.drain_timeout
+                        shared.gateway.load().server.drain_timeout
                     );
                     shared.shutdown.store(true, Ordering::Release);
                     break 'control;

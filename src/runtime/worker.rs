@@ -90,7 +90,7 @@ async fn serve(
                     match r {
                         Ok(n) if n > 0 => {
                             core.timers.sweep();
-                            core.limits.sweep(core.timers.ticks());
+                            core.shard.sweep(core.timers.ticks());
                         }
                         _ => break,
                     }
@@ -124,7 +124,7 @@ async fn serve(
     }
     let deadline = core
         .timers
-        .deadline_tick(core.gateway().limits.drain_timeout);
+        .deadline_tick(core.gateway().server.drain_timeout);
     while core.in_flight.get() > 0 && core.timers.ticks() < deadline {
         core.timers.next_tick().await;
     }
@@ -135,5 +135,5 @@ async fn serve(
         );
     }
     // Hand back unspent allowances so the last quota flush counts exactly.
-    core.limits.release_all();
+    core.shard.release_all();
 }

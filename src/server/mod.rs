@@ -10,6 +10,9 @@
 //! stream with the same connection loop as plain TCP.
 
 mod conn;
+mod redirect;
+mod reply;
+mod request;
 
 use std::rc::Rc;
 
@@ -40,10 +43,10 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
                     return;
                 }
                 let _ = stream.set_nodelay(true);
-                let limits = &core.gateway().limits;
+                let server = &core.gateway().server;
                 // A client that stops reading cannot hold a response write forever.
-                crate::sock::set_user_timeout(&stream, limits.idle_timeout);
-                let limit = limits.max_connections;
+                crate::sock::set_user_timeout(&stream, server.idle_timeout);
+                let limit = server.max_connections;
                 if core.connections.get() >= limit {
                     if kind == ListenerKind::Plain {
                         monoio::spawn(refuse(stream, core.new_request_id()));

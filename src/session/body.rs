@@ -3,8 +3,6 @@
 //! client socket to the upstream — or discards it — one buffer at a time, never
 //! holding the whole body.
 
-use std::time::Duration;
-
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::AsyncWriteRentExt;
 
@@ -109,13 +107,14 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Reads the rest of the body from the client and writes it to `sink` (or drops it).
 /// Bytes read past the body's end (a pipelined request) go to `conn.carry`.
+/// Each read waits at most the connection's `idle_timeout`.
 pub async fn pump<S: ClientIo>(
     core: &Core,
     conn: &mut ClientConn<S>,
     state: &mut BodyState,
     mut sink: Option<&mut UpstreamConn>,
-    idle: Duration,
 ) -> Result<(), BodyError> {
+    let idle = conn.idle_timeout;
     let mut buf = core.take_buffer();
     let result = loop {
         if state.is_done() {

@@ -34,8 +34,9 @@ pub struct ClientConn<S> {
     pub carry: Vec<u8>,
     /// Bounds whichever read or write this connection's request waits on.
     pub deadline: Deadline,
-    /// How long a write to the client may stall (the idle timeout).
-    pub write_timeout: Duration,
+    /// How long a read from or a write to the client may stall once a request
+    /// has begun (`[server].idle_timeout` of the snapshot serving it).
+    pub idle_timeout: Duration,
     /// Set on a TLS connection.
     pub tls: Option<ConnTls>,
     /// A response broke off midway (the upstream failed mid-body): a TLS client
@@ -57,12 +58,12 @@ pub struct ConnTls {
 }
 
 impl<S: ClientIo> ClientConn<S> {
-    /// Writes all of `buf` to the client within `write_timeout`; the buffer comes
+    /// Writes all of `buf` to the client within `idle_timeout`; the buffer comes
     /// back on success (on failure the connection is done with anyway).
     pub async fn write_all<T: IoBuf + 'static>(&mut self, buf: T) -> std::io::Result<T> {
         match self
             .deadline
-            .within(self.write_timeout, self.stream.write_all(buf))
+            .within(self.idle_timeout, self.stream.write_all(buf))
             .await
         {
             Ok((Ok(_), buf)) => Ok(buf),

@@ -34,7 +34,7 @@ pub struct Core {
     keys: RefCell<Rc<Arc<KeyTable>>>,
     seen_keys: Cell<u64>,
     /// This core's share of the throttle and quota buckets.
-    pub limits: Shard,
+    pub shard: Shard,
     /// Verified tokens and other authentication state of this core.
     pub auth: crate::guard::auth::CoreState,
     /// Open client connections on this core.
@@ -62,7 +62,7 @@ impl Core {
             ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let keys = shared.keys.load_full();
         let seen_keys = shared.keys_generation.load(Ordering::Acquire);
-        let limits = shared.limiter.shard(id);
+        let shard = shared.limiter.shard(id);
         let timers = Rc::new(Timers::default());
         Core {
             id,
@@ -71,7 +71,7 @@ impl Core {
             seen_generation: Cell::new(generation),
             keys: RefCell::new(Rc::new(keys)),
             seen_keys: Cell::new(seen_keys),
-            limits,
+            shard,
             auth: crate::guard::auth::CoreState::new(timers.clone()),
             connections: Cell::new(0),
             in_flight: Cell::new(0),

@@ -6,6 +6,7 @@
 mod body;
 mod client;
 mod core;
+mod request;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::limit::Limiter;
 pub use self::core::{Core, IO_BUF};
 pub use body::{pump, BodyError, BodyState};
 pub use client::{ClientConn, ClientIo, ConnTls};
+pub use request::{Exchange, Request, RequestId};
 
 /// What the control thread and the cores share; written only by the control thread.
 pub struct Shared {

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::conn::UpstreamConn;
+use super::Upstream;
 use crate::config::Balance;
-use crate::gateway::Upstream;
 
 #[derive(Default)]
 struct TargetState {

@@ -12,8 +12,9 @@
 //!
 //! Decisions (allow and deny) are cached per core for `cache_ttl`, keyed by the
 //! identity values (compared in full, not by hash). Connections to the authorizer
-//! are kept alive in a small per-core pool. Hand-written over monoio because it
-//! runs on the request path of the core.
+//! are the proxy's ([`UpstreamConn`]), kept alive in a per-core
+//! [`UpstreamPools`] of their own; the exchange itself is hand-written over
+//! monoio because it runs on the request path of the core.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -22,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 
 use super::jwt::TokenSource;
 use crate::http::request::Header;
@@ -30,9 +30,13 @@ use crate::http::response::parse_response;
 use crate::http::BodyKind;
 use crate::limit::BoundedMap;
 use crate::time::{Deadline, Timers};
+use crate::upstream::conn::{ConnectError, UpstreamConn};
+use crate::upstream::pool::UpstreamPools;
 
 const CACHE_ENTRIES: usize = 10_000;
 const IDLE_PER_AUTHORIZER: usize = 16;
+/// How long an idle connection to an authorizer is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest answer head and body read from an authorizer.
 const MAX_ANSWER: usize = 64 << 10;
 
@@ -81,7 +85,7 @@ struct Cached {
 /// A core's external-authorizer state: cached decisions and idle connections.
 pub struct ExternalState {
     cache: RefCell<BoundedMap<u64, Cached>>,
-    idle: RefCell<Vec<(SocketAddr, TcpStream)>>,
+    idle: RefCell<UpstreamPools>,
     timers: Rc<Timers>,
 }
 
@@ -89,7 +93,7 @@ impl ExternalState {
     pub fn new(timers: Rc<Timers>) -> ExternalState {
         ExternalState {
             cache: RefCell::new(BoundedMap::new(CACHE_ENTRIES)),
-            idle: RefCell::new(Vec::new()),
+            idle: RefCell::new(UpstreamPools::default()),
             timers,
         }
     }
@@ -199,31 +203,37 @@ impl ExternalAuth {
         req.extend_from_slice(b"\r\n\r\n");
         req.extend_from_slice(&body);
 
+        let asked = Instant::now();
         let mut deadline = Deadline::new(&state.timers);
         let until = state.timers.deadline_tick(self.timeout);
         // A pooled connection first; if it turns out dead before any answer, one
         // fresh try (the authorizer's decision is idempotent).
-        let pooled = {
-            let mut idle = state.idle.borrow_mut();
-            let pos = idle.iter().rposition(|(a, _)| *a == self.addr);
-            pos.map(|i| idle.swap_remove(i).1)
-        };
-        let mut attempts: Vec<Option<TcpStream>> = vec![None];
-        if let Some(s) = pooled.filter(crate::sock::is_quiet) {
-            attempts.insert(0, Some(s));
-        }
+        let pooled =
+            state
+                .idle
+                .borrow_mut()
+                .take_idle(self.addr, None, IDLE_TIMEOUT, state.timers.now());
         let mut last = "no attempt";
-        for conn in attempts {
+        for conn in [pooled, None] {
             let fresh = conn.is_none();
             let mut stream = match conn {
                 Some(s) => s,
-                None => match deadline.at_tick(until, TcpStream::connect(self.addr)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(_)) => return Err("connect failed"),
-                    Err(_) => return Err("timeout"),
-                },
+                None => {
+                    let remaining = self.timeout.saturating_sub(asked.elapsed());
+                    let connect = UpstreamConn::connect(
+                        &mut deadline,
+                        self.addr,
+                        None,
+                        remaining,
+                        self.timeout,
+                    );
+                    match connect.await {
+                        Ok(s) => s,
+                        Err(ConnectError::Failed) => return Err("connect failed"),
+                        Err(ConnectError::TimedOut) => return Err("timeout"),
+                    }
+                }
             };
-            let _ = stream.set_nodelay(true);
             match deadline
                 .at_tick(
                     until,
@@ -234,12 +244,12 @@ impl ExternalAuth {
                 Err(_) => return Err("timeout"),
                 Ok(Ok((decision, reusable))) => {
                     if reusable {
-                        let mut idle = state.idle.borrow_mut();
-                        if idle.iter().filter(|(a, _)| *a == self.addr).count()
-                            < IDLE_PER_AUTHORIZER
-                        {
-                            idle.push((self.addr, stream));
-                        }
+                        state.idle.borrow_mut().put_idle(
+                            self.addr,
+                            stream,
+                            IDLE_PER_AUTHORIZER,
+                            state.timers.now(),
+                        );
                     }
                     return Ok(decision);
                 }
@@ -257,7 +267,7 @@ impl ExternalAuth {
 
 /// Writes the question, reads the answer. `(decision, connection reusable)`.
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut UpstreamConn,
     req: Vec<u8>,
     prefix: &str,
 ) -> Result<(Decision, bool), &'static str> {

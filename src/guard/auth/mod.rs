@@ -131,7 +131,7 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                 body: ctx.body.filter(|_| ctx.body_complete),
                 has_body: ctx.has_body,
             };
-            match sigv4::verify(&req, &s.credentials, &s.settings, ctx.limits.unix_now()) {
+            match sigv4::verify(&req, &s.credentials, &s.settings, ctx.shard.unix_now()) {
                 Ok(key) => {
                     for h in ctx.headers.iter_mut() {
                         let n = h.name.get(head);
@@ -229,7 +229,7 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
             };
             let verdict = {
                 let mut cache = ctx.auth.tokens.borrow_mut();
-                jwt.verify(token, &mut cache, ctx.limits.unix_now())
+                jwt.verify(token, &mut cache, ctx.shard.unix_now())
             };
             match verdict {
                 Ok(claims) => {

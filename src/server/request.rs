@@ -1,0 +1,290 @@
+//! One request, in its phases: **route** (the route, or the answer a request gets
+//! without one — 404, 405, the HTTPS redirect), **guard** (the body a stage needs
+//! read into the buffer, then the route's guard pipeline), **act** (the reply the
+//! gateway writes, or the forward to the upstream) and **log** (the access line).
+//! [`handle`] reads them top to bottom; each phase takes the [`Request`] by
+//! reference.
+
+use std::borrow::Cow;
+
+use monoio::buf::IoBufMut;
+use std::time::Instant;
+
+use super::redirect::{forwarded_https, to_https};
+use super::reply::answer;
+use crate::gateway::{Gateway, Upstream};
+use crate::guard::{self, RequestCtx, Verdict};
+use crate::http::reply::Reply;
+use crate::http::request::{normalize_path, Header, RequestHead};
+use crate::http::BodyKind;
+use crate::log::AccessRecord;
+use crate::proxy::{forward, headers::client_ip};
+use crate::route::{Action, Route, RouteMatch};
+use crate::session::{ClientConn, ClientIo, Core, Exchange, Request, RequestId};
+
+/// What a request gets once routed and guarded.
+enum Next<'a> {
+    /// A reply the gateway makes; the body (if any) is read and dropped first.
+    Answer(Cow<'a, Reply>),
+    Forward(&'a Upstream),
+}
+
+/// Serves one request whose head is at `conn.buf[conn.start..]`. Returns whether the
+/// connection stays open.
+pub(super) async fn handle<S: ClientIo>(
+    core: &Core,
+    gw: &Gateway,
+    conn: &mut ClientConn<S>,
+    head: &RequestHead,
+    headers: &mut [Header],
+) -> bool {
+    let mut req = begin(core, gw, conn, head, headers);
+    // Decide first, then await one `act`: each `.await` site gets its own slot in
+    // this future's state, and a smaller state is cheaper to box per request.
+    let (routed, next) = match route(gw, conn, &mut req) {
+        Ok(r) => match guard(core, gw, conn, &mut req, r).await {
+            Some(next) => (Some(r), next),
+            None => return false,
+        },
+        Err(next) => (None, next),
+    };
+    let keep = act(core, gw, conn, &mut req, next).await;
+    log(core, conn, &req, routed);
+    conn.additions = req.additions;
+    keep
+}
+
+/// The request's state before any phase: its id, the client's address, the path
+/// as routes see it.
+fn begin<'r, S>(
+    core: &Core,
+    gw: &Gateway,
+    conn: &mut ClientConn<S>,
+    head: &'r RequestHead,
+    headers: &'r mut [Header],
+) -> Request<'r> {
+    let base = conn.start;
+    let hb = &conn.buf[base..base + head.len];
+    let id = RequestId::new(head.request_id.map(|s| s.get(hb)), || core.new_request_id());
+    let client_ip = client_ip(
+        conn.peer.ip().to_canonical(),
+        hb,
+        headers,
+        &gw.trusted_proxies,
+    );
+    let normalized = head.normalize.then(|| normalize_path(head.path.get(hb)));
+    let mut additions = std::mem::take(&mut conn.additions);
+    additions.clear();
+    let started = core.access.is_some().then(Instant::now);
+    Request {
+        base,
+        head,
+        headers,
+        id,
+        client_ip,
+        normalized,
+        additions,
+        body_limit: gw.server.max_body_bytes,
+        started,
+        exchange: Exchange {
+            bytes_in: head.len as u64,
+            timed: started.is_some(),
+            ..Exchange::default()
+        },
+    }
+}
+
+/// Route phase: the route the request goes to, or what it gets instead.
+fn route<'g, S: ClientIo>(
+    gw: &'g Gateway,
+    conn: &ClientConn<S>,
+    req: &mut Request<'_>,
+) -> Result<&'g Route, Next<'g>> {
+    let head = req.head;
+    let hb = req.head_bytes(&conn.buf);
+    if let Some(redirect) = &gw.https_redirect {
+        if conn.tls.is_none() && !forwarded_https(conn, gw, hb, req.headers) {
+            return Err(Next::Answer(Cow::Owned(to_https(redirect, head, hb))));
+        }
+    }
+    let host = head.host.map_or(&b""[..], |h| h.get(hb));
+    match gw.routes.find(host, req.path(hb), head.method_span.get(hb)) {
+        RouteMatch::NotFound => Err(Next::Answer(Cow::Owned(Reply::error(404)))),
+        RouteMatch::MethodNotAllowed(allow) => Err(Next::Answer(Cow::Owned(
+            Reply::error(405).with_header("allow", &allow),
+        ))),
+        RouteMatch::Found(route) => {
+            req.body_limit = route.max_body_bytes;
+            Ok(route)
+        }
+    }
+}
+
+/// Guard phase: reads what of the body a stage needs (SigV4's hash, the WAF),
+/// bounded, into the buffer where forwarding finds it, then runs the route's
+/// pipeline. `None`: the client went away or stalled while sending the body.
+async fn guard<'g, S: ClientIo>(
+    core: &Core,
+    gw: &'g Gateway,
+    conn: &mut ClientConn<S>,
+    req: &mut Request<'_>,
+    route: &'g Route,
+) -> Option<Next<'g>> {
+    let head = req.head;
+    let mut buffered = None;
+    if let BodyKind::Length(n) = head.body {
+        let want = route.body_need.bytes(n.min(route.max_body_bytes));
+        if want > 0 {
+            let body_start = req.base + head.len;
+            buffer_body(conn, body_start, want as usize, head.expect_continue)
+                .await
+                .ok()?;
+            buffered = Some(want as usize);
+        }
+    }
+    let verdict = if route.guards.is_empty() {
+        Verdict::Continue
+    } else {
+        let keys = core.keys();
+        let hb = req.head_bytes(&conn.buf);
+        let body_start = req.base + head.len;
+        let target = head.target.get(hb);
+        let raw_path = match memchr::memchr(b'?', target) {
+            Some(i) => &target[..i],
+            None => target,
+        };
+        let path = match &req.normalized {
+            Some(p) => &p[..],
+            None => head.path.get(hb),
+        };
+        let mut ctx = RequestCtx {
+            client_ip: req.client_ip,
+            method: head.method_span.get(hb),
+            path,
+            query: query_of(target),
+            raw_path,
+            body: buffered.map(|n| &conn.buf[body_start..body_start + n]),
+            has_body: !matches!(head.body, BodyKind::None),
+            body_complete: match head.body {
+                BodyKind::Length(n) => n == 0 || buffered == Some(n as usize),
+                BodyKind::None => true,
+                _ => false,
+            },
+            route: Some(&route.name),
+            audit: core.access.as_ref(),
+            request_id: req.id.as_bytes(),
+            head: hb,
+            headers: &mut *req.headers,
+            shard: &core.shard,
+            keys: &keys,
+            auth: &core.auth,
+            client_cert: conn.tls.as_ref().and_then(|t| t.client_cert.as_deref()),
+            identity: Default::default(),
+            api_key: None,
+            additions: std::mem::take(&mut req.additions),
+        };
+        let v = guard::run(&route.guards, &mut ctx).await;
+        req.additions = ctx.additions;
+        v
+    };
+    Some(match (verdict, &route.action) {
+        (Verdict::Respond(reply), _) => Next::Answer(Cow::Owned(reply)),
+        (Verdict::Continue, Action::Mock(reply)) => Next::Answer(Cow::Borrowed(reply)),
+        (Verdict::Continue, Action::Proxy(idx)) => Next::Forward(&gw.upstreams[*idx]),
+    })
+}
+
+/// Act phase: the gateway's reply, or the forward. HSTS goes on whichever answer
+/// an HTTPS listener with `hsts` gives.
+async fn act<S: ClientIo>(
+    core: &Core,
+    gw: &Gateway,
+    conn: &mut ClientConn<S>,
+    req: &mut Request<'_>,
+    next: Next<'_>,
+) -> bool {
+    if let Some(line) = conn
+        .tls
+        .as_ref()
+        .and_then(|t| gw.tls.get(t.listener))
+        .and_then(|l| l.hsts_line.as_deref())
+    {
+        req.additions.client.push_str(line);
+    }
+    match next {
+        Next::Answer(reply) => answer(core, gw, conn, req, &reply).await,
+        Next::Forward(up) => {
+            let keep = forward(core, gw, up, conn, req).await;
+            req.exchange.bytes_in = ((conn.start - req.base) as u64).max(req.head.len as u64);
+            keep
+        }
+    }
+}
+
+/// Log phase: the access line, when there is an access log.
+fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&Route>) {
+    let (Some(sink), Some(started)) = (&core.access, req.started) else {
+        return;
+    };
+    let hb = req.head_bytes(&conn.buf);
+    let ex = &req.exchange;
+    sink.record(&AccessRecord {
+        request_id: req.id.as_bytes(),
+        client_ip: req.client_ip,
+        method: req.head.method_span.get(hb),
+        path: req.head.target.get(hb),
+        route: routed.map(|r| &*r.name),
+        status: ex.status,
+        bytes_in: ex.bytes_in,
+        bytes_out: ex.bytes_out,
+        upstream: ex.upstream,
+        upstream_time: ex.upstream_time,
+        duration: started.elapsed(),
+    });
+}
+
+/// Reads until `conn.buf` holds `n` body bytes from `start` (sending `100 Continue`
+/// first when the client waits for it). Err: the client went away or stalled.
+async fn buffer_body<S: ClientIo>(
+    conn: &mut ClientConn<S>,
+    start: usize,
+    n: usize,
+    expect_continue: bool,
+) -> Result<(), ()> {
+    let need = start + n;
+    if conn.buf.len() >= need {
+        return Ok(());
+    }
+    if expect_continue {
+        conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..])
+            .await
+            .map_err(|_| ())?;
+    }
+    if conn.buf.capacity() < need {
+        conn.buf.reserve_exact(need - conn.buf.len());
+    }
+    while conn.buf.len() < need {
+        let buf = std::mem::take(&mut conn.buf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let read = conn.stream.read(buf.slice_mut(len..cap));
+        let (r, b) = conn
+            .deadline
+            .within(conn.idle_timeout, read)
+            .await
+            .map_err(|_| ())?;
+        conn.buf = b.into_inner();
+        match r {
+            Ok(0) | Err(_) => return Err(()),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The query of a request target (after `?`), or empty.
+fn query_of(target: &[u8]) -> &[u8] {
+    match memchr::memchr(b'?', target) {
+        Some(i) => &target[i + 1..],
+        None => b"",
+    }
+}
