@@ -5,7 +5,7 @@
 //!
 //! Tokens are minted with `jsonwebtoken` from the test keys in
 //! `tests/fixtures/jwt`; the public keys are served as a JWKS by a small test
-//! HTTP server ([`JwksServer`]) whose document can be swapped at runtime.
+//! HTTP server (`common::JwksServer`) whose document can be swapped at runtime.
 
 mod common;
 
@@ -15,11 +15,7 @@ use jsonwebtoken::jwk::{Jwk, KeyAlgorithm};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Map, Value};
 use std::fs;
-use std::io::{self, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -259,164 +255,6 @@ fn token(over: Value) -> String {
 
 fn valid_token() -> String {
     token(json!({}))
-}
-
-// ---------------------------------------------------------------------------
-// the JWKS server (the test IdP)
-// ---------------------------------------------------------------------------
-
-/// A tiny HTTP/1.1 server answering `GET /jwks.json` with the current document
-/// (swappable), optionally with `Cache-Control: max-age=N`; counts the fetches
-/// and can be "down" (503).
-struct JwksServer {
-    port: u16,
-    doc: Arc<Mutex<String>>,
-    max_age: Arc<Mutex<Option<u64>>>,
-    /// Milliseconds to wait before answering a fetch.
-    delay_ms: Arc<AtomicU64>,
-    down: Arc<AtomicBool>,
-    fetches: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl JwksServer {
-    fn start(doc: &str) -> JwksServer {
-        JwksServer::serve(
-            TcpListener::bind("127.0.0.1:0").expect("bind jwks server"),
-            doc,
-        )
-    }
-
-    /// Listen on a given port (one that was free a moment ago).
-    fn start_on(port: u16, doc: &str) -> JwksServer {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match TcpListener::bind(("127.0.0.1", port)) {
-                Ok(l) => return JwksServer::serve(l, doc),
-                Err(e) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "cannot bind the jwks server to port {}: {}",
-                        port,
-                        e
-                    );
-                    thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
-    }
-
-    fn serve(listener: TcpListener, doc: &str) -> JwksServer {
-        let server = JwksServer {
-            port: listener.local_addr().unwrap().port(),
-            doc: Arc::new(Mutex::new(doc.to_string())),
-            max_age: Arc::new(Mutex::new(None)),
-            delay_ms: Arc::new(AtomicU64::new(0)),
-            down: Arc::new(AtomicBool::new(false)),
-            fetches: Arc::new(AtomicUsize::new(0)),
-            stop: Arc::new(AtomicBool::new(false)),
-        };
-        let doc = server.doc.clone();
-        let max_age = server.max_age.clone();
-        let delay = server.delay_ms.clone();
-        let down = server.down.clone();
-        let fetches = server.fetches.clone();
-        let stop = server.stop.clone();
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = conn else { continue };
-                let (doc, max_age, down, fetches) =
-                    (doc.clone(), max_age.clone(), down.clone(), fetches.clone());
-                let delay = delay.clone();
-                thread::spawn(move || {
-                    let _ = answer(stream, &doc, &max_age, &delay, &down, &fetches);
-                });
-            }
-        });
-        server
-    }
-
-    fn set(&self, doc: &str) {
-        *self.doc.lock().unwrap() = doc.to_string();
-    }
-
-    fn set_max_age(&self, secs: Option<u64>) {
-        *self.max_age.lock().unwrap() = secs;
-    }
-
-    /// Answer fetches only after `ms` milliseconds (a slow IdP).
-    fn set_delay_ms(&self, ms: u64) {
-        self.delay_ms.store(ms, Ordering::SeqCst);
-    }
-
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    /// `GET /jwks.json` requests received so far (answered or not).
-    fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
-    }
-}
-
-fn answer(
-    stream: TcpStream,
-    doc: &Mutex<String>,
-    max_age: &Mutex<Option<u64>>,
-    delay_ms: &AtomicU64,
-    down: &AtomicBool,
-    fetches: &AtomicUsize,
-) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut r = BufReader::new(stream.try_clone()?);
-    let mut count = 0usize;
-    let line = read_line(&mut r, &mut count)?;
-    while !read_line(&mut r, &mut count)?.is_empty() {}
-    let path = line.split(' ').nth(1).unwrap_or("").to_string();
-    let (status, cache, body) = if path == "/jwks.json" {
-        fetches.fetch_add(1, Ordering::SeqCst);
-        thread::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst)));
-        if down.load(Ordering::SeqCst) {
-            (
-                "503 Service Unavailable",
-                String::new(),
-                r#"{"message":"down"}"#.to_string(),
-            )
-        } else {
-            let cache = match *max_age.lock().unwrap() {
-                Some(n) => format!("Cache-Control: max-age={}\r\n", n),
-                None => String::new(),
-            };
-            ("200 OK", cache, doc.lock().unwrap().clone())
-        }
-    } else {
-        (
-            "404 Not Found",
-            String::new(),
-            r#"{"message":"nope"}"#.to_string(),
-        )
-    };
-    let mut w = stream;
-    write!(
-        w,
-        "HTTP/1.1 {}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
-        status,
-        cache,
-        body.len(),
-        body
-    )?;
-    w.flush()
 }
 
 // ---------------------------------------------------------------------------

@@ -5,10 +5,10 @@
 mod common;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -799,9 +799,8 @@ fn https_only_can_forbid_unsafe_methods() {
 /// An HTTPS upstream (rustls, blocking): answers `secure:TARGET` with keep-alive.
 struct TlsUpstream {
     port: u16,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<String>>>,
+    server: TestServer,
 }
 
 impl TlsUpstream {
@@ -813,73 +812,54 @@ impl TlsUpstream {
             .with_single_cert(vec![cert.der()], cert.key_der())
             .unwrap();
         let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (a, st, sn) = (accepted.clone(), stop.clone(), seen.clone());
-        thread::spawn(move || {
-            for tcp in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
+        let sn = seen.clone();
+        let server = TestServer::start("tls upstream", move |tcp, _| {
+            let seen = sn.clone();
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut s = BufReader::new(StreamOwned::new(conn, tcp));
+            loop {
+                let mut line = String::new();
+                if s.read_line(&mut line).unwrap_or(0) == 0 {
+                    return Ok(());
                 }
-                let Ok(tcp) = tcp else { continue };
-                a.fetch_add(1, Ordering::SeqCst);
-                let config = config.clone();
-                let seen = sn.clone();
-                thread::spawn(move || {
-                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
-                    let conn = rustls::ServerConnection::new(config).unwrap();
-                    let mut s = BufReader::new(StreamOwned::new(conn, tcp));
-                    loop {
-                        let mut line = String::new();
-                        if s.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let target = line.split(' ').nth(1).unwrap_or("").to_string();
-                        let mut proto = String::new();
-                        loop {
-                            let mut h = String::new();
-                            if s.read_line(&mut h).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if h == "\r\n" {
-                                break;
-                            }
-                            if let Some(v) =
-                                h.to_ascii_lowercase().strip_prefix("x-forwarded-proto: ")
-                            {
-                                proto = v.trim().to_string();
-                            }
-                        }
-                        seen.lock().unwrap().push(target.clone());
-                        let body = format!("secure:{target} proto:{proto}");
-                        let out = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let w = s.get_mut();
-                        if w.write_all(out.as_bytes()).and_then(|_| w.flush()).is_err() {
-                            return;
-                        }
+                let target = line.split(' ').nth(1).unwrap_or("").to_string();
+                let mut proto = String::new();
+                loop {
+                    let mut h = String::new();
+                    if s.read_line(&mut h).unwrap_or(0) == 0 {
+                        return Ok(());
                     }
-                });
+                    if h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("x-forwarded-proto: ") {
+                        proto = v.trim().to_string();
+                    }
+                }
+                seen.lock().unwrap().push(target.clone());
+                let body = format!("secure:{target} proto:{proto}");
+                let out = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let w = s.get_mut();
+                if w.write_all(out.as_bytes()).and_then(|_| w.flush()).is_err() {
+                    return Ok(());
+                }
             }
         });
         TlsUpstream {
-            port,
-            accepted,
-            stop,
+            port: server.port,
             seen,
+            server,
         }
     }
-}
 
-impl Drop for TlsUpstream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    /// TCP connections accepted so far.
+    fn accepted(&self) -> usize {
+        self.server.accepted()
     }
 }
 
@@ -910,7 +890,7 @@ fn upstream_tls_verifies_and_pools_connections() {
     // A second client connection reuses the pooled TLS connection.
     let r = gw.get("/again");
     assert_eq!(r.status, 200);
-    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(up.accepted(), 1);
     assert_eq!(up.seen.lock().unwrap().len(), 4);
 }
 
@@ -941,7 +921,7 @@ fn upstreams_sharing_a_target_do_not_share_tls_connections() {
         assert_eq!(r.status, 200, "{}", r.body_str());
     }
     // One pooled connection per upstream, each reused once.
-    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(up.accepted(), 2);
 }
 
 #[test]
