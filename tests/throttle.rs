@@ -6,12 +6,14 @@
 mod common;
 
 use common::*;
+use portcullis::limit::period::{format_rfc3339, unix_now};
+use portcullis::limit::Period;
 use sha2::{Digest, Sha256};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const TOO_MANY: &str = r#"{"message":"Too Many Requests"}"#;
 const LIMIT_EXCEEDED: &str = r#"{"message":"Limit Exceeded"}"#;
@@ -126,75 +128,11 @@ fn assert_no_rl(r: &Response) {
     assert!(!r.has("ratelimit-policy"), "{:?}", r.headers);
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Days since 1970-01-01 → (year, month 1..=12, day 1..=31) (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn next_day_start(now: u64) -> u64 {
-    (now / 86_400 + 1) * 86_400
-}
-
-/// The next Monday 00:00 UTC (1970-01-01 was a Thursday).
-fn next_week_start(now: u64) -> u64 {
-    let days = now / 86_400;
-    let weekday = (days + 3) % 7; // Monday = 0
-    (days - weekday + 7) * 86_400
-}
-
-fn next_month_start(now: u64) -> u64 {
-    let (y, m, _) = civil_from_days((now / 86_400) as i64);
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    days_from_civil(ny, nm, 1) as u64 * 86_400
-}
-
-/// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(t: u64) -> String {
-    let (y, m, d) = civil_from_days((t / 86_400) as i64);
-    let s = t % 86_400;
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        y,
-        m,
-        d,
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
 /// If a UTC day boundary is less than `margin` seconds away, wait until it has
 /// passed, so a test's quota period does not change under it.
 fn avoid_day_boundary(margin: u64) {
     let now = unix_now();
-    let left = next_day_start(now) - now;
+    let left = Period::Day.bounds(now).1 - now;
     if left < margin {
         thread::sleep(Duration::from_secs(left + 1));
     }
@@ -619,7 +557,7 @@ fn daily_quota_limit_exceeded_until_utc_midnight() {
     for _ in 0..3 {
         let r = get_key(&mut c, "/k", "key-a");
         let ra = assert_quota_exceeded(&r);
-        let expect = next_day_start(unix_now()) - unix_now();
+        let expect = Period::Day.bounds(unix_now()).1 - unix_now();
         assert!(ra <= 86_400, "retry-after {}", ra);
         assert!(
             ra.abs_diff(expect) <= 2,
@@ -654,7 +592,7 @@ fn weekly_and_monthly_quota_retry_after_next_period() {
     assert_rl(&r, "plan", 1, 604_800, 0);
     let r = get_key(&mut c, "/k", "key-week");
     let ra = assert_quota_exceeded(&r);
-    let expect = next_week_start(unix_now()) - unix_now();
+    let expect = Period::Week.bounds(unix_now()).1 - unix_now();
     assert!(
         ra.abs_diff(expect) <= 2,
         "week: retry-after {} but next Monday 00:00 UTC is in {} s",
@@ -669,7 +607,7 @@ fn weekly_and_monthly_quota_retry_after_next_period() {
     assert_eq!((name.as_str(), rem), ("plan", 0));
     let r = get_key(&mut c, "/k", "key-month");
     let ra = assert_quota_exceeded(&r);
-    let expect = next_month_start(unix_now()) - unix_now();
+    let expect = Period::Month.bounds(unix_now()).1 - unix_now();
     assert!(
         ra.abs_diff(expect) <= 2,
         "month: retry-after {} but the next month starts in {} s",
@@ -898,7 +836,7 @@ fn keys_expiry_applies_while_running() {
             "--name",
             "brief",
             "--expires",
-            &rfc3339(expires),
+            &format_rfc3339(expires),
         ],
     );
     assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
@@ -915,7 +853,11 @@ fn keys_expiry_applies_while_running() {
     assert_eq!(code, 0);
     let l = list_line(&list, "brief");
     assert!(l.split_whitespace().any(|w| w == "expired"), "{}", l);
-    assert!(l.split_whitespace().any(|w| w == rfc3339(expires)), "{}", l);
+    assert!(
+        l.split_whitespace().any(|w| w == format_rfc3339(expires)),
+        "{}",
+        l
+    );
 }
 
 // ---------------------------------------------------------------------------
