@@ -62,22 +62,9 @@ fn setup(answer: Answer, auth_extra: &str) -> (AuthServer, Upstream, Gateway) {
 // requests and assertions
 // ---------------------------------------------------------------------------
 
-/// GET `path` on `c` with `Host` and the given headers.
-fn get_on(c: &mut Client, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut h: Vec<(&str, &str)> = vec![("Host", "test.local")];
-    h.extend_from_slice(headers);
-    c.request(&req_with_headers("GET", path, &h, b""))
-}
-
-/// GET `path` on a fresh connection with `Host` and the given headers.
-fn get_with(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut c = gw.connect();
-    get_on(&mut c, path, headers)
-}
-
 /// GET `path` on `c` with `Authorization: <auth>`.
 fn get_auth(c: &mut Client, path: &str, auth: &str) -> Response {
-    get_on(c, path, &[("Authorization", auth)])
+    c.get_with("test.local", path, &[("Authorization", auth)])
 }
 
 /// A proxied 200 (the upstream's echo).
@@ -117,12 +104,12 @@ fn missing_or_empty_authorization_is_401_without_asking() {
     let (authz, up, gw) = setup(Answer::allow(&[]), "");
     let mut c = gw.connect();
 
-    let r = get_on(&mut c, "/p/x", &[]);
+    let r = c.get_with("test.local", "/p/x", &[]);
     assert_401_any_challenge(&r);
-    let r = get_on(&mut c, "/p/x", &[("Authorization", "")]);
+    let r = c.get_with("test.local", "/p/x", &[("Authorization", "")]);
     assert_401_any_challenge(&r);
     // another header is no identity
-    let r = get_on(&mut c, "/p/x", &[("X-Authorization", "tok")]);
+    let r = c.get_with("test.local", "/p/x", &[("X-Authorization", "tok")]);
     assert_401_any_challenge(&r);
     assert_eq!(authz.calls(), 0, "{:?}", authz.asked());
     assert_eq!(authz.connections(), 0);
@@ -158,13 +145,13 @@ fn all_identity_sources_must_be_present() {
         ("/p/x?token=t1", vec![key, ("Cookie", "a=1; session=")]), // cookie empty
     ];
     for (path, headers) in &refused {
-        let r = get_on(&mut c, path, headers);
+        let r = c.get_with("test.local", path, headers);
         assert_401_any_challenge(&r);
     }
     assert_eq!(authz.calls(), 0, "{:?}", authz.asked());
     assert!(up.seen().is_empty(), "{:?}", up.seen());
 
-    assert_passed(&get_on(&mut c, "/p/x?y=2&token=t1", &[key, cookie]));
+    assert_passed(&c.get_with("test.local", "/p/x?y=2&token=t1", &[key, cookie]));
     assert_eq!(authz.calls(), 1);
     assert_eq!(
         authz.last().body["identity"],
@@ -185,8 +172,8 @@ fn question_is_a_json_post_with_the_request_facts() {
         "forward_headers = [\"X-Client\", \"x-absent\"]",
     );
     let mut c = gw.connect();
-    let r = get_on(
-        &mut c,
+    let r = c.get_with(
+        "test.local",
         "/p//items/%41b?q=1&z=2",
         &[
             ("Authorization", "Bearer abc.def"),
@@ -275,8 +262,8 @@ fn allow_forwards_prefixed_answer_headers_and_the_authorization() {
         "",
     );
     let mut c = gw.connect();
-    let r = get_on(
-        &mut c,
+    let r = c.get_with(
+        "test.local",
         "/p/orders",
         &[
             ("Authorization", "Bearer partner-token"),
@@ -311,8 +298,8 @@ fn allow_forwards_prefixed_answer_headers_and_the_authorization() {
     assert!(!r.has("x-auth-user"), "{:?}", r.headers);
 
     // a cached decision forwards the same headers, and still drops the client's
-    let r = get_on(
-        &mut c,
+    let r = c.get_with(
+        "test.local",
         "/p/orders",
         &[
             ("Authorization", "Bearer partner-token"),
@@ -342,8 +329,8 @@ fn custom_response_headers_prefix() {
         "response_headers_prefix = \"x-partner-\"",
     );
     let mut c = gw.connect();
-    let r = get_on(
-        &mut c,
+    let r = c.get_with(
+        "test.local",
         "/p",
         &[
             ("Authorization", "tok"),
@@ -458,8 +445,8 @@ fn failure_mode_allow_passes_on_timeout_and_5xx() {
     );
     let mut c = gw.connect();
 
-    let r = get_on(
-        &mut c,
+    let r = c.get_with(
+        "test.local",
         "/p/x",
         &[("Authorization", "tok"), ("X-Auth-User", "mallory")],
     );
@@ -469,8 +456,8 @@ fn failure_mode_allow_passes_on_timeout_and_5xx() {
     assert!(prefixed(&seen, "x-auth-").is_empty(), "{:?}", seen.headers);
 
     authz.set_constant(Answer::status(500));
-    let r = get_on(
-        &mut c,
+    let r = c.get_with(
+        "test.local",
         "/p/x",
         &[("Authorization", "tok"), ("X-Auth-User", "mallory")],
     );
@@ -502,7 +489,7 @@ fn failure_mode_allow_passes_on_connection_refused() {
         assert_eq!(seen.header("authorization"), Some("tok"));
     }
     // the identity is still required
-    assert_401_any_challenge(&get_on(&mut c, "/p/x", &[]));
+    assert_401_any_challenge(&c.get_with("test.local", "/p/x", &[]));
     assert_eq!(up.seen().len(), 3);
 }
 
@@ -531,7 +518,7 @@ fn allow_decisions_are_cached_per_identity() {
     assert_eq!(authz.calls(), 1, "{:?}", authz.asked());
 
     // another connection, same core: still cached
-    assert_passed(&get_with(&gw, "/p/y", &[("Authorization", "tok-a")]));
+    assert_passed(&gw.get_with("test.local", "/p/y", &[("Authorization", "tok-a")]));
     assert_eq!(authz.calls(), 1);
 
     // a different identity is one more question, then cached too
@@ -641,7 +628,7 @@ fn authorizer_connections_are_kept_alive() {
     // and over several client connections too
     for i in 10..15 {
         let tok = format!("tok-{}", i);
-        assert_passed(&get_with(&gw, "/p", &[("Authorization", &tok)]));
+        assert_passed(&gw.get_with("test.local", "/p", &[("Authorization", &tok)]));
     }
     assert_eq!(authz.calls(), 15);
     assert_eq!(authz.connections(), 1);
@@ -674,7 +661,7 @@ fn sighup_with_a_new_authorizer_drops_cached_decisions() {
     wait_route(&gw, "/m1");
 
     assert_403(&get_auth(&mut c, "/p", "tok"));
-    assert_403(&get_with(&gw, "/p", &[("Authorization", "tok")]));
+    assert_403(&gw.get_with("test.local", "/p", &[("Authorization", "tok")]));
     assert_eq!(new.calls(), 1, "the new authorizer was not asked");
     assert_eq!(old.calls(), 1);
     assert_eq!(up.seen().len(), 3);
@@ -708,14 +695,9 @@ mock = { status = 200, body = \"ok\" }
 auth = \"partner\"
 ";
 
-fn assert_base_config_ok() {
-    let (code, out, err) = check_config(CHECK_BASE);
-    assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
-}
-
 #[test]
 fn check_rejects_https_url() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace(
         "url = \"http://127.0.0.1:9/authorize\"",
         "url = \"https://127.0.0.1:9/authorize\"",
@@ -731,7 +713,7 @@ fn check_rejects_https_url() {
 
 #[test]
 fn check_rejects_missing_identity() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace("identity = [\"header:authorization\"]\n", "");
     let lines = table_lines(&text, "[auth.partner]");
     assert_check_error(
@@ -744,7 +726,7 @@ fn check_rejects_missing_identity() {
 
 #[test]
 fn check_rejects_body_identity_source() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace(
         "identity = [\"header:authorization\"]",
         "identity = [\"body:x\"]",
@@ -760,7 +742,7 @@ fn check_rejects_body_identity_source() {
 
 #[test]
 fn check_rejects_unknown_failure_mode() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace("failure_mode = \"deny\"", "failure_mode = \"maybe\"");
     let line = line_of(&text, "failure_mode = ");
     assert_check_error(
@@ -773,7 +755,7 @@ fn check_rejects_unknown_failure_mode() {
 
 #[test]
 fn check_rejects_jwt_field_in_external_authorizer() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace(
         "cache_ttl = \"300s\"\n",
         "cache_ttl = \"300s\"\nissuer = \"https://idp.test/\"\n",

@@ -13,6 +13,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use common::*;
 use jsonwebtoken::jwk::{Jwk, KeyAlgorithm};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use portcullis::limit::period::unix_now;
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::Path;
@@ -211,17 +212,10 @@ fn jwks_all() -> String {
     ])
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// Valid claims (iss, aud "web", sub "alice", iat now, exp in an hour) with
 /// `over` applied: each member replaces the claim, `null` removes it.
 fn claims(over: Value) -> Value {
-    let now = unix_now();
+    let now = unix_now() as i64;
     let mut m: Map<String, Value> = json!({
         "iss": ISSUER,
         "aud": "web",
@@ -298,28 +292,15 @@ fn api_proxy(port: u16, extra: &str) -> String {
 // requests and assertions
 // ---------------------------------------------------------------------------
 
-/// GET `path` on a fresh connection with `Host` and the given headers.
-fn get_with(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut h: Vec<(&str, &str)> = vec![("Host", "test.local")];
-    h.extend_from_slice(headers);
-    let mut c = gw.connect();
-    c.request(&req_with_headers("GET", path, &h, b""))
-}
-
 /// GET `path` with `Authorization: Bearer <token>`.
 fn get_bearer(gw: &Gateway, path: &str, token: &str) -> Response {
     let auth = format!("Bearer {}", token);
-    get_with(gw, path, &[("Authorization", &auth)])
+    gw.get_with("test.local", path, &[("Authorization", &auth)])
 }
 
 fn bearer_on(c: &mut Client, path: &str, token: &str) -> Response {
     let auth = format!("Bearer {}", token);
-    c.request(&req_with_headers(
-        "GET",
-        path,
-        &[("Host", "test.local"), ("Authorization", &auth)],
-        b"",
-    ))
+    c.get_with("test.local", path, &[("Authorization", &auth)])
 }
 
 fn assert_ok(r: &Response) {
@@ -401,20 +382,24 @@ fn assert_claims_refused(over: Value) {
 #[test]
 fn missing_token_is_401_invalid_request() {
     let (_idp, gw) = standard();
-    let r = get_with(&gw, "/api", &[]);
+    let r = gw.get_with("test.local", "/api", &[]);
     assert_401(&r, INVALID_REQUEST);
-    let r = get_with(&gw, "/api/orders", &[]);
+    let r = gw.get_with("test.local", "/api/orders", &[]);
     assert_401(&r, INVALID_REQUEST);
 }
 
 #[test]
 fn basic_scheme_is_401_invalid_request() {
     let (_idp, gw) = standard();
-    let r = get_with(&gw, "/api", &[("Authorization", "Basic dXNlcjpwYXNz")]);
+    let r = gw.get_with(
+        "test.local",
+        "/api",
+        &[("Authorization", "Basic dXNlcjpwYXNz")],
+    );
     assert_401(&r, INVALID_REQUEST);
     // even with a valid token in the Basic credentials' place
     let basic = format!("Basic {}", valid_token());
-    let r = get_with(&gw, "/api", &[("Authorization", &basic)]);
+    let r = gw.get_with("test.local", "/api", &[("Authorization", &basic)]);
     assert_401(&r, INVALID_REQUEST);
 }
 
@@ -429,7 +414,7 @@ fn malformed_tokens_are_401_invalid_token() {
 
 #[test]
 fn expired_token_is_refused() {
-    let now = unix_now();
+    let now = unix_now() as i64;
     assert_claims_refused(json!({"exp": now - 300, "iat": now - 3900}));
 }
 
@@ -440,12 +425,12 @@ fn token_without_exp_is_refused() {
 
 #[test]
 fn nbf_in_the_future_beyond_leeway_is_refused() {
-    assert_claims_refused(json!({"nbf": unix_now() + 300}));
+    assert_claims_refused(json!({"nbf": unix_now() as i64 + 300}));
 }
 
 #[test]
 fn iat_in_the_future_beyond_leeway_is_refused() {
-    let now = unix_now();
+    let now = unix_now() as i64;
     assert_claims_refused(json!({"iat": now + 300, "exp": now + 7200}));
 }
 
@@ -645,7 +630,7 @@ fn hs256_token_is_accepted() {
 #[test]
 fn expiry_within_leeway_is_accepted() {
     let (_idp, gw) = start_mock(&jwks(&[jwk_r1()]), "leeway = \"60s\"", "", &valid_token());
-    let now = unix_now();
+    let now = unix_now() as i64;
     let t = token(json!({"exp": now - 30, "iat": now - 600}));
     assert_ok(&get_bearer(&gw, "/api", &t));
     // and nbf 30 s ahead
@@ -668,10 +653,10 @@ fn token_from_custom_header() {
     );
     let gw = Gateway::start("", &rest);
     let r = poll_until_ok(&gw, Duration::from_secs(10), "x-token", || {
-        get_with(&gw, "/api", &[("x-token", &t)])
+        gw.get_with("test.local", "/api", &[("x-token", &t)])
     });
     assert_ok(&r);
-    assert_401(&get_with(&gw, "/api", &[]), INVALID_REQUEST);
+    assert_401(&gw.get_with("test.local", "/api", &[]), INVALID_REQUEST);
     // the Authorization header is not where this authorizer looks
     assert_401(&get_bearer(&gw, "/api", &t), INVALID_REQUEST);
 }
@@ -688,13 +673,13 @@ fn token_from_query_parameter() {
     let gw = Gateway::start("", &rest);
     let path = format!("/api?a=1&access_token={}&b=2", t);
     let r = poll_until_ok(&gw, Duration::from_secs(10), "query", || {
-        get_with(&gw, &path, &[])
+        gw.get_with("test.local", &path, &[])
     });
     assert_ok(&r);
-    assert_ok(&get_with(&gw, &format!("/api?access_token={}", t), &[]));
-    assert_401(&get_with(&gw, "/api?a=1", &[]), INVALID_REQUEST);
+    assert_ok(&gw.get_with("test.local", &format!("/api?access_token={}", t), &[]));
+    assert_401(&gw.get_with("test.local", "/api?a=1", &[]), INVALID_REQUEST);
     assert_401(
-        &get_with(&gw, "/api?access_token=garbage", &[]),
+        &gw.get_with("test.local", "/api?access_token=garbage", &[]),
         INVALID_TOKEN,
     );
 }
@@ -711,11 +696,11 @@ fn token_from_cookie() {
     let gw = Gateway::start("", &rest);
     let cookie = format!("a=1; id={}; b=2", t);
     let r = poll_until_ok(&gw, Duration::from_secs(10), "cookie", || {
-        get_with(&gw, "/api", &[("Cookie", &cookie)])
+        gw.get_with("test.local", "/api", &[("Cookie", &cookie)])
     });
     assert_ok(&r);
     assert_401(
-        &get_with(&gw, "/api", &[("Cookie", "a=1; idx=2")]),
+        &gw.get_with("test.local", "/api", &[("Cookie", "a=1; idx=2")]),
         INVALID_REQUEST,
     );
 }
@@ -772,8 +757,8 @@ fn client_sent_identity_headers_are_dropped() {
     let (_idp, up, gw) = start_proxy(FORWARD);
     let t = token(json!({"cognito:groups": ["a", "b"]}));
     let auth = format!("Bearer {}", t);
-    let r = get_with(
-        &gw,
+    let r = gw.get_with(
+        "test.local",
         "/api/x",
         &[
             ("X-User-Id", "mallory"),
@@ -800,8 +785,8 @@ fn client_sent_identity_headers_are_dropped() {
     // a token without those claims: the client's headers still do not pass
     let t = token(json!({"sub": null}));
     let auth = format!("Bearer {}", t);
-    let r = get_with(
-        &gw,
+    let r = gw.get_with(
+        "test.local",
         "/api/y",
         &[
             ("x-user-id", "mallory"),
@@ -881,7 +866,7 @@ fn missing_scope_is_403() {
         assert_403(&r);
     }
     // authentication still comes first
-    assert_401(&get_with(&gw, "/api", &[]), INVALID_REQUEST);
+    assert_401(&gw.get_with("test.local", "/api", &[]), INVALID_REQUEST);
 }
 
 #[test]
@@ -1088,7 +1073,7 @@ fn jwks_file_relative_to_the_config() {
     }
     let foreign = mint(&rsa2(), Algorithm::RS256, Some("r1"), &claims(json!({})));
     assert_401(&get_bearer(&gw, "/api", &foreign), INVALID_TOKEN);
-    assert_401(&get_with(&gw, "/api", &[]), INVALID_REQUEST);
+    assert_401(&gw.get_with("test.local", "/api", &[]), INVALID_REQUEST);
 }
 
 #[test]
@@ -1166,14 +1151,9 @@ auth = \"users\"
 scopes = [\"orders:read\"]
 ";
 
-fn assert_base_config_ok() {
-    let (code, out, err) = check_config(CHECK_BASE);
-    assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
-}
-
 #[test]
 fn check_rejects_algorithm_none() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace(
         "algorithms = [\"RS256\", \"ES256\"]",
         "algorithms = [\"RS256\", \"none\"]",
@@ -1184,7 +1164,7 @@ fn check_rejects_algorithm_none() {
 
 #[test]
 fn check_rejects_unknown_authorizer_on_route() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace("auth = \"users\"", "auth = \"nope\"");
     let line = line_of(&text, "auth = \"nope\"");
     assert_check_error(&text, line..=line, "route[0].auth", "unknown authorizer");
@@ -1192,7 +1172,7 @@ fn check_rejects_unknown_authorizer_on_route() {
 
 #[test]
 fn check_rejects_scopes_without_auth() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace("auth = \"users\"\n", "");
     let lines = table_lines(&text, "[[route]]");
     assert_check_error(
@@ -1205,7 +1185,7 @@ fn check_rejects_scopes_without_auth() {
 
 #[test]
 fn check_rejects_jwt_without_jwks_source() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace("jwks_url = \"http://127.0.0.1:9/jwks.json\"\n", "");
     let lines = table_lines(&text, "[auth.users]");
     assert_check_error(
@@ -1218,7 +1198,7 @@ fn check_rejects_jwt_without_jwks_source() {
 
 #[test]
 fn check_rejects_field_of_another_type() {
-    assert_base_config_ok();
+    assert_check_ok(CHECK_BASE);
     let text = CHECK_BASE.replace(
         "audiences = [\"web\"]\n",
         "audiences = [\"web\"]\nregion = \"x\"\n",

@@ -453,22 +453,10 @@ fn signed_body_larger_than_max_signed_body_is_refused() {
 // config errors (no signer needed)
 // ---------------------------------------------------------------------------
 
+/// `portcullis check` on `text` with `files` beside it: (exit code, stderr).
 fn check(text: &str, files: &[(&str, &str)]) -> (i32, String) {
-    let dir = TempDir::new("sigv4-check");
-    for (name, content) in files {
-        std::fs::write(dir.path.join(name), content).unwrap();
-    }
-    let path = dir.path.join("gw.toml");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, err) = check_config_with(text, files);
+    (code, err)
 }
 
 fn sigv4_config(credentials: &str) -> String {

@@ -16,11 +16,8 @@ fn check(config_text: &str) -> (i32, String, String, std::path::PathBuf, TempDir
     let dir = TempDir::new("check");
     let path = dir.path.join("gw.toml");
     fs::write(&path, config_text).unwrap();
-    let (st, out, err) = run_with_timeout(
-        Command::new(BIN).arg("check").arg("--config").arg(&path),
-        Duration::from_secs(20),
-    );
-    (st.code().unwrap_or(-1), out, err, path, dir)
+    let (code, out, err) = check_config_file(&path);
+    (code, out, err, path, dir)
 }
 
 const GOOD: &str = r#"[server]
@@ -54,11 +51,8 @@ fn check_passes_every_example_config() {
     for entry in fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let (st, out, err) = run_with_timeout(
-                Command::new(BIN).arg("check").arg("--config").arg(&path),
-                Duration::from_secs(20),
-            );
-            assert_eq!(st.code(), Some(0), "{}: {out}{err}", path.display());
+            let (code, out, err) = check_config_file(&path);
+            assert_eq!(code, 0, "{}: {out}{err}", path.display());
             checked += 1;
         }
     }
@@ -167,11 +161,8 @@ fn check_toml_syntax_error_names_file_and_line() {
 fn check_missing_file_exits_1() {
     let dir = TempDir::new("check-missing");
     let path = dir.path.join("does-not-exist.toml");
-    let (st, out, err) = run_with_timeout(
-        Command::new(BIN).arg("check").arg("--config").arg(&path),
-        Duration::from_secs(20),
-    );
-    assert_eq!(st.code(), Some(1), "stdout: {}\nstderr: {}", out, err);
+    let (code, out, err) = check_config_file(&path);
+    assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
     assert!(err.contains("does-not-exist.toml"), "stderr: {:?}", err);
 }
 

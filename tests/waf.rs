@@ -283,28 +283,25 @@ fn count_mode_passes_every_attack_and_logs_it() {
     );
 }
 
-fn get_with(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut h = vec![("Host", "api.example.com")];
-    h.extend_from_slice(headers);
-    gw.connect()
-        .request(&req_with_headers("GET", path, &h, b""))
-}
-
 #[test]
 fn ip_deny_and_allow() {
     let gw = start_waf("ip_deny = [\"127.0.0.0/8\"]", "", "");
-    assert_gateway_error(&get_with(&gw, "/hello", &[]), 403, FORBIDDEN);
+    assert_gateway_error(
+        &gw.get_with("api.example.com", "/hello", &[]),
+        403,
+        FORBIDDEN,
+    );
     let gw = start_waf("ip_allow = [\"127.0.0.1/32\"]", "", "");
     // Allow-listed clients pass unexamined.
-    let r = get_with(
-        &gw,
+    let r = gw.get_with(
+        "api.example.com",
         "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--",
         &[],
     );
     assert_eq!(r.status, 200, "{:?}", r);
     let gw = start_waf("", "", "");
-    let r = get_with(
-        &gw,
+    let r = gw.get_with(
+        "api.example.com",
         "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--",
         &[],
     );
@@ -316,22 +313,22 @@ fn ip_deny_and_allow() {
 fn rate_based_rule_blocks_for_the_window() {
     let gw = start_waf("rate_based = { limit = 5, window = \"3s\" }", "", "");
     let statuses: Vec<u16> = (0..8)
-        .map(|_| get_with(&gw, "/hello", &[]).status)
+        .map(|_| gw.get_with("api.example.com", "/hello", &[]).status)
         .collect();
     assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
     assert!(statuses[5..].iter().all(|&s| s == 403), "{statuses:?}");
     // Blocked for the rest of the window even though tokens trickle back.
     std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(get_with(&gw, "/hello", &[]).status, 403);
+    assert_eq!(gw.get_with("api.example.com", "/hello", &[]).status, 403);
     std::thread::sleep(Duration::from_millis(3000));
-    assert_eq!(get_with(&gw, "/hello", &[]).status, 200);
+    assert_eq!(gw.get_with("api.example.com", "/hello", &[]).status, 200);
 }
 
 #[test]
 fn exclusion_turns_a_rule_off_for_a_path() {
     let attack = "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E";
     let gw = start_waf("", "", "access = \"access.log\"");
-    assert_eq!(get_with(&gw, attack, &[]).status, 403);
+    assert_eq!(gw.get_with("api.example.com", attack, &[]).status, 403);
     // Which rules fired: from the audit line.
     let mut ids: Vec<u64> = Vec::new();
     for _ in 0..50 {
@@ -354,10 +351,11 @@ fn exclusion_turns_a_rule_off_for_a_path() {
         .map(|id| format!("{{ rule = {id}, path = \"/search\" }}"))
         .collect();
     let gw = start_waf(&format!("exclude = [{}]", exclude.join(", ")), "", "");
-    assert_eq!(get_with(&gw, attack, &[]).status, 200);
+    assert_eq!(gw.get_with("api.example.com", attack, &[]).status, 200);
     // Still on elsewhere.
     assert_eq!(
-        get_with(&gw, &attack.replace("/search", "/other"), &[]).status,
+        gw.get_with("api.example.com", &attack.replace("/search", "/other"), &[])
+            .status,
         403
     );
 }
@@ -455,19 +453,18 @@ fn bad_rule_file_names_file_line_and_rule_and_reload_keeps_old_rules() {
         dir.path.display()
     );
     let gw = Gateway::start("", &rest);
-    assert_eq!(get_with(&gw, "/x?q=%3CEVIL%3E", &[]).status, 403);
+    assert_eq!(
+        gw.get_with("api.example.com", "/x?q=%3CEVIL%3E", &[])
+            .status,
+        403
+    );
     let bad = good.replace(
         "any = [\"<evil\"]",
         "any = [\"<evil\"]\nregex = \"(unclosed\"",
     );
     fs::write(dir.path.join("a.toml"), &bad).unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&gw.config_path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, _, err) = check_config_file(&gw.config_path);
+    assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("a.toml:2:") && err.contains("rule 100001") && err.contains("regex"),
         "{err}"
@@ -479,26 +476,19 @@ fn bad_rule_file_names_file_line_and_rule_and_reload_keeps_old_rules() {
         gw.logs()
     );
     // The old rules still serve.
-    assert_eq!(get_with(&gw, "/x?q=%3CEVIL%3E", &[]).status, 403);
-    assert_eq!(get_with(&gw, "/x?q=fine", &[]).status, 200);
+    assert_eq!(
+        gw.get_with("api.example.com", "/x?q=%3CEVIL%3E", &[])
+            .status,
+        403
+    );
+    assert_eq!(gw.get_with("api.example.com", "/x?q=fine", &[]).status, 200);
 }
 
 #[test]
 fn route_waf_names_must_exist() {
-    let dir = TempDir::new("waf-check");
-    let path = dir.path.join("gw.toml");
-    fs::write(
-        &path,
-        "[[route]]\nname = \"r\"\npath = \"/\"\nwaf = \"nope\"\nmock = {}\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, _, err) =
+        check_config("[[route]]\nname = \"r\"\npath = \"/\"\nwaf = \"nope\"\nmock = {}\n");
+    assert_eq!(code, 1);
     assert!(
         err.contains("gw.toml:4:") && err.contains("route[0].waf") && err.contains("unknown waf"),
         "{err}"

@@ -129,6 +129,12 @@ pub fn table_lines(text: &str, header: &str) -> RangeInclusive<usize> {
     start..=end
 }
 
+/// `portcullis check` accepts `text` (exit 0).
+pub fn assert_check_ok(text: &str) {
+    let (code, out, err) = check_config(text);
+    assert_eq!(code, 0, "stdout: {}\nstderr: {}", out, err);
+}
+
 /// `check` fails with exit 1, and stderr names `gw.toml:<line>` (a line in
 /// `lines`), `field` and `also`.
 pub fn assert_check_error(text: &str, lines: RangeInclusive<usize>, field: &str, also: &str) {

@@ -258,6 +258,13 @@ impl Client {
         self.read_response()
     }
 
+    /// GET `path` with `Host: host` and `headers`.
+    pub fn get_with(&mut self, host: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut h = vec![("Host", host)];
+        h.extend_from_slice(headers);
+        self.request(&req_with_headers("GET", path, &h, b""))
+    }
+
     pub fn get(&mut self, path: &str) -> Response {
         self.request(&get_req(path, "test.local"))
     }

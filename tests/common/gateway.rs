@@ -7,7 +7,7 @@ use super::client::{get_req, Client, Response};
 use super::config::{render_config, write_atomic};
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -264,6 +264,11 @@ impl Gateway {
         Client::connect(self.port)
     }
 
+    /// GET `path` on a fresh connection with `Host: host` and `headers`.
+    pub fn get_with(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.connect().get_with(host, path, headers)
+    }
+
     /// One request on a fresh connection.
     pub fn get(&self, path: &str) -> Response {
         let mut c = self.connect();
@@ -447,17 +452,31 @@ impl Gateway {
     }
 }
 
-/// `portcullis check --config gw.toml` on `text` in a fresh directory: (exit code,
-/// stdout, stderr).
-pub fn check_config(text: &str) -> (i32, String, String) {
-    let dir = TempDir::new("check");
-    let path = dir.path.join("gw.toml");
-    fs::write(&path, text).unwrap();
+/// `portcullis check --config PATH` (with a 20 s timeout): (exit code, stdout,
+/// stderr).
+pub fn check_config_file(path: &Path) -> (i32, String, String) {
     let (st, out, err) = run_with_timeout(
-        Command::new(BIN).args(["check", "--config", path.to_str().unwrap()]),
+        Command::new(BIN).arg("check").arg("--config").arg(path),
         Duration::from_secs(20),
     );
     (st.code().unwrap_or(-1), out, err)
+}
+
+/// `portcullis check --config gw.toml` on `text` in a fresh directory: (exit code,
+/// stdout, stderr).
+pub fn check_config(text: &str) -> (i32, String, String) {
+    check_config_with(text, &[])
+}
+
+/// [`check_config`] with `files` (name, content) written beside gw.toml.
+pub fn check_config_with(text: &str, files: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = TempDir::new("check");
+    for (name, content) in files {
+        fs::write(dir.path.join(name), content).unwrap();
+    }
+    let path = dir.path.join("gw.toml");
+    fs::write(&path, text).unwrap();
+    check_config_file(&path)
 }
 
 /// Waits (≤ 10 s) until GET `path` answers 200 (the reload reached the worker).
