@@ -624,3 +624,47 @@ fn smuggled_request_after_bad_framing_not_served() {
     );
     assert_eq!(up.seen().len(), 0);
 }
+
+// ---- found in review (formerly tests/regressions.rs) ------------------------
+
+#[test]
+fn http10_keep_alive_client_on_mock_route() {
+    let gw = Gateway::start("", &mock_route("m", "/m", 200, "mocked"));
+    let mut c = gw.connect();
+    for i in 0..2 {
+        let r = c.request(b"GET /m HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert_eq!(r.status, 200, "request {}: {:?}", i, r);
+        assert_eq!(r.body_str(), "mocked");
+        assert_eq!(
+            r.header("connection"),
+            Some("keep-alive"),
+            "request {}: {:?}",
+            i,
+            r.headers
+        );
+    }
+}
+
+#[test]
+fn chunk_size_garbage_and_long_extension_rejected() {
+    let gw = Gateway::start("", &mock_route("m", "/", 200, "ok"));
+    common::expect_400(
+        &gw,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 xyz\r\nhello\r\n0\r\n\r\n",
+    );
+    let mut raw =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=".to_vec();
+    raw.extend_from_slice(&[b'a'; 1100]);
+    raw.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+    common::expect_400(&gw, &raw);
+    // whitespace after the size counts against the same per-line budget
+    let mut raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5".to_vec();
+    raw.extend_from_slice(&[b' '; 1100]);
+    raw.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+    common::expect_400(&gw, &raw);
+    // the gateway still serves
+    let mut c = gw.connect();
+    let r = c.request(&get_req("/", "a"));
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.body_str(), "ok");
+}

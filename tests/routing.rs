@@ -376,3 +376,79 @@ fn proxied_route_with_prefix_keeps_full_path() {
     assert_eq!(get_host(&gw, "a", "/apix").status, 404);
     assert_eq!(up.seen().len(), 1);
 }
+
+// ---- found in review (formerly tests/regressions.rs) ------------------------
+
+#[test]
+fn path_normalization_for_routing() {
+    let rest = r#"
+[[route]]
+name = "admin"
+path = "/admin"
+mock = { status = 200, body = "admin", content_type = "text/plain" }
+deny_ips = ["127.0.0.0/8"]
+
+[[route]]
+name = "public"
+path = "/"
+mock = { status = 200, body = "public", content_type = "text/plain" }
+"#;
+    let gw = Gateway::start("", rest);
+    let mut c = gw.connect();
+    for path in [
+        "/%61dmin",
+        "//admin",
+        "/admin",
+        "/admin;jsessionid=1",
+        "/admin;x/secret",
+    ] {
+        let r = c.request(&get_req(path, "a"));
+        assert_eq!(r.status, 403, "{}: {:?} {}", path, r, r.body_str());
+        assert_gateway_error(&r, 403, FORBIDDEN);
+    }
+    let r = c.request(&get_req("/public", "a"));
+    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(r.body_str(), "public");
+
+    for path in ["/a/..;x/admin", "/a/%2fadmin", "/a\\admin", "/a/%zz"] {
+        expect_400(&gw, &get_req(path, "a"));
+    }
+}
+
+#[test]
+fn mock_204_has_no_length_and_no_body() {
+    let rest = format!(
+        "{}{}",
+        "[[route]]\nname = \"nc\"\npath = \"/nc\"\nmock = { status = 204 }\n\n",
+        mock_route("m", "/m", 200, "after")
+    );
+    let gw = Gateway::start("", &rest);
+    let mut c = gw.connect();
+    let r = c.request(&get_req("/nc", "a"));
+    assert_eq!(r.status, 204, "{:?}", r);
+    assert!(!r.has("content-length"), "{:?}", r.headers);
+    assert!(!r.has("transfer-encoding"), "{:?}", r.headers);
+    assert!(r.body.is_empty());
+    // no body bytes follow the head
+    assert!(
+        c.reader.buffer().is_empty(),
+        "stray bytes after 204: {:?}",
+        String::from_utf8_lossy(c.reader.buffer())
+    );
+    let r2 = c.request(&get_req("/m", "a"));
+    assert_eq!(r2.status, 200, "{:?}", r2);
+    assert_eq!(r2.body_str(), "after");
+
+    let text = "[server]\nworkers = 1\nlisten = [\"127.0.0.1:1\"]\n\n[log]\naccess = \"off\"\n\n[[route]]\nname = \"nc\"\npath = \"/nc\"\nmock = { status = 204, body = \"not empty\" }\n";
+    let (code, out, err) = check_config(text);
+    assert_eq!(code, 1, "stdout: {}\nstderr: {}", out, err);
+    assert!(err.contains("gw.toml"), "stderr: {}", err);
+    assert!(err.contains("mock.status"), "stderr: {}", err);
+    let line = line_of(text, "status = 204");
+    assert!(
+        err.contains(&format!(":{}:", line)),
+        "line {} in stderr: {}",
+        line,
+        err
+    );
+}
