@@ -1,11 +1,17 @@
-//! Request framing rules (RFC 9112) and request limits: every violation is its
-//! own test. A violation answers 400 {"message":"Bad Request"} with
-//! `connection: close`, then the gateway closes the connection.
+//! Request framing rules (RFC 9112) and request limits. A violation answers 400
+//! {"message":"Bad Request"} with `connection: close`, then the gateway closes
+//! the connection.
+//!
+//! Most cases are rows of a table: (name, raw request bytes, what is expected),
+//! run one after the other on one gateway, each on a fresh connection; a failing
+//! table names every case that failed. Cases that need their own gateway config
+//! or more than one exchange are tests of their own below the tables.
 
 mod common;
 
 use common::*;
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -15,375 +21,413 @@ fn mock_gw() -> Gateway {
     Gateway::start("", &mock_route("m", "/", 200, "ok"))
 }
 
-/// Send `raw` in one write to a fresh gateway; expect 400 + `connection: close` + closed.
-fn expect_400(raw: &[u8]) {
-    common::expect_400(&mock_gw(), raw);
+// ---- the table --------------------------------------------------------------
+
+/// What a case expects of the answer to its raw request (sent in one write on a
+/// fresh connection).
+enum Expect {
+    /// 200 "ok" from the mock, and the connection kept: a second GET answers 200.
+    Ok,
+    /// 200 "ok" from the mock (the connection is not looked at).
+    OkBody,
+    /// Status 200, and the connection kept: a second GET answers 200.
+    Kept,
+    /// Status 200.
+    Status200,
+    /// 400 Bad Request with `connection: close`, then closed ([`expect_400`]).
+    BadRequest,
+    /// The gateway's own error (status, body), then the connection closed.
+    Refused(u16, &'static str),
+    /// The gateway's own error (status, body).
+    Error(u16, &'static str),
 }
 
-/// Send `raw` in one write; expect 200 "ok" from the mock and the connection kept.
-fn expect_ok(raw: &[u8]) {
-    let gw = mock_gw();
-    let mut c = gw.connect();
-    let r = c.request(raw);
-    assert_eq!(
-        r.status,
-        200,
-        "{:?} for {:?}",
-        r,
-        String::from_utf8_lossy(raw)
-    );
-    assert_eq!(r.body_str(), "ok");
-    let r2 = c.get("/again");
-    assert_eq!(r2.status, 200);
+struct Case {
+    name: &'static str,
+    raw: Vec<u8>,
+    expect: Expect,
 }
 
-// ---- controls ---------------------------------------------------------------
-
-#[test]
-fn control_valid_get() {
-    expect_ok(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+fn case(name: &'static str, raw: impl Into<Vec<u8>>, expect: Expect) -> Case {
+    Case {
+        name,
+        raw: raw.into(),
+        expect,
+    }
 }
 
-#[test]
-fn control_valid_post_content_length() {
-    expect_ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+fn run_case(gw: &Gateway, case: &Case) {
+    let raw = &case.raw[..];
+    let shown = String::from_utf8_lossy(raw);
+    match case.expect {
+        Expect::BadRequest => expect_400(gw, raw),
+        Expect::Ok | Expect::OkBody | Expect::Kept | Expect::Status200 => {
+            let mut c = gw.connect();
+            let r = c.request(raw);
+            assert_eq!(r.status, 200, "{:?} for {:?}", r, shown);
+            if matches!(case.expect, Expect::Ok | Expect::OkBody) {
+                assert_eq!(r.body_str(), "ok");
+            }
+            if matches!(case.expect, Expect::Ok | Expect::Kept) {
+                assert_eq!(c.get("/again").status, 200);
+            }
+        }
+        Expect::Refused(status, body) | Expect::Error(status, body) => {
+            let mut c = gw.connect();
+            c.send(raw);
+            let r = c.read_response();
+            assert_gateway_error(&r, status, body);
+            if matches!(case.expect, Expect::Refused(..)) {
+                c.assert_closed();
+            }
+        }
+    }
 }
 
-#[test]
-fn control_valid_post_chunked() {
-    expect_ok(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-    );
-}
-
-#[test]
-fn control_equal_duplicate_content_length_accepted() {
-    expect_ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello");
-}
-
-#[test]
-fn control_absolute_form_matching_host_accepted() {
-    expect_ok(b"GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn control_dots_inside_segment_accepted() {
-    expect_ok(b"GET /a/..b/c.d/...x HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn control_http10_without_host_accepted() {
-    let gw = mock_gw();
-    let mut c = gw.connect();
-    let r = c.request(b"GET / HTTP/1.0\r\n\r\n");
-    assert_eq!(r.status, 200, "{:?}", r);
-    assert_eq!(r.body_str(), "ok");
-}
-
-// ---- Content-Length / Transfer-Encoding -------------------------------------
-
-#[test]
-fn cl_and_te_together() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
-}
-
-#[test]
-fn te_and_cl_together_te_first() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n");
-}
-
-#[test]
-fn two_content_lengths_differ() {
-    expect_400(
-        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-    );
-}
-
-#[test]
-fn content_length_not_digits() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n");
-}
-
-#[test]
-fn content_length_plus_sign() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello");
-}
-
-#[test]
-fn content_length_negative() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n");
-}
-
-#[test]
-fn content_length_hex() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello");
-}
-
-#[test]
-fn content_length_empty() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n");
-}
-
-#[test]
-fn content_length_list_of_different_values() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello!");
-}
-
-#[test]
-fn te_gzip_chunked() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
-}
-
-#[test]
-fn te_chunked_gzip() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n");
-}
-
-#[test]
-fn te_identity() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n");
-}
-
-#[test]
-fn te_unknown_coding() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n");
-}
-
-#[test]
-fn te_two_headers_chunked_chunked() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
-}
-
-#[test]
-fn te_chunked_chunked_list() {
-    expect_400(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+/// Runs every case on `gw`; fails naming each case that failed and why.
+fn run_table(gw: &Gateway, cases: Vec<Case>) {
+    let mut failed = Vec::new();
+    for case in &cases {
+        if let Err(e) = catch_unwind(AssertUnwindSafe(|| run_case(gw, case))) {
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push(format!("case {}: {}", case.name, why));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed:\n{}\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n"),
+        gw.logs()
     );
 }
 
-#[test]
-fn http10_with_transfer_encoding() {
-    expect_400(b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
-}
+// ---- the tables -------------------------------------------------------------
 
-// ---- chunked body -------------------------------------------------------------
-
+/// Requests the gateway must accept.
 #[test]
-fn chunk_size_not_hex() {
-    expect_400(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+fn controls() {
+    run_table(
+        &mock_gw(),
+        vec![
+        case("control_valid_get", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Expect::Ok),
+        case("control_valid_post_content_length", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", Expect::Ok),
+        case("control_valid_post_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", Expect::Ok),
+        case("control_equal_duplicate_content_length_accepted", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", Expect::Ok),
+        case("control_absolute_form_matching_host_accepted", b"GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", Expect::Ok),
+        case("control_dots_inside_segment_accepted", b"GET /a/..b/c.d/...x HTTP/1.1\r\nHost: a\r\n\r\n", Expect::Ok),
+        case("control_http10_without_host_accepted", b"GET / HTTP/1.0\r\n\r\n", Expect::OkBody),
+        ],
     );
 }
 
+/// Content-Length / Transfer-Encoding conflicts and codings.
 #[test]
-fn chunk_size_empty() {
-    expect_400(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\r\nhello\r\n0\r\n\r\n",
+fn content_length_and_transfer_encoding() {
+    run_table(
+        &mock_gw(),
+        vec![
+        case("cl_and_te_together", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", Expect::BadRequest),
+        case("te_and_cl_together_te_first", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", Expect::BadRequest),
+        case("two_content_lengths_differ", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", Expect::BadRequest),
+        case("content_length_not_digits", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n", Expect::BadRequest),
+        case("content_length_plus_sign", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello", Expect::BadRequest),
+        case("content_length_negative", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", Expect::BadRequest),
+        case("content_length_hex", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello", Expect::BadRequest),
+        case("content_length_empty", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", Expect::BadRequest),
+        case("content_length_list_of_different_values", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello!", Expect::BadRequest),
+        case("te_gzip_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", Expect::BadRequest),
+        case("te_chunked_gzip", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", Expect::BadRequest),
+        case("te_identity", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", Expect::BadRequest),
+        case("te_unknown_coding", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n", Expect::BadRequest),
+        case("te_two_headers_chunked_chunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", Expect::BadRequest),
+        case("te_chunked_chunked_list", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", Expect::BadRequest),
+        case("http10_with_transfer_encoding", b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", Expect::BadRequest),
+        ],
     );
 }
 
+/// Malformed chunked bodies.
 #[test]
-fn chunk_size_overflow() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n");
-}
-
-#[test]
-fn chunk_size_more_than_16_hex_digits() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000005\r\nhello\r\n0\r\n\r\n");
-}
-
-#[test]
-fn chunk_size_negative() {
-    expect_400(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+fn chunked_body() {
+    let mut long_ext =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=".to_vec();
+    long_ext.extend_from_slice(&[b'a'; 1100]);
+    long_ext.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+    let mut long_ws = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5".to_vec();
+    long_ws.extend_from_slice(&[b' '; 1100]);
+    long_ws.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+    run_table(
+        &mock_gw(),
+        vec![
+        case("chunk_size_not_hex", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", Expect::BadRequest),
+        case("chunk_size_empty", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\r\nhello\r\n0\r\n\r\n", Expect::BadRequest),
+        case("chunk_size_overflow", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n", Expect::BadRequest),
+        case("chunk_size_more_than_16_hex_digits", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000005\r\nhello\r\n0\r\n\r\n", Expect::BadRequest),
+        case("chunk_size_negative", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n", Expect::BadRequest),
+        case("chunk_extension_invalid_char", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;na@me=v\r\nhello\r\n0\r\n\r\n", Expect::BadRequest),
+        case("chunk_extension_control_char", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;\x01\r\nhello\r\n0\r\n\r\n", Expect::BadRequest),
+        case("chunk_data_missing_crlf", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", Expect::BadRequest),
+        case("chunk_data_longer_than_size", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", Expect::BadRequest),
+        // chunk-size line garbage (found in review)
+        case(
+            "chunk_size_garbage",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 xyz\r\nhello\r\n0\r\n\r\n",
+            Expect::BadRequest,
+        ),
+        case("chunk_extension_too_long", long_ext, Expect::BadRequest),
+        // whitespace after the size counts against the same per-line budget
+        case("chunk_size_trailing_whitespace_too_long", long_ws, Expect::BadRequest),
+        // the gateway still serves
+        case("still_serves_after_chunk_garbage", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Expect::OkBody),
+        ],
     );
 }
 
+/// Header syntax: folding, whitespace, bare CR, NUL, missing colon.
 #[test]
-fn chunk_extension_invalid_char() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;na@me=v\r\nhello\r\n0\r\n\r\n");
-}
-
-#[test]
-fn chunk_extension_control_char() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;\x01\r\nhello\r\n0\r\n\r\n");
-}
-
-#[test]
-fn chunk_data_missing_crlf() {
-    expect_400(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+fn head_syntax() {
+    run_table(
+        &mock_gw(),
+        vec![
+            case(
+                "obs_fold_space",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "obs_fold_tab",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "whitespace_before_colon",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "whitespace_before_colon_in_content_length",
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\nhello",
+                Expect::BadRequest,
+            ),
+            case(
+                "tab_before_colon",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-A\t: b\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "bare_cr_in_header_value",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "bare_cr_as_line_end",
+                b"GET / HTTP/1.1\r\nHost: a\rX-A: b\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "bare_cr_in_request_line",
+                b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "nul_in_header_value",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x00c\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "nul_in_header_name",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-\x00A: b\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "header_line_without_colon",
+                b"GET / HTTP/1.1\r\nHost: a\r\nNoColonHere\r\n\r\n",
+                Expect::BadRequest,
+            ),
+        ],
     );
 }
 
+/// Host and request-target checks (dot segments, absolute form).
 #[test]
-fn chunk_data_longer_than_size() {
-    expect_400(
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
+fn host_and_target() {
+    run_table(
+        &mock_gw(),
+        vec![
+            case(
+                "absolute_form_authority_differs_from_host",
+                b"GET http://other.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "missing_host_http11",
+                b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "two_host_headers",
+                b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "two_different_host_headers",
+                b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "path_dotdot_segment",
+                b"GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "path_dot_segment",
+                b"GET /a/./b HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "path_trailing_dotdot",
+                b"GET /a/.. HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "path_encoded_dotdot_lower",
+                b"GET /a/%2e%2e/b HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "path_encoded_dotdot_upper",
+                b"GET /a/%2E%2E/b HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "path_encoded_dotdot_mixed",
+                b"GET /a/.%2e/b HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "path_encoded_dot",
+                b"GET /a/%2e/b HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "path_dotdot_in_absolute_form",
+                b"GET http://a/x/../y HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+        ],
     );
 }
 
-// ---- head syntax -------------------------------------------------------------
-
+/// Malformed request lines.
 #[test]
-fn obs_fold_space() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n");
+fn request_line() {
+    run_table(
+        &mock_gw(),
+        vec![
+            case(
+                "request_line_garbage",
+                b"GARBAGE\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "request_line_missing_version",
+                b"GET /\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "request_line_extra_token",
+                b"GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "request_line_invalid_method_char",
+                b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "request_line_bad_version",
+                b"GET / HTXP/1.1\r\nHost: a\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "request_line_binary_garbage",
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+                Expect::BadRequest,
+            ),
+            case(
+                "connect_method_gets_405",
+                b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n",
+                Expect::Error(405, METHOD_NOT_ALLOWED),
+            ),
+        ],
+    );
 }
 
+/// The header count limit (100) on the default mock gateway.
 #[test]
-fn obs_fold_tab() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n");
+fn header_count_limit() {
+    let headers = |n: usize| {
+        let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..n {
+            raw.push_str(&format!("X-H{}: v\r\n", i));
+        }
+        raw.push_str("\r\n");
+        raw
+    };
+    run_table(
+        &mock_gw(),
+        vec![
+            case(
+                "more_than_100_headers_431",
+                headers(101),
+                Expect::Refused(431, HEADERS_TOO_LARGE),
+            ),
+            case("exactly_100_headers_ok", headers(99), Expect::Status200),
+        ],
+    );
 }
 
+/// `max_body_bytes = "1KiB"`: by Content-Length and by chunked body.
 #[test]
-fn whitespace_before_colon() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n");
+fn body_limit_1kib() {
+    let mut at_limit = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n".to_vec();
+    at_limit.extend(std::iter::repeat_n(b'x', 1024));
+    let mut chunked = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        chunked.extend_from_slice(b"200\r\n");
+        chunked.extend(std::iter::repeat_n(b'y', 0x200));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let gw = Gateway::start(
+        "max_body_bytes = \"1KiB\"\n",
+        &mock_route("m", "/", 200, "ok"),
+    );
+    run_table(
+        &gw,
+        vec![
+            case(
+                "body_too_large_by_content_length_413",
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1025\r\n\r\n",
+                Expect::Refused(413, TOO_LARGE),
+            ),
+            case("body_at_limit_by_content_length_ok", at_limit, Expect::Kept),
+            case(
+                "body_too_large_by_chunked_413",
+                chunked,
+                Expect::Refused(413, TOO_LARGE),
+            ),
+        ],
+    );
 }
 
-#[test]
-fn whitespace_before_colon_in_content_length() {
-    expect_400(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\nhello");
-}
-
-#[test]
-fn tab_before_colon() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nX-A\t: b\r\n\r\n");
-}
-
-#[test]
-fn bare_cr_in_header_value() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n");
-}
-
-#[test]
-fn bare_cr_as_line_end() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\rX-A: b\r\n\r\n");
-}
-
-#[test]
-fn bare_cr_in_request_line() {
-    expect_400(b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn nul_in_header_value() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x00c\r\n\r\n");
-}
-
-#[test]
-fn nul_in_header_name() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nX-\x00A: b\r\n\r\n");
-}
-
-#[test]
-fn header_line_without_colon() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nNoColonHere\r\n\r\n");
-}
-
-// ---- host / target ------------------------------------------------------------
-
-#[test]
-fn absolute_form_authority_differs_from_host() {
-    expect_400(b"GET http://other.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n");
-}
-
-#[test]
-fn missing_host_http11() {
-    expect_400(b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n");
-}
-
-#[test]
-fn two_host_headers() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn two_different_host_headers() {
-    expect_400(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
-}
-
-#[test]
-fn path_dotdot_segment() {
-    expect_400(b"GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn path_dot_segment() {
-    expect_400(b"GET /a/./b HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn path_trailing_dotdot() {
-    expect_400(b"GET /a/.. HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn path_encoded_dotdot_lower() {
-    expect_400(b"GET /a/%2e%2e/b HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn path_encoded_dotdot_upper() {
-    expect_400(b"GET /a/%2E%2E/b HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn path_encoded_dotdot_mixed() {
-    expect_400(b"GET /a/.%2e/b HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn path_encoded_dot() {
-    expect_400(b"GET /a/%2e/b HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn path_dotdot_in_absolute_form() {
-    expect_400(b"GET http://a/x/../y HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-// ---- request line ---------------------------------------------------------------
-
-#[test]
-fn request_line_garbage() {
-    expect_400(b"GARBAGE\r\n\r\n");
-}
-
-#[test]
-fn request_line_missing_version() {
-    expect_400(b"GET /\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn request_line_extra_token() {
-    expect_400(b"GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn request_line_invalid_method_char() {
-    expect_400(b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn request_line_bad_version() {
-    expect_400(b"GET / HTXP/1.1\r\nHost: a\r\n\r\n");
-}
-
-#[test]
-fn request_line_binary_garbage() {
-    expect_400(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n");
-}
-
-#[test]
-fn connect_method_gets_405() {
-    let gw = mock_gw();
-    let mut c = gw.connect();
-    c.send(b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n");
-    let r = c.read_response();
-    assert_gateway_error(&r, 405, METHOD_NOT_ALLOWED);
-}
-
-// ---- limits ---------------------------------------------------------------------
+// ---- limits that need their own gateway ---------------------------------------------------------------------
 
 #[test]
 fn headers_too_large_431() {
@@ -415,81 +459,6 @@ fn headers_just_under_limit_ok() {
     );
     let r = c.request(raw.as_bytes());
     assert_eq!(r.status, 200, "{:?}", r);
-}
-
-#[test]
-fn more_than_100_headers_431() {
-    let gw = mock_gw();
-    let mut c = gw.connect();
-    let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
-    for i in 0..101 {
-        raw.push_str(&format!("X-H{}: v\r\n", i));
-    }
-    raw.push_str("\r\n");
-    c.send(raw.as_bytes());
-    let r = c.read_response();
-    assert_gateway_error(&r, 431, HEADERS_TOO_LARGE);
-    c.assert_closed();
-}
-
-#[test]
-fn exactly_100_headers_ok() {
-    let gw = mock_gw();
-    let mut c = gw.connect();
-    let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
-    for i in 0..99 {
-        raw.push_str(&format!("X-H{}: v\r\n", i));
-    }
-    raw.push_str("\r\n");
-    let r = c.request(raw.as_bytes());
-    assert_eq!(r.status, 200, "{:?}", r);
-}
-
-#[test]
-fn body_too_large_by_content_length_413() {
-    let gw = Gateway::start(
-        "max_body_bytes = \"1KiB\"\n",
-        &mock_route("m", "/", 200, "ok"),
-    );
-    let mut c = gw.connect();
-    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1025\r\n\r\n");
-    let r = c.read_response();
-    assert_gateway_error(&r, 413, TOO_LARGE);
-    c.assert_closed();
-}
-
-#[test]
-fn body_at_limit_by_content_length_ok() {
-    let gw = Gateway::start(
-        "max_body_bytes = \"1KiB\"\n",
-        &mock_route("m", "/", 200, "ok"),
-    );
-    let mut c = gw.connect();
-    let mut raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n".to_vec();
-    raw.extend(std::iter::repeat_n(b'x', 1024));
-    let r = c.request(&raw);
-    assert_eq!(r.status, 200, "{:?}", r);
-    assert_eq!(c.get("/again").status, 200);
-}
-
-#[test]
-fn body_too_large_by_chunked_413() {
-    let gw = Gateway::start(
-        "max_body_bytes = \"1KiB\"\n",
-        &mock_route("m", "/", 200, "ok"),
-    );
-    let mut c = gw.connect();
-    let mut raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-    for _ in 0..3 {
-        raw.extend_from_slice(b"200\r\n");
-        raw.extend(std::iter::repeat_n(b'y', 0x200));
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"0\r\n\r\n");
-    c.send(&raw);
-    let r = c.read_response();
-    assert_gateway_error(&r, 413, TOO_LARGE);
-    c.assert_closed();
 }
 
 #[test]
@@ -643,28 +612,4 @@ fn http10_keep_alive_client_on_mock_route() {
             r.headers
         );
     }
-}
-
-#[test]
-fn chunk_size_garbage_and_long_extension_rejected() {
-    let gw = Gateway::start("", &mock_route("m", "/", 200, "ok"));
-    common::expect_400(
-        &gw,
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 xyz\r\nhello\r\n0\r\n\r\n",
-    );
-    let mut raw =
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=".to_vec();
-    raw.extend_from_slice(&[b'a'; 1100]);
-    raw.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
-    common::expect_400(&gw, &raw);
-    // whitespace after the size counts against the same per-line budget
-    let mut raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5".to_vec();
-    raw.extend_from_slice(&[b' '; 1100]);
-    raw.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
-    common::expect_400(&gw, &raw);
-    // the gateway still serves
-    let mut c = gw.connect();
-    let r = c.request(&get_req("/", "a"));
-    assert_eq!(r.status, 200, "{:?}", r);
-    assert_eq!(r.body_str(), "ok");
 }
