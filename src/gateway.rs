@@ -80,6 +80,16 @@ pub struct Gateway {
     /// `[[api_key]]` entries (by hash).
     pub declared_keys: Vec<StoredKey>,
     pub store: StoreSettings,
+    /// `[admin]`, when the admin API is on.
+    pub admin: Option<AdminSettings>,
+}
+
+/// `[admin]`, compiled: where it listens (bound at start only) and the bearer
+/// tokens it accepts (reloaded with the config).
+#[derive(Debug)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub tokens: Vec<String>,
 }
 
 impl Gateway {
@@ -384,7 +394,12 @@ impl Gateway {
             port: t.listen.port(),
             forbid_unsafe: t.forbid_unsafe,
         });
+        let admin = match &config.admin {
+            Some(a) => Some(compile_admin(a, source)?),
+            None => None,
+        };
         Ok(Gateway {
+            admin,
             server,
             tls,
             https_redirect,
@@ -401,6 +416,40 @@ impl Gateway {
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn compile_admin(
+    a: &crate::config::AdminConfig,
+    source: &Source,
+) -> Result<AdminSettings, ConfigError> {
+    let mut tokens = Vec::new();
+    for (i, t) in a.token.refs().iter().enumerate() {
+        let field = match a.token {
+            crate::config::Tokens::Many(_) => format!("admin.token[{i}]"),
+            _ => "admin.token".to_string(),
+        };
+        let token = crate::config::secret::resolve(source, t, &field)?;
+        let token = token.trim();
+        if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(source.error_at(
+                t.span(),
+                &field,
+                "an admin token is at least 16 printable ASCII characters, without spaces",
+            ));
+        }
+        tokens.push(token.to_string());
+    }
+    let listen = *a.listen.get_ref();
+    if tokens.is_empty() && !listen.ip().is_loopback() {
+        return Err(source.error_at(
+            a.listen.span(),
+            "admin.listen",
+            format!(
+                "{listen} is not a loopback address: an admin listener off loopback needs a token"
+            ),
+        ));
+    }
+    Ok(AdminSettings { listen, tokens })
 }
 
 fn checked_path<'a>(

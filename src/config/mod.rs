@@ -6,6 +6,7 @@
 //! snapshot that serves requests, and reports cross-references (an unknown upstream,
 //! say) through [`Source::error_at`] so they carry a line too.
 
+mod admin;
 mod auth;
 mod error;
 pub mod secret;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 pub use toml::Spanned;
 
+pub use admin::{AdminConfig, Tokens};
 pub use auth::AuthConfig;
 pub use error::ConfigError;
 pub use throttle::{
@@ -36,6 +38,7 @@ pub use waf::{Exclusion, RateBased, WafConfig};
 pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
+    pub admin: Option<AdminConfig>,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]

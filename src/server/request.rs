@@ -39,16 +39,28 @@ pub(super) async fn handle<S: ClientIo>(
     headers: &mut [Header],
 ) -> bool {
     let mut req = begin(core, gw, conn, head, headers);
-    // Decide first, then await one `act`: each `.await` site gets its own slot in
-    // this future's state, and a smaller state is cheaper to box per request.
+    // Futures are moved whole when they are created, so the phases that await
+    // are awaited here and only when needed: a route without guards never builds
+    // the guard phase's future, and the act phase's two awaits share one slot of
+    // this future's state (which is boxed per request).
     let (routed, next) = match route(gw, conn, &mut req) {
-        Ok(r) => match guard(core, gw, conn, &mut req, r).await {
-            Some(next) => (Some(r), next),
+        Ok(r) if r.guards.is_empty() => (Some(r), action(gw, r, Verdict::Continue)),
+        Ok(r) => match guard(core, conn, &mut req, r).await {
+            Some(verdict) => (Some(r), action(gw, r, verdict)),
             None => return false,
         },
         Err(next) => (None, next),
     };
-    let keep = act(core, gw, conn, &mut req, next).await;
+    // Act phase: the gateway's reply, or the forward.
+    add_hsts(gw, conn, &mut req);
+    let keep = match next {
+        Next::Answer(reply) => answer(core, gw, conn, &mut req, &reply).await,
+        Next::Forward(up) => {
+            let keep = forward(core, gw, up, conn, &mut req).await;
+            req.exchange.bytes_in = ((conn.start - req.base) as u64).max(req.head.len as u64);
+            keep
+        }
+    };
     log(core, conn, &req, routed);
     conn.additions = req.additions;
     keep
@@ -123,13 +135,12 @@ fn route<'g, S: ClientIo>(
 /// Guard phase: reads what of the body a stage needs (SigV4's hash, the WAF),
 /// bounded, into the buffer where forwarding finds it, then runs the route's
 /// pipeline. `None`: the client went away or stalled while sending the body.
-async fn guard<'g, S: ClientIo>(
+async fn guard<S: ClientIo>(
     core: &Core,
-    gw: &'g Gateway,
     conn: &mut ClientConn<S>,
     req: &mut Request<'_>,
-    route: &'g Route,
-) -> Option<Next<'g>> {
+    route: &Route,
+) -> Option<Verdict> {
     let head = req.head;
     let mut buffered = None;
     if let BodyKind::Length(n) = head.body {
@@ -142,67 +153,60 @@ async fn guard<'g, S: ClientIo>(
             buffered = Some(want as usize);
         }
     }
-    let verdict = if route.guards.is_empty() {
-        Verdict::Continue
-    } else {
-        let keys = core.keys();
-        let hb = req.head_bytes(&conn.buf);
-        let body_start = req.base + head.len;
-        let target = head.target.get(hb);
-        let raw_path = match memchr::memchr(b'?', target) {
-            Some(i) => &target[..i],
-            None => target,
-        };
-        let path = match &req.normalized {
-            Some(p) => &p[..],
-            None => head.path.get(hb),
-        };
-        let mut ctx = RequestCtx {
-            client_ip: req.client_ip,
-            method: head.method_span.get(hb),
-            path,
-            query: query_of(target),
-            raw_path,
-            body: buffered.map(|n| &conn.buf[body_start..body_start + n]),
-            has_body: !matches!(head.body, BodyKind::None),
-            body_complete: match head.body {
-                BodyKind::Length(n) => n == 0 || buffered == Some(n as usize),
-                BodyKind::None => true,
-                _ => false,
-            },
-            route: Some(&route.name),
-            audit: core.access.as_ref(),
-            request_id: req.id.as_bytes(),
-            head: hb,
-            headers: &mut *req.headers,
-            shard: &core.shard,
-            keys: &keys,
-            auth: &core.auth,
-            client_cert: conn.tls.as_ref().and_then(|t| t.client_cert.as_deref()),
-            identity: Default::default(),
-            api_key: None,
-            additions: std::mem::take(&mut req.additions),
-        };
-        let v = guard::run(&route.guards, &mut ctx).await;
-        req.additions = ctx.additions;
-        v
+    let keys = core.keys();
+    let hb = req.head_bytes(&conn.buf);
+    let body_start = req.base + head.len;
+    let target = head.target.get(hb);
+    let raw_path = match memchr::memchr(b'?', target) {
+        Some(i) => &target[..i],
+        None => target,
     };
-    Some(match (verdict, &route.action) {
+    let path = match &req.normalized {
+        Some(p) => &p[..],
+        None => head.path.get(hb),
+    };
+    let mut ctx = RequestCtx {
+        client_ip: req.client_ip,
+        method: head.method_span.get(hb),
+        path,
+        query: query_of(target),
+        raw_path,
+        body: buffered.map(|n| &conn.buf[body_start..body_start + n]),
+        has_body: !matches!(head.body, BodyKind::None),
+        body_complete: match head.body {
+            BodyKind::Length(n) => n == 0 || buffered == Some(n as usize),
+            BodyKind::None => true,
+            _ => false,
+        },
+        route: Some(&route.name),
+        audit: core.access.as_ref(),
+        request_id: req.id.as_bytes(),
+        head: hb,
+        headers: &mut *req.headers,
+        shard: &core.shard,
+        keys: &keys,
+        auth: &core.auth,
+        client_cert: conn.tls.as_ref().and_then(|t| t.client_cert.as_deref()),
+        identity: Default::default(),
+        api_key: None,
+        additions: std::mem::take(&mut req.additions),
+    };
+    let v = guard::run(&route.guards, &mut ctx).await;
+    req.additions = ctx.additions;
+    Some(v)
+}
+
+/// What the route's action makes of the guards' verdict.
+fn action<'g>(gw: &'g Gateway, route: &'g Route, verdict: Verdict) -> Next<'g> {
+    match (verdict, &route.action) {
         (Verdict::Respond(reply), _) => Next::Answer(Cow::Owned(reply)),
         (Verdict::Continue, Action::Mock(reply)) => Next::Answer(Cow::Borrowed(reply)),
         (Verdict::Continue, Action::Proxy(idx)) => Next::Forward(&gw.upstreams[*idx]),
-    })
+    }
 }
 
-/// Act phase: the gateway's reply, or the forward. HSTS goes on whichever answer
-/// an HTTPS listener with `hsts` gives.
-async fn act<S: ClientIo>(
-    core: &Core,
-    gw: &Gateway,
-    conn: &mut ClientConn<S>,
-    req: &mut Request<'_>,
-    next: Next<'_>,
-) -> bool {
+/// HSTS goes on whichever answer an HTTPS listener with `hsts` gives.
+fn add_hsts<S>(gw: &Gateway, conn: &ClientConn<S>, req: &mut Request<'_>) {
     if let Some(line) = conn
         .tls
         .as_ref()
@@ -210,14 +214,6 @@ async fn act<S: ClientIo>(
         .and_then(|l| l.hsts_line.as_deref())
     {
         req.additions.client.push_str(line);
-    }
-    match next {
-        Next::Answer(reply) => answer(core, gw, conn, req, &reply).await,
-        Next::Forward(up) => {
-            let keep = forward(core, gw, up, conn, req).await;
-            req.exchange.bytes_in = ((conn.start - req.base) as u64).max(req.head.len as u64);
-            keep
-        }
     }
 }
 
