@@ -395,7 +395,7 @@ impl Gateway {
             forbid_unsafe: t.forbid_unsafe,
         });
         let admin = match &config.admin {
-            Some(a) => Some(compile_admin(a, source)?),
+            Some(a) => Some(compile_admin(a, s, source)?),
             None => None,
         };
         Ok(Gateway {
@@ -420,13 +420,23 @@ fn is_token_byte(b: u8) -> bool {
 
 fn compile_admin(
     a: &crate::config::AdminConfig,
+    s: &crate::config::ServerConfig,
     source: &Source,
 ) -> Result<AdminSettings, ConfigError> {
+    let refs = a.token_refs().map_err(|span| {
+        source.error_at(
+            span,
+            "admin.token",
+            "a secret reference (\"env:NAME\", \"file:PATH\") or a list of them",
+        )
+    })?;
+    let many = refs.len() > 1;
     let mut tokens = Vec::new();
-    for (i, t) in a.token.refs().iter().enumerate() {
-        let field = match a.token {
-            crate::config::Tokens::Many(_) => format!("admin.token[{i}]"),
-            _ => "admin.token".to_string(),
+    for (i, t) in refs.iter().enumerate() {
+        let field = if many {
+            format!("admin.token[{i}]")
+        } else {
+            "admin.token".to_string()
         };
         let token = crate::config::secret::resolve(source, t, &field)?;
         let token = token.trim();
@@ -447,6 +457,13 @@ fn compile_admin(
             format!(
                 "{listen} is not a loopback address: an admin listener off loopback needs a token"
             ),
+        ));
+    }
+    if let Some((_, other)) = s.listeners().find(|(_, l)| overlap(listen, *l.get_ref())) {
+        return Err(source.error_at(
+            a.listen.span(),
+            "admin.listen",
+            format!("{listen} overlaps the request listener {}", other.get_ref()),
         ));
     }
     Ok(AdminSettings { listen, tokens })

@@ -12,7 +12,8 @@
 //! 5. [`gateway`]: `Config` → the compiled snapshot a reload swaps;
 //! 6. [`session`]: the per-core state, the client connection and one request's
 //!    state, which the proxy and the server both sit on;
-//! 7. [`proxy`] → [`server`] → [`runtime`]; beside them, the [`keys`] commands.
+//! 7. [`proxy`] → [`server`] → [`admin`] → [`runtime`]; beside them, the [`keys`]
+//!    commands.
 //!
 //! The map:
 //! - [`config`]: the TOML file → typed `Config`, errors with file, line and field.
@@ -24,6 +25,7 @@
 //! - [`session`]: a core's state (`Core`), what the cores share, the client connection.
 //! - [`proxy`]: header rewriting and forwarding one exchange.
 //! - [`server`]: listeners and the client connection loop.
+//! - [`admin`]: the operator's API (health, readiness, metrics, reload), off the cores.
 //! - [`runtime`]: worker threads per core, io driver choice, signals, reload, drain.
 //! - [`limit`]: throttling and quotas — token buckets spent per core, reconciled globally.
 //! - [`store`]: the embedded store of API keys (hashed) and quota counters.
@@ -36,6 +38,7 @@
 //! - [`random`]: bytes from the kernel's CSPRNG.
 //! - [`tls`]: rustls configs for HTTPS listeners, mTLS and upstream TLS, and the TLS stream.
 
+pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod guard;

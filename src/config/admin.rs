@@ -14,26 +14,27 @@ pub struct AdminConfig {
     pub listen: Spanned<SocketAddr>,
     /// Secret references (`env:NAME`, `file:PATH`) to the accepted bearer tokens:
     /// one, or a list so a token can be rotated. Reloaded with the config.
-    #[serde(default)]
-    pub token: Tokens,
+    pub token: Option<Spanned<toml::Value>>,
 }
 
-/// One token reference or several.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(untagged)]
-pub enum Tokens {
-    #[default]
-    None,
-    One(Spanned<String>),
-    Many(Vec<Spanned<String>>),
-}
-
-impl Tokens {
-    pub fn refs(&self) -> &[Spanned<String>] {
-        match self {
-            Tokens::None => &[],
-            Tokens::One(t) => std::slice::from_ref(t),
-            Tokens::Many(v) => v,
+impl AdminConfig {
+    /// The token references, each with the span of `token` (a string, or every
+    /// string of the list). Err: `token` is neither.
+    pub fn token_refs(&self) -> Result<Vec<Spanned<String>>, std::ops::Range<usize>> {
+        let Some(t) = &self.token else {
+            return Ok(Vec::new());
+        };
+        let span = t.span();
+        match t.get_ref() {
+            toml::Value::String(s) => Ok(vec![Spanned::new(span, s.clone())]),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(Spanned::new(span.clone(), s.clone())),
+                    _ => Err(span.clone()),
+                })
+                .collect(),
+            _ => Err(span),
         }
     }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 pub use toml::Spanned;
 
-pub use admin::{AdminConfig, Tokens};
+pub use admin::AdminConfig;
 pub use auth::AuthConfig;
 pub use error::ConfigError;
 pub use throttle::{

@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::admin::Control;
 use crate::config::{Config, DriverChoice};
 use crate::guard::auth::jwks::JwksRegistry;
 use crate::limit::Limiter;
@@ -83,6 +84,13 @@ pub fn run(path: &Path) -> Result<(), String> {
         limiter,
     });
     let (access, writer) = start_access_log(&config, source.dir(), workers)?;
+    // Bound before the cores start, so a bad address fails the start; served
+    // once they are (`/ready` says when).
+    let (control, reload_requests) = Control::new();
+    let admin_listener = match &shared.gateway.load().admin {
+        Some(a) => Some(crate::admin::bind(a.listen)?),
+        None => None,
+    };
 
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
@@ -116,6 +124,11 @@ pub fn run(path: &Path) -> Result<(), String> {
     }
     let names: Vec<&str> = drivers.lock().map(|d| d.clone()).unwrap_or_default();
     let driver_name = names.first().copied().unwrap_or("unknown");
+    let _ = control.driver.set(driver_name.to_string());
+    if let Some(l) = admin_listener {
+        crate::admin::start(l, shared.clone(), control.clone())?;
+    }
+    control.ready.store(true, Ordering::Release);
     tracing::info!(
         "portcullis running: workers={workers} driver={driver_name} listen={} routes={} config={}",
         listen
@@ -134,7 +147,9 @@ pub fn run(path: &Path) -> Result<(), String> {
         for signal in signals.pending() {
             match signal {
                 SIGHUP => {
-                    if reload(path, &shared, &config, &jwks) {
+                    let ok = reload(path, &shared, &config, &jwks).is_ok();
+                    control.reloaded(ok);
+                    if ok {
                         housekeeper.reloaded(&shared);
                     }
                 }
@@ -148,6 +163,16 @@ pub fn run(path: &Path) -> Result<(), String> {
                 }
             }
         }
+        while let Ok(request) = reload_requests.try_recv() {
+            let result = reload(path, &shared, &config, &jwks);
+            control.reloaded(result.is_ok());
+            if result.is_ok() {
+                housekeeper.reloaded(&shared);
+            }
+            let _ = request
+                .reply
+                .send(result.map(|()| shared.generation.load(Ordering::Acquire)));
+        }
         housekeeper.tick(&shared);
         jwks.poll();
         std::thread::sleep(CONTROL_POLL);
@@ -156,6 +181,9 @@ pub fn run(path: &Path) -> Result<(), String> {
     // drain can last drain_timeout, and a kill at its end must lose no more than
     // a flush interval.
     while handles.iter().any(|h| !h.is_finished()) {
+        while let Ok(request) = reload_requests.try_recv() {
+            let _ = request.reply.send(Err("draining: no reload".into()));
+        }
         housekeeper.tick(&shared);
         std::thread::sleep(CONTROL_POLL);
     }
@@ -232,7 +260,13 @@ fn start_ticker(cores: usize) -> Result<(Ticker, Vec<std::os::unix::net::UnixStr
 const CONTROL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Loads and compiles the config again; on success publishes it to every core.
-fn reload(path: &Path, shared: &Shared, started_with: &Config, jwks: &JwksRegistry) -> bool {
+/// The error (`FILE:LINE:COL: FIELD: MESSAGE`) leaves the old config serving.
+fn reload(
+    path: &Path,
+    shared: &Shared,
+    started_with: &Config,
+    jwks: &JwksRegistry,
+) -> Result<(), String> {
     match crate::gateway::load_with(path, jwks) {
         Ok((config, _, gateway)) => {
             let listeners = |c: &Config| {
@@ -248,6 +282,11 @@ fn reload(path: &Path, shared: &Shared, started_with: &Config, jwks: &JwksRegist
                     "reload: server.listen, server.tls listen addresses and server.workers take effect at restart only"
                 );
             }
+            if config.admin.as_ref().map(|a| *a.listen.get_ref())
+                != started_with.admin.as_ref().map(|a| *a.listen.get_ref())
+            {
+                tracing::warn!("reload: admin.listen takes effect at restart only");
+            }
             if config.log.access != started_with.log.access
                 || config.log.level != started_with.log.level
             {
@@ -261,11 +300,11 @@ fn reload(path: &Path, shared: &Shared, started_with: &Config, jwks: &JwksRegist
             shared.gateway.store(Arc::new(gateway));
             shared.generation.fetch_add(1, Ordering::AcqRel);
             tracing::info!(routes, "reload ok");
-            true
+            Ok(())
         }
         Err(e) => {
             tracing::error!("reload failed: {e}; keeping the running config");
-            false
+            Err(e.to_string())
         }
     }
 }

@@ -1,0 +1,206 @@
+//! The admin API over real sockets: the probes without a token, everything else
+//! 401 without one and served with one (either of two listed tokens), 405 for a
+//! wrong method, `POST /reload` as SIGHUP with its JSON answer (and a bad config
+//! kept out), the metrics text after known reloads, `/ready` flipping to 503 while
+//! a drain waits for an in-flight request, and the `check` errors of `[admin]`.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+const TOKEN: &str = "s3cret-admin-token-0001";
+const OLD_TOKEN: &str = "s3cret-admin-token-0000";
+
+/// A gateway with `[admin]` on a free loopback port, both tokens read from files.
+fn start() -> (Gateway, u16, Upstream, TempDir) {
+    let up = Upstream::start();
+    let secrets = TempDir::new("admin-token");
+    let new = secrets.path.join("new.token");
+    let old = secrets.path.join("old.token");
+    fs::write(&new, format!("{TOKEN}\n")).unwrap();
+    fs::write(&old, OLD_TOKEN).unwrap();
+    let port = free_port();
+    let rest = format!(
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = [\"file:{}\", \"file:{}\"]\n\n{}",
+        new.display(),
+        old.display(),
+        proxy_all(&[up.port], "")
+    );
+    let gw = Gateway::start("drain_timeout = \"10s\"\n", &rest);
+    (gw, port, up, secrets)
+}
+
+/// One request to the admin port; `token`: sent as a bearer token.
+fn admin(port: u16, method: &str, path: &str, token: Option<&str>) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to admin");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    let body = if method == "POST" {
+        "content-length: 0\r\n"
+    } else {
+        ""
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: admin\r\n{auth}{body}\r\n"
+    )
+    .unwrap();
+    read_response(&mut BufReader::new(s), method == "HEAD").expect("admin response")
+}
+
+fn json(r: &Response) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body_str()))
+}
+
+#[test]
+fn probes_need_no_token_and_everything_else_does() {
+    let (_gw, port, _up, _s) = start();
+    let r = admin(port, "GET", "/healthz", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body_str(), r#"{"status":"ok"}"#);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let r = admin(port, "GET", "/ready", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body_str(), r#"{"status":"ready"}"#);
+
+    for (method, path) in [("GET", "/metrics"), ("POST", "/reload"), ("GET", "/nope")] {
+        let r = admin(port, method, path, None);
+        assert_eq!(r.status, 401, "{method} {path}: {r:?}");
+        assert_eq!(r.body_str(), r#"{"message":"Unauthorized"}"#);
+        assert!(r.header("www-authenticate").is_some(), "{r:?}");
+        let r = admin(port, method, path, Some("s3cret-admin-token-9999"));
+        assert_eq!(r.status, 401, "wrong token, {method} {path}: {r:?}");
+    }
+    // Either listed token works (rotation).
+    for t in [TOKEN, OLD_TOKEN] {
+        let r = admin(port, "GET", "/metrics", Some(t));
+        assert_eq!(r.status, 200, "{t}: {r:?}");
+    }
+    let r = admin(port, "GET", "/nope", Some(TOKEN));
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(r.body_str(), r#"{"message":"Not Found"}"#);
+}
+
+#[test]
+fn mutations_are_post_only() {
+    let (_gw, port, _up, _s) = start();
+    let r = admin(port, "GET", "/reload", Some(TOKEN));
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(r.body_str(), r#"{"message":"Method Not Allowed"}"#);
+    let r = admin(port, "POST", "/metrics", Some(TOKEN));
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn post_reload_answers_like_sighup_and_keeps_a_bad_config_out() {
+    let (gw, port, _up, _s) = start();
+    let good = fs::read_to_string(&gw.config_path).unwrap();
+
+    let r = admin(port, "POST", "/reload", Some(TOKEN));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"status": "ok", "generation": 2})
+    );
+
+    // A config that does not compile: 400 naming file, line and field; the old
+    // one keeps serving.
+    let bad = good.replace("[[route]]", "[[route]]\nbogus_field = 1");
+    gw.write_config(&bad);
+    let r = admin(port, "POST", "/reload", Some(TOKEN));
+    assert_eq!(r.status, 400, "{r:?}");
+    let v = json(&r);
+    assert_eq!(v["status"], "error", "{v}");
+    let error = v["error"].as_str().unwrap();
+    let line = line_of(&bad, "bogus_field");
+    assert!(
+        error.contains(&format!("gw.toml:{line}:")) && error.contains("bogus_field"),
+        "{error}"
+    );
+    assert_eq!(gw.get("/anything").status, 200);
+
+    let r = admin(port, "GET", "/metrics", Some(TOKEN));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = r.body_str();
+    for line in [
+        "portcullis_config_generation 2",
+        "portcullis_reloads_total{result=\"ok\"} 1",
+        "portcullis_reloads_total{result=\"error\"} 1",
+        "portcullis_ready 1",
+        "# TYPE portcullis_reloads_total counter",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("portcullis_build_info{version=\"") && l.ends_with("} 1")),
+        "{text}"
+    );
+    // SIGHUP counts the same way.
+    gw.write_config(&good);
+    gw.signal("HUP");
+    let counted = |text: &str| {
+        text.lines()
+            .any(|l| l == "portcullis_reloads_total{result=\"ok\"} 2")
+    };
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = admin(port, "GET", "/metrics", Some(TOKEN)).body_str();
+        if counted(&text) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(counted(&text), "{text}");
+}
+
+#[test]
+fn ready_is_503_while_draining() {
+    let (mut gw, port, _up, _s) = start();
+    // A request in flight keeps the drain going.
+    let gw_port = gw.port;
+    let slow = thread::spawn(move || {
+        let mut c = Client::connect(gw_port);
+        c.request(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+    });
+    thread::sleep(Duration::from_millis(300));
+    gw.signal("TERM");
+    thread::sleep(Duration::from_millis(200));
+    let r = admin(port, "GET", "/ready", None);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.body_str(), r#"{"status":"draining"}"#);
+    assert_eq!(admin(port, "GET", "/healthz", None).status, 200);
+    assert_eq!(slow.join().unwrap().status, 200);
+    assert!(gw.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn check_refuses_an_open_admin_listener_without_a_token() {
+    let text = "[admin]\nlisten = \"0.0.0.0:9901\"\n\n[[route]]\nname = \"r\"\npath = \"/\"\nmock = { status = 200 }\n";
+    assert_check_error(
+        text,
+        line_of(text, "0.0.0.0:9901")..=line_of(text, "0.0.0.0:9901"),
+        "admin.listen",
+        "needs a token",
+    );
+    let text = "[admin]\nlisten = \"127.0.0.1:9901\"\ntoken = \"env:PORTCULLIS_TEST_UNSET_ADMIN_TOKEN\"\n\n[[route]]\nname = \"r\"\npath = \"/\"\nmock = { status = 200 }\n";
+    assert_check_error(
+        text,
+        line_of(text, "env:")..=line_of(text, "env:"),
+        "admin.token",
+        "PORTCULLIS_TEST_UNSET_ADMIN_TOKEN",
+    );
+    // Loopback without a token is allowed.
+    assert_check_ok("[admin]\nlisten = \"127.0.0.1:9901\"\n\n[[route]]\nname = \"r\"\npath = \"/\"\nmock = { status = 200 }\n");
+}
