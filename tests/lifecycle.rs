@@ -725,6 +725,59 @@ fn access_log_flushed_on_shutdown() {
 }
 
 #[test]
+fn sigusr1_reopens_the_access_log_after_a_rename_and_loses_no_line() {
+    let mut gw = Gateway::start_with_log(
+        "drain_timeout = \"10s\"\n",
+        "access = \"access.log\"\n",
+        &mock_route("m", "/", 200, "ok"),
+    );
+    let log_path = gw.dir.path.join("access.log");
+    let rotated = gw.dir.path.join("access.log.1");
+    let lines = |p: &std::path::Path| {
+        fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"status\":200"))
+            .count()
+    };
+    let mut c = gw.connect();
+    for _ in 0..5 {
+        assert_eq!(c.get("/before").status, 200);
+    }
+    // What logrotate does: move the file away, then signal.
+    fs::rename(&log_path, &rotated).unwrap();
+    for _ in 0..3 {
+        assert_eq!(c.get("/between").status, 200);
+    }
+    gw.signal("USR1");
+    assert!(
+        gw.wait_log("access log reopened", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    for _ in 0..4 {
+        assert_eq!(c.get("/after").status, 200);
+    }
+    drop(c);
+    gw.signal("TERM");
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(0)
+    );
+    // Lines written before the signal are in the moved file, the rest in the new.
+    let old = fs::read_to_string(&rotated).unwrap();
+    let new = fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        lines(&rotated) + lines(&log_path),
+        12,
+        "old:\n{old}\nnew:\n{new}"
+    );
+    assert!(!new.contains("/before"), "{new}");
+    assert_eq!(new.matches("/after").count(), 4, "{new}");
+    assert_eq!(old.matches("/before").count(), 5, "{old}");
+}
+
+#[test]
 fn access_log_off_writes_nothing_to_stdout() {
     let gw = Gateway::start("", &mock_route("m", "/", 200, "ok"));
     let mut c = gw.connect();

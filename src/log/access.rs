@@ -26,12 +26,17 @@ pub struct AccessRecord<'a> {
     pub duration: Duration,
 }
 
-/// The shared half: every core's queue, the drop counter and the writer's stop flag.
+/// The shared half: every core's queue, the drop counter and the writer's stop
+/// and reopen flags.
 pub struct AccessLog {
     queues: Vec<ArrayQueue<String>>,
     dropped: AtomicU64,
     stop: AtomicBool,
+    reopen: AtomicBool,
 }
+
+/// Opens the log's destination again (after logrotate moved the file away).
+pub type Reopen = Box<dyn FnMut() -> std::io::Result<Box<dyn std::io::Write + Send>> + Send>;
 
 /// One core's handle: pushes onto that core's queue.
 pub struct AccessSink {
@@ -47,6 +52,7 @@ impl AccessLog {
             queues: (0..cores).map(|_| ArrayQueue::new(QUEUE_LINES)).collect(),
             dropped: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            reopen: AtomicBool::new(false),
         })
     }
 
@@ -62,11 +68,19 @@ impl AccessLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Starts the writer thread. `out` is the destination; lines are flushed at least
-    /// every 100 ms. The thread ends after [`AccessLog::stop`] once the queues are empty.
+    /// Asks the writer to reopen its destination (`SIGUSR1`): what is queued
+    /// before goes to the old file, what follows to the new one; no line is lost.
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
+    }
+
+    /// Starts the writer thread. `out` is the destination, `reopen` how to open
+    /// it again (a file; `None` for stdout); lines are flushed at least every
+    /// 100 ms. The thread ends after [`AccessLog::stop`] once the queues are empty.
     pub fn spawn_writer(
         self: &Arc<Self>,
         mut out: Box<dyn std::io::Write + Send>,
+        mut reopen: Option<Reopen>,
     ) -> std::thread::JoinHandle<()> {
         let log = self.clone();
         std::thread::Builder::new()
@@ -74,6 +88,19 @@ impl AccessLog {
             .spawn(move || {
                 let mut reported = 0;
                 loop {
+                    if log.reopen.swap(false, Ordering::AcqRel) {
+                        let _ = out.flush();
+                        match reopen.as_mut().map(|open| open()) {
+                            Some(Ok(fresh)) => {
+                                out = fresh;
+                                tracing::info!("access log reopened");
+                            }
+                            Some(Err(e)) => {
+                                tracing::error!("access log: cannot reopen: {e}; writing on")
+                            }
+                            None => {}
+                        }
+                    }
                     let stopping = log.stop.load(Ordering::Acquire);
                     let mut wrote = false;
                     for q in &log.queues {

@@ -1,6 +1,7 @@
 //! The runtime: one worker thread per core, each pinned and running its own monoio
 //! runtime with its own SO_REUSEPORT listeners, plus the control thread (the main
-//! thread) that owns signals — SIGHUP reloads, SIGTERM/SIGINT drain and exit — and
+//! thread) that owns signals — SIGHUP reloads, SIGUSR1 reopens the access log file,
+//! SIGTERM/SIGINT drain and exit — and
 //! the ticker thread that drives every core's deadline sweeper.
 //!
 //! A reload compiles a new [`Gateway`] on the control thread and publishes it through
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use crate::admin::Control;
@@ -92,7 +93,7 @@ pub fn run(path: &Path) -> Result<(), String> {
         None => None,
     };
 
-    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
+    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let driver = config.server.driver;
     let drivers = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -151,6 +152,11 @@ pub fn run(path: &Path) -> Result<(), String> {
                     control.reloaded(ok);
                     if ok {
                         housekeeper.reloaded(&shared);
+                    }
+                }
+                SIGUSR1 => {
+                    if let Some(a) = &access {
+                        a.reopen();
                     }
                 }
                 _ => {
@@ -313,21 +319,27 @@ fn reload(
 type AccessLogParts = (Option<Arc<AccessLog>>, Option<std::thread::JoinHandle<()>>);
 
 fn start_access_log(config: &Config, dir: &Path, workers: usize) -> Result<AccessLogParts, String> {
-    let out: Box<dyn std::io::Write + Send> = match config.log.access.as_str() {
-        "off" => return Ok((None, None)),
-        "stdout" => Box::new(std::io::stdout()),
-        file => {
-            let p: PathBuf = dir.join(file);
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&p)
-                .map_err(|e| format!("log.access: cannot open {}: {e}", p.display()))?;
-            Box::new(std::io::BufWriter::with_capacity(64 << 10, f))
-        }
-    };
+    let (out, reopen): (Box<dyn std::io::Write + Send>, Option<crate::log::Reopen>) =
+        match config.log.access.as_str() {
+            "off" => return Ok((None, None)),
+            "stdout" => (Box::new(std::io::stdout()), None),
+            file => {
+                let p: PathBuf = dir.join(file);
+                let open = move || -> std::io::Result<Box<dyn std::io::Write + Send>> {
+                    let f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&p)?;
+                    Ok(Box::new(std::io::BufWriter::with_capacity(64 << 10, f)))
+                };
+                let out = open().map_err(|e| {
+                    format!("log.access: cannot open {}: {e}", dir.join(file).display())
+                })?;
+                (out, Some(Box::new(open)))
+            }
+        };
     let log = AccessLog::new(workers);
-    let writer = log.spawn_writer(out);
+    let writer = log.spawn_writer(out, reopen);
     Ok((Some(log), Some(writer)))
 }
 
