@@ -176,16 +176,13 @@ impl<S: ClientIo> Forward<'_, '_, S> {
             self.req.exchange.upstream = Some(addr);
             let mut stream = match pooled {
                 Some(s) => s,
-                // Boxed: a connect (with its TLS handshake state) happens once per
-                // pooled connection, and unboxed its future would make every
-                // request's future, copied whole when it is boxed, kilobytes larger.
-                None => match Box::pin(UpstreamConn::connect(
+                None => match UpstreamConn::connect(
                     &mut self.conn.deadline,
                     addr,
                     up.tls.as_ref(),
                     up.connect_timeout,
                     up.response_timeout,
-                ))
+                )
                 .await
                 {
                     Ok(s) => s,
