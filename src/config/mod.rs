@@ -7,6 +7,7 @@
 //! say) through [`Source::error_at`] so they carry a line too.
 
 mod auth;
+mod cors;
 mod error;
 pub mod secret;
 mod throttle;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 pub use toml::Spanned;
 
 pub use auth::AuthConfig;
+pub use cors::CorsConfig;
 pub use error::ConfigError;
 pub use throttle::{
     ApiKeyConfig, ApiKeysConfig, PlanConfig, QuotaConfig, RateConfig, StoreConfig, ThrottleConfig,
@@ -42,6 +44,8 @@ pub struct Config {
     pub auth: BTreeMap<String, AuthConfig>,
     #[serde(default)]
     pub waf: BTreeMap<String, WafConfig>,
+    #[serde(default)]
+    pub cors: BTreeMap<String, CorsConfig>,
     #[serde(default)]
     pub store: StoreConfig,
     pub throttle: Option<ThrottleConfig>,
@@ -205,6 +209,8 @@ pub struct RouteConfig {
     /// Claim → accepted values (any of); every listed claim must match → else 403.
     #[serde(default)]
     pub claims: BTreeMap<String, Vec<String>>,
+    /// A `[cors.*]` name: preflights answered, CORS headers on every answer.
+    pub cors: Option<Spanned<String>>,
 }
 
 /// A canned answer for a route without an upstream.
