@@ -463,3 +463,165 @@ fn invalid_policy_fields_are_config_errors() {
         assert_check_error(&text, line..=line, field, also);
     }
 }
+
+// ---------------------------------------------------------------------------
+// in a real browser
+// ---------------------------------------------------------------------------
+
+/// The page: calls the gateway at `gw` with fetch (credentials included), then
+/// POSTs what it could read — or how the browser refused — to `/report`.
+fn browser_page(gw: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body><script>
+const gw = "{gw}";
+async function attempt(url, init) {{
+  try {{
+    const r = await fetch(gw + url, Object.assign({{ credentials: "include" }}, init || {{}}));
+    const body = await r.text();
+    return {{ status: r.status, body: body, exposed: r.headers.get("x-request-id") !== null }};
+  }} catch (e) {{
+    return {{ blocked: e.name }};
+  }}
+}}
+(async () => {{
+  document.cookie = "sid=abc; path=/";
+  const results = {{}};
+  results.get_with_cookie = await attempt("/api/get");
+  results.put_preflighted = await attempt("/api/put", {{ method: "PUT", headers: {{ "X-Custom": "1" }}, body: "x" }});
+  results.put_unlisted_header = await attempt("/api/put", {{ method: "PUT", headers: {{ "X-Unlisted": "1" }} }});
+  results.delete_unlisted_method = await attempt("/api/del", {{ method: "DELETE" }});
+  results.auth_401 = await attempt("/auth");
+  results.first = await attempt("/slow");
+  results.throttled_429 = await attempt("/slow");
+  results.other_origin = await attempt("/other");
+  results.no_cors = await attempt("/plain");
+  await fetch("/report", {{ method: "POST", body: JSON.stringify(results) }});
+}})();
+</script></body></html>"#
+    )
+}
+
+#[test]
+#[ignore = "needs chromium"]
+fn browser_sees_what_the_policy_allows() {
+    use serde_json::{json, Value};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "needs chromium at {chromium} (apt-get install chromium, or set CHROMIUM)"
+    );
+    let up = Upstream::start();
+    let dir = TempDir::new("cors-browser");
+    let report: Arc<Mutex<Option<String>>> = Arc::default();
+    let html: Arc<Mutex<String>> = Arc::default();
+    let page = {
+        let (report, html) = (report.clone(), html.clone());
+        TestServer::answering("page server", move |req| {
+            if req.method == "POST" && req.target == "/report" {
+                *report.lock().unwrap() = Some(String::from_utf8_lossy(&req.body).into_owned());
+                return Reply::new(204, "No Content", "");
+            }
+            let page = html.lock().unwrap().clone();
+            Reply::new(200, "OK", page).header("Content-Type", "text/html")
+        })
+    };
+    let page_origin = format!("http://127.0.0.1:{}", page.port);
+    let rest = format!(
+        "[cors.web]\norigins = [\"{page_origin}\"]\nmethods = [\"GET\", \"PUT\"]\nheaders = [\"x-custom\"]\nexpose_headers = [\"x-request-id\"]\ncredentials = true\nmax_age = \"1m\"\n\n\
+         [cors.elsewhere]\norigins = [\"https://elsewhere.example.com\"]\n\n{}{}\
+         [[route]]\nname = \"api\"\npath = \"/api\"\nmethods = [\"GET\", \"PUT\", \"DELETE\"]\nupstream = \"u\"\ncors = \"web\"\n\n\
+         [[route]]\nname = \"auth\"\npath = \"/auth\"\nauth = \"users\"\ncors = \"web\"\nupstream = \"u\"\n\n\
+         [[route]]\nname = \"slow\"\npath = \"/slow\"\ncors = \"web\"\nthrottle = {{ rate = 1, burst = 1 }}\nmock = {{ status = 200, body = \"ok\" }}\n\n\
+         [[route]]\nname = \"other\"\npath = \"/other\"\ncors = \"elsewhere\"\nupstream = \"u\"\n\n{}",
+        jwt_auth(&dir),
+        upstream_block("u", &[up.port], ""),
+        proxy_route("plain", "/plain", "u"),
+    );
+    let gw = Gateway::start("", &rest);
+    *html.lock().unwrap() = browser_page(&format!("http://127.0.0.1:{}", gw.addr().port()));
+
+    let profile = TempDir::new("chromium-profile");
+    let mut browser = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path.display()))
+        .arg(format!("{page_origin}/"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        if let Some(r) = report.lock().unwrap().take() {
+            break Some(r);
+        }
+        if Instant::now() > deadline || browser.try_wait().ok().flatten().is_some() {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = browser.kill();
+    let _ = browser.wait();
+    let got = got.expect("the page reported nothing within 60 s");
+    let results: Value = serde_json::from_str(&got).unwrap();
+    let ok = |name: &str, status: u64| {
+        let r = &results[name];
+        assert_eq!(r["status"], json!(status), "{name}: {r}\nall: {results}");
+        assert_eq!(
+            r["exposed"],
+            json!(true),
+            "{name}: x-request-id exposed: {r}"
+        );
+        r["body"].as_str().unwrap().to_string()
+    };
+    let blocked = |name: &str| {
+        assert_eq!(
+            results[name],
+            json!({ "blocked": "TypeError" }),
+            "{name}\nall: {results}"
+        );
+    };
+    // Credentials went along (the page's cookie reached the upstream) and the
+    // answer was readable.
+    let body = ok("get_with_cookie", 200);
+    assert!(
+        body.contains("method=GET") && body.contains("h:cookie=sid=abc"),
+        "{body}"
+    );
+    // A PUT with a custom header needed a preflight, which the gateway answered.
+    let body = ok("put_preflighted", 200);
+    assert!(
+        body.contains("method=PUT") && body.contains("h:x-custom=1"),
+        "{body}"
+    );
+    blocked("put_unlisted_header");
+    blocked("delete_unlisted_method");
+    // The gateway's own refusals are readable by the page.
+    assert_eq!(ok("auth_401", 401), UNAUTHORIZED);
+    assert_eq!(ok("first", 200), "ok");
+    assert_eq!(ok("throttled_429", 429), TOO_MANY);
+    // Not this page's policy, or none: the response reached the browser, which
+    // withheld it.
+    blocked("other_origin");
+    blocked("no_cors");
+    let seen: Vec<String> = up
+        .seen()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    assert!(!seen.iter().any(|s| s.starts_with("OPTIONS")), "{seen:?}");
+    assert!(!seen.iter().any(|s| s.starts_with("DELETE")), "{seen:?}");
+    assert!(seen.contains(&"GET /other".to_string()), "{seen:?}");
+    assert!(seen.contains(&"GET /plain".to_string()), "{seen:?}");
+}
