@@ -108,36 +108,46 @@ pub fn preflight_method<'h>(method: &[u8], hb: &'h [u8], headers: &[Header]) -> 
 }
 
 impl Cors {
-    pub fn check<'a>(&self, ctx: &mut RequestCtx<'a>) -> Verdict {
-        let head: &'a [u8] = ctx.head;
-        let Some(origin) = field(head, ctx.headers, b"origin") else {
+    pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
+        self.apply(ctx.method, ctx.head, ctx.headers, &mut ctx.additions.client)
+    }
+
+    /// The stage on a request head (`method`, its bytes `hb` and header index):
+    /// the preflight's answer, or `Continue` with the CORS lines for the client
+    /// appended to `client`.
+    pub fn apply(
+        &self,
+        method: &[u8],
+        hb: &[u8],
+        headers: &[Header],
+        client: &mut String,
+    ) -> Verdict {
+        let Some(origin) = field(hb, headers, b"origin") else {
             return Verdict::Continue;
         };
         let allowed = self.allowed_origin(origin);
-        if let Some(requested) = preflight_method(ctx.method, head, ctx.headers) {
+        if let Some(requested) = preflight_method(method, hb, headers) {
             return match allowed {
-                Some(echo) if self.preflight_allowed(ctx, requested) => {
-                    let private_network = self.private_network
-                        && field(head, ctx.headers, b"access-control-request-private-network")
-                            .is_some_and(|v| v.eq_ignore_ascii_case(b"true"));
-                    let out = &mut ctx.additions.client;
-                    push_allow_origin(out, echo);
-                    out.push_str(&self.preflight_lines);
-                    if private_network {
-                        out.push_str("access-control-allow-private-network: true\r\n");
+                Some(echo) if self.preflight_allowed(hb, headers, requested) => {
+                    push_allow_origin(client, echo);
+                    client.push_str(&self.preflight_lines);
+                    if self.private_network
+                        && field(hb, headers, b"access-control-request-private-network")
+                            .is_some_and(|v| v.eq_ignore_ascii_case(b"true"))
+                    {
+                        client.push_str("access-control-allow-private-network: true\r\n");
                     }
                     Verdict::Respond(no_content())
                 }
                 _ => Verdict::Respond(Reply::error(403)),
             };
         }
-        let out = &mut ctx.additions.client;
         match allowed {
             Some(echo) => {
-                push_allow_origin(out, echo);
-                out.push_str(&self.actual_lines);
+                push_allow_origin(client, echo);
+                client.push_str(&self.actual_lines);
             }
-            None => out.push_str("vary: origin\r\n"),
+            None => client.push_str("vary: origin\r\n"),
         }
         Verdict::Continue
     }
@@ -156,22 +166,22 @@ impl Cors {
             .flatten()
     }
 
-    fn preflight_allowed(&self, ctx: &RequestCtx<'_>, requested: &[u8]) -> bool {
+    fn preflight_allowed(&self, hb: &[u8], headers: &[Header], requested: &[u8]) -> bool {
         if !self.methods.iter().any(|m| **m == *requested) {
             return false;
         }
         if self.any_header {
             return true;
         }
-        ctx.headers
+        headers
             .iter()
             .filter(|h| {
                 h.role != HeaderRole::HopByHop
                     && h.name
-                        .get(ctx.head)
+                        .get(hb)
                         .eq_ignore_ascii_case(b"access-control-request-headers")
             })
-            .flat_map(|h| list_items(h.value.get(ctx.head)))
+            .flat_map(|h| list_items(h.value.get(hb)))
             .all(|name| self.headers.iter().any(|a| a.eq_ignore_ascii_case(name)))
     }
 }
