@@ -181,6 +181,11 @@ impl Gateway {
             let compiled = crate::guard::waf::compile::compile(name, w, source)?;
             wafs.insert(name.clone(), std::sync::Arc::new(compiled));
         }
+        let mut cors = std::collections::BTreeMap::new();
+        for (name, c) in &config.cors {
+            let compiled = crate::guard::cors::compile(name, c, source)?;
+            cors.insert(name.clone(), std::sync::Arc::new(compiled));
+        }
         let throttling = plans::compile_throttle(config, source)?;
         let plans = Arc::new(plans::compile_plans(config, source)?);
         let declared_keys = plans::compile_keys(config, source, &plans)?;
@@ -202,6 +207,7 @@ impl Gateway {
         }
 
         let stages = guard::pipeline::Stages {
+            cors: &cors,
             wafs: &wafs,
             authorizers: &authorizers,
             api_key_header: &api_key_header,

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::guard::{BodyNeed, Guard};
+use crate::guard::{cors::Cors, BodyNeed, Guard};
 use crate::http::reply::Reply;
 
 /// What a route does with a request that passed its guards.
@@ -49,6 +49,32 @@ pub struct Route {
     pub body_need: BodyNeed,
     pub max_body_bytes: u64,
     pub action: Action,
+}
+
+impl Route {
+    /// The route's CORS policy (the first stage of its pipeline, when it has one).
+    pub fn cors(&self) -> Option<&Cors> {
+        match self.guards.first() {
+            Some(Guard::Cors(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn serves(&self, method: &[u8]) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| **m == *method)
+    }
+}
+
+/// Where a CORS preflight goes.
+pub enum Preflight<'a> {
+    /// The route that would serve the requested method, which has a CORS policy:
+    /// its CORS stage answers.
+    Route(&'a Route),
+    /// Routes with a CORS policy take this host and path, but none serves the
+    /// requested method: 403, with no CORS fields.
+    Refuse,
+    /// No CORS policy is concerned: route the `OPTIONS` as any request.
+    Plain,
 }
 
 /// The outcome of a lookup.
@@ -95,7 +121,7 @@ impl RouteTable {
             if !host_matches(&r.host, host) || !path_matches(&r.path, path) {
                 continue;
             }
-            if r.methods.is_empty() || r.methods.iter().any(|m| **m == *method) {
+            if r.serves(method) {
                 return RouteMatch::Found(r);
             }
             let list = allowed.get_or_insert_with(Vec::new);
@@ -113,6 +139,31 @@ impl RouteTable {
                     .join(", "),
             ),
             None => RouteMatch::NotFound,
+        }
+    }
+
+    /// Routes a CORS preflight asking for method `requested`: to the route that
+    /// would serve that method, so a route need not list `OPTIONS` for its
+    /// preflights to be answered.
+    pub fn find_preflight(&self, host: &[u8], path: &[u8], requested: &[u8]) -> Preflight<'_> {
+        let host = strip_port(host);
+        let mut cors_here = false;
+        for r in &self.routes {
+            if !host_matches(&r.host, host) || !path_matches(&r.path, path) {
+                continue;
+            }
+            if r.serves(requested) {
+                return match r.cors() {
+                    Some(_) => Preflight::Route(r),
+                    None => Preflight::Plain,
+                };
+            }
+            cors_here |= r.cors().is_some();
+        }
+        if cors_here {
+            Preflight::Refuse
+        } else {
+            Preflight::Plain
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod cors;
 mod error;
 pub mod secret;
 mod throttle;
@@ -24,6 +25,7 @@ pub use toml::Spanned;
 
 pub use admin::AdminConfig;
 pub use auth::AuthConfig;
+pub use cors::CorsConfig;
 pub use error::ConfigError;
 pub use throttle::{
     ApiKeyConfig, ApiKeysConfig, PlanConfig, QuotaConfig, RateConfig, StoreConfig, ThrottleConfig,
@@ -45,6 +47,8 @@ pub struct Config {
     pub auth: BTreeMap<String, AuthConfig>,
     #[serde(default)]
     pub waf: BTreeMap<String, WafConfig>,
+    #[serde(default)]
+    pub cors: BTreeMap<String, CorsConfig>,
     #[serde(default)]
     pub store: StoreConfig,
     pub throttle: Option<ThrottleConfig>,
@@ -208,6 +212,8 @@ pub struct RouteConfig {
     /// Claim → accepted values (any of); every listed claim must match → else 403.
     #[serde(default)]
     pub claims: BTreeMap<String, Vec<String>>,
+    /// A `[cors.*]` name: preflights answered, CORS headers on every answer.
+    pub cors: Option<Spanned<String>>,
 }
 
 /// A canned answer for a route without an upstream.

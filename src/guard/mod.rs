@@ -13,6 +13,7 @@
 pub mod api_key;
 pub mod auth;
 pub mod authorize;
+pub mod cors;
 pub mod pipeline;
 pub mod quota;
 pub mod resource_policy;
@@ -104,6 +105,8 @@ pub enum Verdict {
 /// One compiled stage of a route's pipeline.
 #[derive(Debug)]
 pub enum Guard {
+    /// CORS: preflights answered (204, or 403), CORS fields on every answer.
+    Cors(Arc<cors::Cors>),
     /// Resource policy: client IP allow / deny lists.
     IpPolicy(resource_policy::IpPolicy),
     /// Identification by API key (usage plan): 403 without a valid key.
@@ -121,6 +124,7 @@ pub enum Guard {
 impl Guard {
     async fn check<'a>(&'a self, ctx: &mut RequestCtx<'a>) -> Verdict {
         match self {
+            Guard::Cors(c) => c.check(ctx),
             Guard::IpPolicy(p) => p.check(ctx.client_ip),
             Guard::ApiKey(k) => k.check(ctx),
             Guard::Waf(w) => w.check(ctx),

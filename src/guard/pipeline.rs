@@ -1,6 +1,12 @@
 //! The pipeline's assembly: one route's stages compiled, in their fixed order.
 //!
 //! A request meets, in this order (the first that answers decides):
+//! 0. **CORS** ([`cors`](super::cors)) — a preflight is answered here (204, or 403
+//!    for an origin, method or header the policy does not allow); an actual
+//!    request gets its CORS fields, which every later answer then carries. First
+//!    because a preflight carries no credentials (so it cannot pass
+//!    authentication) and no body, and so that the refusals below are readable by
+//!    the page that caused them;
 //! 1. **resource policy** ([`resource_policy`](super::resource_policy)) — client IP allow and deny lists: 403;
 //! 2. **WAF** ([`waf`](super::waf)) — IP sets, the rate-based rule, the rule scan: 403;
 //! 3. **API key** ([`api_key`](super::api_key)) — identification for usage plans: 403;
@@ -25,13 +31,14 @@ use super::api_key::{ApiKeyCheck, Plan};
 use super::auth::{self, compile::Authorizers};
 use super::authorize::Requirements;
 use super::throttle::{compile_policy, Throttle};
-use super::{resource_policy, waf::Waf, Guard};
+use super::{cors::Cors, resource_policy, waf::Waf, Guard};
 use crate::config::{ConfigError, RouteConfig, Source};
 use crate::limit::{Level, LimitKey, Policy};
 
-/// What the stages of every route share: the named WAFs and authorizers, the
-/// API key header and plans, and the gateway-wide throttle levels.
+/// What the stages of every route share: the named CORS policies, WAFs and
+/// authorizers, the API key header and plans, and the gateway-wide throttle levels.
 pub struct Stages<'a> {
+    pub cors: &'a BTreeMap<String, Arc<Cors>>,
     pub wafs: &'a BTreeMap<String, Arc<Waf>>,
     pub authorizers: &'a Authorizers,
     pub api_key_header: &'a Arc<[u8]>,
@@ -49,6 +56,20 @@ pub fn compile(
     source: &Source,
 ) -> Result<Vec<Guard>, ConfigError> {
     let mut guards = Vec::new();
+    if let Some(c) = &r.cors {
+        let found = stages.cors.get(c.get_ref()).ok_or_else(|| {
+            source.error_at(
+                c.span(),
+                &field("cors"),
+                format!(
+                    "unknown cors policy {:?} (no [cors.{}])",
+                    c.get_ref(),
+                    c.get_ref()
+                ),
+            )
+        })?;
+        guards.push(Guard::Cors(found.clone()));
+    }
     if !r.allow_ips.is_empty() || !r.deny_ips.is_empty() {
         guards.push(Guard::IpPolicy(resource_policy::IpPolicy {
             allow: r.allow_ips.clone(),

@@ -102,7 +102,7 @@ impl Persistence {
 
 /// Appends `reply` as a full HTTP/1.1 response to `out`. `head_only`: a HEAD request,
 /// send the headers (with the length the body would have) and no body. 204 and 304
-/// never carry a body or a length.
+/// never carry a body or a length; an empty `content_type` is left out.
 pub fn render(
     out: &mut Vec<u8>,
     reply: &Reply,
@@ -116,8 +116,10 @@ pub fn render(
     out.extend_from_slice(itoa::Buffer::new().format(reply.status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason(reply.status).as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: ");
-    out.extend_from_slice(reply.content_type.as_bytes());
+    if !reply.content_type.is_empty() {
+        out.extend_from_slice(b"\r\ncontent-type: ");
+        out.extend_from_slice(reply.content_type.as_bytes());
+    }
     if !bodiless {
         out.extend_from_slice(b"\r\ncontent-length: ");
         out.extend_from_slice(itoa::Buffer::new().format(reply.body.len()).as_bytes());

@@ -475,8 +475,11 @@ impl<S: ClientIo> Forward<'_, '_, S> {
                 head: resp,
                 headers: &conn.resp_headers,
             },
-            req.id.as_bytes(),
-            req.additions.client.as_bytes(),
+            headers::ClientAdditions {
+                request_id: req.id.as_bytes(),
+                extra: req.additions.client.as_bytes(),
+                replace_access_control: req.cors,
+            },
             framing,
             close,
             client_10 && !close,

@@ -138,12 +138,22 @@ pub struct UpstreamHead<'a> {
     pub headers: &'a [Header],
 }
 
+/// What the gateway puts on an upstream's response head for the client.
+#[derive(Clone, Copy)]
+pub struct ClientAdditions<'a> {
+    pub request_id: &'a [u8],
+    /// Header lines the guards add (`name: value\r\n` each).
+    pub extra: &'a [u8],
+    /// The route has a CORS policy: the upstream's `Access-Control-*` fields
+    /// are dropped, so the policy lives in one place (the gateway's are in `extra`).
+    pub replace_access_control: bool,
+}
+
 /// Appends the response head for the client.
 pub fn client_response(
     out: &mut Vec<u8>,
     upstream: UpstreamHead<'_>,
-    request_id: &[u8],
-    extra: &[u8],
+    adds: ClientAdditions<'_>,
     framing: ClientFraming,
     close: bool,
     http10_keep_alive: bool,
@@ -159,7 +169,9 @@ pub fn client_response(
     out.extend_from_slice(resp.reason.get(ub));
     out.extend_from_slice(b"\r\n");
     for h in headers {
-        if h.role == HeaderRole::EndToEnd {
+        if h.role == HeaderRole::EndToEnd
+            && !(adds.replace_access_control && is_access_control(h.name.get(ub)))
+        {
             out.extend_from_slice(h.name.get(ub));
             out.extend_from_slice(b": ");
             out.extend_from_slice(h.value.get(ub));
@@ -167,9 +179,9 @@ pub fn client_response(
         }
     }
     out.extend_from_slice(b"x-request-id: ");
-    out.extend_from_slice(request_id);
+    out.extend_from_slice(adds.request_id);
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(extra);
+    out.extend_from_slice(adds.extra);
     match framing {
         ClientFraming::Length(n) | ClientFraming::Empty(Some(n)) => {
             out.extend_from_slice(b"content-length: ");
@@ -195,6 +207,11 @@ pub fn client_response(
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+fn is_access_control(name: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"access-control-";
+    name.len() > PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
 }
 
 #[cfg(test)]

@@ -13,13 +13,14 @@ use std::time::Instant;
 use super::redirect::{forwarded_https, to_https};
 use super::reply::answer;
 use crate::gateway::{Gateway, Upstream};
+use crate::guard::cors::preflight_method;
 use crate::guard::{self, RequestCtx, Verdict};
 use crate::http::reply::Reply;
 use crate::http::request::{normalize_path, Header, RequestHead};
 use crate::http::BodyKind;
 use crate::log::AccessRecord;
 use crate::proxy::{forward, headers::client_ip};
-use crate::route::{Action, Route, RouteMatch};
+use crate::route::{Action, Preflight, Route, RouteMatch};
 use crate::session::{ClientConn, ClientIo, Core, Exchange, Request, RequestId};
 
 /// What a request gets once routed and guarded.
@@ -97,6 +98,7 @@ fn begin<'r, S>(
         normalized,
         additions,
         body_limit: gw.server.max_body_bytes,
+        cors: false,
         started,
         exchange: Exchange {
             bytes_in: head.len as u64,
@@ -120,13 +122,23 @@ fn route<'g, S: ClientIo>(
         }
     }
     let host = head.host.map_or(&b""[..], |h| h.get(hb));
-    match gw.routes.find(host, req.path(hb), head.method_span.get(hb)) {
+    let (path, method) = (req.path(hb), head.method_span.get(hb));
+    // A CORS preflight goes to the route that would serve the method it asks for.
+    let found = match preflight_method(method, hb, req.headers)
+        .map(|requested| gw.routes.find_preflight(host, path, requested))
+    {
+        Some(Preflight::Route(r)) => RouteMatch::Found(r),
+        Some(Preflight::Refuse) => return Err(Next::Answer(Cow::Owned(Reply::error(403)))),
+        Some(Preflight::Plain) | None => gw.routes.find(host, path, method),
+    };
+    match found {
         RouteMatch::NotFound => Err(Next::Answer(Cow::Owned(Reply::error(404)))),
         RouteMatch::MethodNotAllowed(allow) => Err(Next::Answer(Cow::Owned(
             Reply::error(405).with_header("allow", &allow),
         ))),
         RouteMatch::Found(route) => {
             req.body_limit = route.max_body_bytes;
+            req.cors = route.cors().is_some();
             Ok(route)
         }
     }

@@ -29,6 +29,9 @@ pub struct Request<'r> {
     pub additions: Additions,
     /// The largest body the route accepts (the gateway's default when unrouted).
     pub body_limit: u64,
+    /// The route has a CORS policy: the upstream's `Access-Control-*` response
+    /// fields are dropped, and the gateway's (in `additions.client`) stand.
+    pub cors: bool,
     /// When the request began, if the access log wants its duration.
     pub started: Option<Instant>,
     pub exchange: Exchange,
