@@ -310,6 +310,57 @@ mod tests {
         assert_eq!(found(&t, "x", "/other", "GET"), "root");
     }
 
+    fn with_cors(mut r: Route) -> Route {
+        let text = "origins = [\"https://app.example.com\"]\n";
+        let source = crate::config::Source {
+            path: "gw.toml".into(),
+            text: text.into(),
+        };
+        let c: crate::config::CorsConfig = toml::from_str(text).unwrap();
+        let cors = crate::guard::cors::compile("web", &c, &source).unwrap();
+        r.guards.insert(0, Guard::Cors(Arc::new(cors)));
+        r
+    }
+
+    fn preflight(t: &RouteTable, path: &str, method: &str) -> String {
+        match t.find_preflight(b"x", path.as_bytes(), method.as_bytes()) {
+            Preflight::Route(r) => r.name.to_string(),
+            Preflight::Refuse => "refuse".into(),
+            Preflight::Plain => "plain".into(),
+        }
+    }
+
+    #[test]
+    fn preflights_route_by_the_requested_method() {
+        let t = RouteTable::new(vec![
+            with_cors(route(
+                "api",
+                HostMatch::Any,
+                PathMatch::Prefix("/api".into()),
+                &["GET", "PUT"],
+            )),
+            route(
+                "api-delete",
+                HostMatch::Any,
+                PathMatch::Prefix("/api".into()),
+                &["DELETE"],
+            ),
+            route(
+                "open",
+                HostMatch::Any,
+                PathMatch::Prefix("/open".into()),
+                &[],
+            ),
+        ]);
+        assert_eq!(preflight(&t, "/api/7", "PUT"), "api");
+        // The route serving DELETE has no policy: an ordinary OPTIONS.
+        assert_eq!(preflight(&t, "/api/7", "DELETE"), "plain");
+        // A policy is here but no route serves PATCH.
+        assert_eq!(preflight(&t, "/api/7", "PATCH"), "refuse");
+        assert_eq!(preflight(&t, "/open", "PUT"), "plain");
+        assert_eq!(preflight(&t, "/nowhere", "PUT"), "plain");
+    }
+
     #[test]
     fn method_not_allowed_and_not_found() {
         let t = RouteTable::new(vec![

@@ -625,3 +625,31 @@ fn browser_sees_what_the_policy_allows() {
     assert!(seen.contains(&"GET /other".to_string()), "{seen:?}");
     assert!(seen.contains(&"GET /plain".to_string()), "{seen:?}");
 }
+
+#[test]
+fn reload_applies_a_changed_policy() {
+    let config = |origin: &str| {
+        format!(
+            "[cors.web]\norigins = [\"{origin}\"]\n\n[[route]]\nname = \"m\"\npath = \"/\"\ncors = \"web\"\nmock = {{ status = 200, body = \"x\" }}\n"
+        )
+    };
+    let mut gw = Gateway::start("", &config(APP));
+    assert_eq!(preflight(&gw, "/", APP, "GET", None).status, 204);
+    let other = "https://other.example.com";
+    assert_403(&preflight(&gw, "/", other, "GET", None));
+    gw.write_config(&gw.render("", "", &config(other)));
+    gw.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while preflight(&gw, "/", other, "GET", None).status != 204 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reload not applied\n{}",
+            gw.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_403(&preflight(&gw, "/", APP, "GET", None));
+    let r = send(&gw, "GET", "/", &[("Origin", other)], b"");
+    assert_eq!(r.header("access-control-allow-origin"), Some(other));
+    assert!(gw.is_running());
+}

@@ -749,6 +749,8 @@ fn sigusr1_reopens_the_access_log_after_a_rename_and_loses_no_line() {
     for _ in 0..3 {
         assert_eq!(c.get("/between").status, 200);
     }
+    // A line is queued just after its response is written: let the last one be.
+    thread::sleep(Duration::from_millis(100));
     gw.signal("USR1");
     assert!(
         gw.wait_log("access log reopened", Duration::from_secs(5)),

@@ -89,6 +89,12 @@ impl AccessLog {
                 let mut reported = 0;
                 loop {
                     if log.reopen.swap(false, Ordering::AcqRel) {
+                        // What was queued before the signal belongs to the old file.
+                        for q in &log.queues {
+                            while let Some(line) = q.pop() {
+                                let _ = out.write_all(line.as_bytes());
+                            }
+                        }
                         let _ = out.flush();
                         match reopen.as_mut().map(|open| open()) {
                             Some(Ok(fresh)) => {

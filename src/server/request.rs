@@ -1,5 +1,6 @@
 //! One request, in its phases: **route** (the route, or the answer a request gets
-//! without one — 404, 405, the HTTPS redirect), **guard** (the body a stage needs
+//! without one — 404, 405, the HTTPS redirect; a CORS preflight is routed by the
+//! method it asks for), **guard** (the body a stage needs
 //! read into the buffer, then the route's guard pipeline), **act** (the reply the
 //! gateway writes, or the forward to the upstream) and **log** (the access line).
 //! [`handle`] reads them top to bottom; each phase takes the [`Request`] by
