@@ -220,13 +220,16 @@ impl ExternalAuth {
                 Some(s) => s,
                 None => {
                     let remaining = self.timeout.saturating_sub(asked.elapsed());
-                    let connect = UpstreamConn::connect(
+                    // Boxed: a connect carries TLS handshake state, and unboxed it
+                    // would grow every request's future (the guard pipeline's is
+                    // part of it), which is copied whole into its box per request.
+                    let connect = Box::pin(UpstreamConn::connect(
                         &mut deadline,
                         self.addr,
                         None,
                         remaining,
                         self.timeout,
-                    );
+                    ));
                     match connect.await {
                         Ok(s) => s,
                         Err(ConnectError::Failed) => return Err("connect failed"),
