@@ -3,7 +3,7 @@
 //! bodies they expect), response bodies and ids, and `portcullis check` errors
 //! located by config line (`line_of`, `table_lines`, `assert_check_error`).
 
-use super::client::Response;
+use super::client::{HasHeaders, Response};
 use super::gateway::{check_config, Gateway};
 use serde_json::{Map, Value};
 use std::ops::RangeInclusive;

@@ -47,16 +47,29 @@ pub struct Response {
     pub raw_len: usize,
 }
 
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header_all(&self.headers, name).into_iter().next()
+/// Header lookups for anything that holds lowercase-named headers in wire order:
+/// a response the client read, a request a test server saw.
+pub trait HasHeaders {
+    fn header_list(&self) -> &[(String, String)];
+
+    fn header(&self, name: &str) -> Option<&str> {
+        header_all(self.header_list(), name).into_iter().next()
     }
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        header_all(&self.headers, name)
+    fn header_all(&self, name: &str) -> Vec<&str> {
+        header_all(self.header_list(), name)
     }
-    pub fn has(&self, name: &str) -> bool {
+    fn has(&self, name: &str) -> bool {
         self.header(name).is_some()
     }
+}
+
+impl HasHeaders for Response {
+    fn header_list(&self) -> &[(String, String)] {
+        &self.headers
+    }
+}
+
+impl Response {
     pub fn body_str(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -5,7 +5,7 @@
 //! answer request by request use [`TestServer::answering`] with a closure from
 //! [`Request`] to [`Reply`].
 
-use super::client::{bad, header_all, read_chunked_into, read_headers, read_line};
+use super::client::{bad, header_all, read_chunked_into, read_headers, read_line, HasHeaders};
 use super::pattern::{write_pattern, write_pattern_chunked, PatternChecker};
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -261,15 +261,9 @@ pub struct SeenRequest {
     pub conn_id: usize,
 }
 
-impl SeenRequest {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header_all(&self.headers, name).into_iter().next()
-    }
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        header_all(&self.headers, name)
-    }
-    pub fn has(&self, name: &str) -> bool {
-        self.header(name).is_some()
+impl HasHeaders for SeenRequest {
+    fn header_list(&self) -> &[(String, String)] {
+        &self.headers
     }
 }
 
