@@ -238,11 +238,12 @@ fn route(
 ) -> Answer {
     let hb = &buf[..head.len];
     let path = head.path.get(hb);
-    let (allow, public): (&str, bool) = match path {
-        b"/healthz" | b"/ready" => ("GET, HEAD", true),
-        b"/metrics" => ("GET, HEAD", false),
-        b"/reload" => ("POST", false),
-        _ => ("", false),
+    // (what `Allow` says, whether it is read-only, whether it needs no token)
+    let (allow, read, public) = match path {
+        b"/healthz" | b"/ready" => ("GET, HEAD", true, true),
+        b"/metrics" => ("GET, HEAD", true, false),
+        b"/reload" => ("POST", false, false),
+        _ => ("", false, false),
     };
     if !public && !authorized(hb, headers, shared) {
         let mut a = Answer::message(401);
@@ -254,8 +255,8 @@ fn route(
         return Answer::message(404);
     }
     let method_ok = match head.method {
-        Method::Get | Method::Head => allow.starts_with("GET"),
-        Method::Post => allow == "POST",
+        Method::Get | Method::Head => read,
+        Method::Post => !read,
         _ => false,
     };
     if !method_ok {
