@@ -5,7 +5,7 @@
 #   benches/wrk/instructions.sh [N]        (default N = 2000 requests)
 #
 # Starts the static upstream (nginx, peers/upstream-nginx.conf, 127.0.0.1:9001) and
-# target/release/portcullis (one worker, access log off, 127.0.0.1:9005) under
+# target/release/portcullis (or $PORTCULLIS_BIN; one worker, access log off, 127.0.0.1:9005) under
 # valgrind --tool=callgrind, sends 200 warm-up requests on one keep-alive connection,
 # zeroes the counters, sends N more, dumps, and prints instructions / N.
 # Needs: valgrind (callgrind_control, callgrind_annotate), nginx-light, python3.
@@ -56,7 +56,7 @@ PY
 nginx -c "$peers/upstream-nginx.conf" &
 up=$!
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out.%p" \
-    "$root/target/release/portcullis" run --config "$work/gw.toml" > "$work/gw.log" 2>&1 &
+    "${PORTCULLIS_BIN:-$root/target/release/portcullis}" run --config "$work/gw.toml" > "$work/gw.log" 2>&1 &
 vg=$!
 cleanup() { kill -9 "$vg" 2>/dev/null || true; kill "$up" 2>/dev/null || true; }
 trap cleanup EXIT

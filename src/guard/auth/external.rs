@@ -133,7 +133,9 @@ impl ExternalAuth {
                 }
             }
         }
-        let decision = match self.ask(state, q).await {
+        // Boxed: a call to the authorizer (~1.3 KiB of state) happens only on a cache
+        // miss, and unboxed it would size every request's future on every route.
+        let decision = match Box::pin(self.ask(state, q)).await {
             Ok(d) => d,
             Err(reason) => {
                 tracing::warn!(authorizer = %self.host, reason, "external authorizer failed");
