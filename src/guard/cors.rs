@@ -27,8 +27,8 @@
 //! the reused `additions` string.
 //!
 //! What it does not do: count disallowed origins (there are no metrics yet), or
-//! strip the upstream's `Access-Control-*` fields — the proxy does that on a
-//! route with a policy ([`crate::proxy::headers::client_response`]).
+//! strip the upstream's `Access-Control-*` fields — the proxy layer above does that
+//! on a route with a policy, when it writes the client's response head.
 
 use std::borrow::Cow;
 
