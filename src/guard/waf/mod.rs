@@ -21,6 +21,7 @@
 //! stream, `"type":"waf"` lines) off the request path.
 
 pub mod compile;
+pub mod crs;
 pub mod ipset;
 pub mod lowered;
 pub mod normalize;

@@ -4,7 +4,7 @@ use super::*;
 
 /// `%XX` → the byte, `+` → space, invalid escapes kept; borrowed when there
 /// is nothing to decode.
-pub(super) fn decode_once(s: &[u8]) -> Cow<'_, [u8]> {
+pub(in crate::guard::waf) fn decode_once(s: &[u8]) -> Cow<'_, [u8]> {
     // Most names and values are a few bytes, where a plain loop beats
     // memchr's set-up.
     let encoded = if s.len() < 32 {

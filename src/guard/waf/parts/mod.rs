@@ -33,11 +33,13 @@ mod multipart;
 #[cfg(test)]
 mod tests;
 
+pub(in crate::guard::waf) use form::decode_once;
 use form::*;
 pub use form::{cookie_parts, query_parts};
 use json::*;
 pub use json::{json_part_names, JsonText};
 use multipart::*;
+pub(in crate::guard::waf) use multipart::{boundary, for_each_field};
 
 /// What a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,7 +169,7 @@ fn ends_with_ignore_case(s: &[u8], suffix: &[u8]) -> bool {
 }
 
 /// A Content-Type's media type (trimmed) and its parameters (after the `;`).
-fn media_type(content_type: Option<&[u8]>) -> (&[u8], &[u8]) {
+pub(in crate::guard::waf) fn media_type(content_type: Option<&[u8]>) -> (&[u8], &[u8]) {
     let ct = content_type.unwrap_or_default();
     match memchr(b';', ct) {
         Some(p) => (
@@ -178,6 +180,6 @@ fn media_type(content_type: Option<&[u8]>) -> (&[u8], &[u8]) {
     }
 }
 
-fn is_json(media: &[u8]) -> bool {
+pub(in crate::guard::waf) fn is_json(media: &[u8]) -> bool {
     media.eq_ignore_ascii_case(b"application/json") || ends_with_ignore_case(media, b"+json")
 }

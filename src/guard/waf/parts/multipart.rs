@@ -3,7 +3,7 @@
 use super::*;
 
 /// The `boundary` parameter of a Content-Type's parameters (after the first `;`).
-pub(super) fn boundary(params: &[u8]) -> Option<&[u8]> {
+pub(in crate::guard::waf) fn boundary(params: &[u8]) -> Option<&[u8]> {
     params.split(|&b| b == b';').find_map(|param| {
         let param = param.trim_ascii();
         let eq = memchr(b'=', param)?;
@@ -75,14 +75,24 @@ pub(super) fn disposition(v: &[u8]) -> (&[u8], [Option<&[u8]>; 2]) {
     (name, files)
 }
 
-/// Splits a multipart body on `--boundary` lines; whether it gave any part (if
-/// not — no boundary line, or nothing readable — the caller inspects the body
-/// whole).
-pub(super) fn multipart_parts<'a>(
+/// One field of a multipart body.
+pub(in crate::guard::waf) struct Field<'a> {
+    /// Content-Disposition `name`.
+    pub name: &'a [u8],
+    /// Up to two `filename` / `filename*` values: a file field has one.
+    pub files: [Option<&'a [u8]>; 2],
+    /// The field's header lines as sent (without the blank line).
+    pub headers: &'a [u8],
+    pub content: &'a [u8],
+}
+
+/// Calls `field` for each field of a multipart body split on `--boundary`
+/// lines, until it returns false; whether the body gave any field (if not — no
+/// boundary line, or nothing readable — callers inspect the body whole).
+pub(in crate::guard::waf) fn for_each_field<'a>(
     boundary: &[u8],
     body: &'a [u8],
-    max: usize,
-    out: &mut Vec<Part<'a>>,
+    mut field: impl FnMut(Field<'a>) -> bool,
 ) -> bool {
     let mut delim = Vec::with_capacity(boundary.len() + 2);
     delim.extend_from_slice(b"--");
@@ -102,8 +112,8 @@ pub(super) fn multipart_parts<'a>(
     let Some(mut d) = find(0) else {
         return false;
     };
-    let before = out.len();
-    while out.len() < max {
+    let mut any = false;
+    loop {
         let after = d + delim.len();
         if body.get(after..after + 2) == Some(b"--") {
             break; // the closing delimiter
@@ -112,7 +122,9 @@ pub(super) fn multipart_parts<'a>(
         let Some(nl) = body.get(after..).and_then(|rest| memchr(b'\n', rest)) else {
             break;
         };
-        let mut pos = after + nl + 1;
+        let headers_start = after + nl + 1;
+        let mut pos = headers_start;
+        let mut headers_end = pos;
         let mut name: &[u8] = b"";
         let mut files = [None, None];
         loop {
@@ -126,6 +138,7 @@ pub(super) fn multipart_parts<'a>(
             if line.is_empty() || pos >= body.len() {
                 break;
             }
+            headers_end = pos;
             const CD: &[u8] = b"content-disposition:";
             if line
                 .get(..CD.len())
@@ -145,29 +158,55 @@ pub(super) fn multipart_parts<'a>(
                 end -= 1;
             }
         }
-        let content = body.get(pos..end).unwrap_or_default();
+        any = true;
+        let go_on = field(Field {
+            name,
+            files,
+            headers: body.get(headers_start..headers_end).unwrap_or_default(),
+            content: body.get(pos..end).unwrap_or_default(),
+        });
+        match next {
+            Some(p) if go_on => d = p,
+            _ => break,
+        }
+    }
+    any
+}
+
+/// A multipart body's fields as parts: a field's value; a file field's
+/// file names and its first [`FILE_HEAD`] bytes. Whether the body gave any
+/// field (see [`for_each_field`]).
+pub(super) fn multipart_parts<'a>(
+    boundary: &[u8],
+    body: &'a [u8],
+    max: usize,
+    out: &mut Vec<Part<'a>>,
+) -> bool {
+    if out.len() >= max {
+        return false;
+    }
+    let before = out.len();
+    for_each_field(boundary, body, |f| {
         let field = |value: &'a [u8]| Part {
             target: Target::Body,
-            name: Cow::Borrowed(name),
+            name: Cow::Borrowed(f.name),
             value: Cow::Borrowed(value),
         };
-        if files.iter().any(Option::is_some) {
-            for file in files.into_iter().flatten().filter(|f| !f.is_empty()) {
+        if f.files.iter().any(Option::is_some) {
+            for file in f.files.into_iter().flatten().filter(|n| !n.is_empty()) {
                 push_with(out, max, || field(file));
             }
-            let head = content
-                .get(..content.len().min(FILE_HEAD))
+            let head = f
+                .content
+                .get(..f.content.len().min(FILE_HEAD))
                 .unwrap_or_default();
             if !head.is_empty() {
                 push_with(out, max, || field(head));
             }
-        } else if !content.is_empty() {
-            push_with(out, max, || field(content));
+        } else if !f.content.is_empty() {
+            push_with(out, max, || field(f.content));
         }
-        match next {
-            Some(p) => d = p,
-            None => break,
-        }
-    }
+        out.len() < max
+    });
     out.len() > before
 }

@@ -1,0 +1,564 @@
+//! One request through the compiled SecLang [`Program`]: phase 1 (head) then
+//! phase 2 (body), each rule's targets collected, transformed and matched,
+//! its chain followed, its actions run — as libmodsecurity v3 and Coraza do
+//! it: a link's non-disruptive actions (`setvar`, `ctl`, `capture`) run for
+//! each value that matches it, before the rest of the chain is evaluated; the
+//! rule's flow (`skipAfter`, `skip`) and disruptive action run once the whole
+//! chain matched. Anomaly scoring is CRS's own arithmetic in `setvar`s; the
+//! engine only runs it.
+
+use std::borrow::Cow;
+
+use rustc_hash::FxHashMap;
+
+use super::compile::{
+    AllowScope, Ctl, Disruptive, Effect, Engine, Item, Link, Program, Rule, SetOp, SetVar,
+};
+use super::macros::Macro;
+use super::operator::{Captures, Expand};
+use super::request::Request;
+use super::transform::Transform;
+use super::variable::{same_collection, Select, Target, Var};
+use super::Blocking;
+use crate::guard::waf::crs::seclang::IdRange;
+
+/// A rule that matched (and logs).
+#[derive(Debug, Clone)]
+pub struct Match {
+    pub id: u32,
+    pub msg: String,
+    pub data: String,
+    /// `MATCHED_VAR_NAME` of the match (`ARGS:q`).
+    pub var: String,
+    /// `MATCHED_VAR`, cut.
+    pub value: Vec<u8>,
+    pub severity: Option<u8>,
+}
+
+/// What one request came to.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub matches: Vec<Match>,
+    /// The rule whose `deny` (or `block` under a denying default) fired, and
+    /// the status it asked for.
+    pub denied: Option<(u32, u16)>,
+    /// The inbound anomaly score CRS computed (`tx.anomaly_score`, or CRS 4's
+    /// `tx.blocking_inbound_anomaly_score`).
+    pub score: i64,
+    /// `ctl:ruleEngine=DetectionOnly` or `Off` was set by a rule.
+    pub detection_only: bool,
+}
+
+/// Bytes of a matched value kept for the audit log.
+const VALUE_EXCERPT: usize = 64;
+/// Values collected for one target list, at most.
+const MAX_VALUES: usize = 4096;
+
+/// Receives the members of a collection: (member name, value).
+type Sink<'f, 'r> = &'f mut dyn FnMut(&[u8], Cow<'r, [u8]>);
+
+/// A value a rule looks at: its name (`ARGS:q`) and its bytes.
+struct Value<'v> {
+    name: Cow<'v, [u8]>,
+    value: Cow<'v, [u8]>,
+}
+
+/// The transaction: the request, the variables rules set, and what matched.
+pub struct Txn<'r, 'a> {
+    req: &'r Request<'a>,
+    phase: u8,
+    /// `tx.*`, `ip.*`, … (lower-case keys with their collection prefix).
+    vars: FxHashMap<String, Vec<u8>>,
+    matched_var: Vec<u8>,
+    matched_var_name: Vec<u8>,
+    /// This rule's matches so far (`MATCHED_VARS`).
+    matched_vars: Vec<(Vec<u8>, Vec<u8>)>,
+    removed_ids: Vec<IdRange>,
+    removed_tags: Vec<String>,
+    removed_targets: Vec<(Which, Var, Select)>,
+    engine: Engine,
+    rule_id: u32,
+    caps: Captures,
+    outcome: Outcome,
+}
+
+enum Which {
+    Ids(Vec<IdRange>),
+    Tag(String),
+}
+
+/// Runs both request phases of `program` over `req`.
+pub fn evaluate(program: &Program, blocking: &Blocking, req: &Request<'_>) -> Outcome {
+    let mut tx = Txn {
+        req,
+        phase: 1,
+        vars: FxHashMap::default(),
+        matched_var: Vec::new(),
+        matched_var_name: Vec::new(),
+        matched_vars: Vec::new(),
+        removed_ids: Vec::new(),
+        removed_tags: Vec::new(),
+        removed_targets: Vec::new(),
+        engine: Engine::On,
+        rule_id: 0,
+        caps: Vec::new(),
+        outcome: Outcome::default(),
+    };
+    'phases: for phase in [1u8, 2] {
+        tx.phase = phase;
+        let items = &program.phases[usize::from(phase) - 1];
+        let mut i = 0;
+        while i < items.len() {
+            if tx.engine == Engine::Off {
+                break 'phases;
+            }
+            let Item::Rule(r) = &items[i] else {
+                i += 1;
+                continue;
+            };
+            let rule = &program.rules[*r];
+            i += 1;
+            if tx.removed(rule) || !tx.eval_rule(rule) {
+                continue;
+            }
+            if rule.log && rule.id != 0 {
+                tx.record(rule);
+            }
+            if let Some(marker) = &rule.skip_after {
+                // To just past the marker; no such marker ends the phase.
+                i = items[i..]
+                    .iter()
+                    .position(|it| matches!(it, Item::Marker(m) if m == marker))
+                    .map_or(items.len(), |p| i + p + 1);
+            } else if rule.skip > 0 {
+                let mut left = rule.skip;
+                while left > 0 && i < items.len() {
+                    if matches!(items[i], Item::Rule(_)) {
+                        left -= 1;
+                    }
+                    i += 1;
+                }
+            }
+            let deny = match rule.disruptive {
+                Disruptive::Deny => true,
+                Disruptive::Block => blocking.deny[usize::from(phase) - 1],
+                Disruptive::Pass => false,
+                Disruptive::Allow(scope) => match scope {
+                    AllowScope::Phase => break,
+                    AllowScope::All | AllowScope::Request => break 'phases,
+                },
+            };
+            if deny {
+                let status = rule
+                    .status
+                    .or(blocking.status[usize::from(phase) - 1])
+                    .unwrap_or(403);
+                tx.outcome.denied = Some((rule.id, status));
+                break 'phases;
+            }
+        }
+    }
+    tx.outcome.score = ["tx.blocking_inbound_anomaly_score", "tx.anomaly_score"]
+        .iter()
+        .find_map(|k| tx.vars.get(*k))
+        .map_or(0, |v| number(v));
+    tx.outcome.detection_only = tx.engine != Engine::On;
+    tx.outcome
+}
+
+fn number(s: &[u8]) -> i64 {
+    let s = s.trim_ascii();
+    std::str::from_utf8(s)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+impl<'r> Txn<'r, '_> {
+    fn removed(&self, rule: &Rule) -> bool {
+        self.removed_ids
+            .iter()
+            .any(|r| (r.first..=r.last).contains(&rule.id))
+            || rule
+                .tags
+                .iter()
+                .any(|t| self.removed_tags.iter().any(|r| r == t))
+    }
+
+    /// Whether the whole chain matched.
+    fn eval_rule(&mut self, rule: &Rule) -> bool {
+        self.matched_vars.clear();
+        self.rule_id = rule.id;
+        rule.links.iter().all(|link| self.eval_link(rule, link))
+    }
+
+    fn eval_link(&mut self, rule: &Rule, link: &Link) -> bool {
+        if link.targets.list.is_empty() {
+            self.run_effects(link);
+            return true;
+        }
+        let values = self.collect(rule, link);
+        let mut any = false;
+        let mut buf = Vec::new();
+        let mut next = Vec::new();
+        for v in values {
+            // The candidates: the value after all transforms, or (multiMatch) the
+            // value before any and after each.
+            let check = |tx: &mut Self, candidate: &[u8]| {
+                let want_caps = link.capture;
+                let mut caps = std::mem::take(&mut tx.caps);
+                let hit = link
+                    .operator
+                    .eval(candidate, tx, want_caps.then_some(&mut caps))
+                    != link.negated;
+                if hit {
+                    if want_caps {
+                        for n in 0..10 {
+                            tx.vars.remove(&format!("tx.{n}"));
+                        }
+                        for (n, c) in caps.iter().enumerate() {
+                            tx.vars.insert(format!("tx.{n}"), c.clone());
+                        }
+                    }
+                    tx.matched_var = candidate.to_vec();
+                    tx.matched_var_name = v.name.to_vec();
+                    tx.matched_vars.push((v.name.to_vec(), candidate.to_vec()));
+                    tx.run_effects(link);
+                }
+                tx.caps = caps;
+                hit
+            };
+            if link.multi_match {
+                any |= check(self, &v.value);
+                buf.clear();
+                buf.extend_from_slice(&v.value);
+                for t in &link.transforms {
+                    t.apply(&buf, &mut next);
+                    std::mem::swap(&mut buf, &mut next);
+                    any |= check(self, &buf);
+                }
+            } else if link.transforms.is_empty() {
+                any |= check(self, &v.value);
+            } else {
+                transform_all(&link.transforms, &v.value, &mut buf, &mut next);
+                any |= check(self, &buf);
+            }
+        }
+        any
+    }
+
+    fn run_effects(&mut self, link: &Link) {
+        for e in &link.effects {
+            match e {
+                Effect::SetVar(s) => self.setvar(s),
+                Effect::Ctl(c) => match c {
+                    Ctl::RuleEngine(e) => self.engine = *e,
+                    Ctl::RemoveById(ids) => self.removed_ids.extend_from_slice(ids),
+                    Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
+                    Ctl::RemoveTargetById(ids, var, sel) => {
+                        self.removed_targets
+                            .push((Which::Ids(ids.clone()), *var, sel.clone()))
+                    }
+                    Ctl::RemoveTargetByTag(tag, var, sel) => {
+                        self.removed_targets
+                            .push((Which::Tag(tag.clone()), *var, sel.clone()))
+                    }
+                    Ctl::Ignored => {}
+                },
+            }
+        }
+    }
+
+    fn setvar(&mut self, s: &SetVar) {
+        let mut key = s.prefix.as_bytes().to_vec();
+        self.expand_into(&s.key, &mut key);
+        key.make_ascii_lowercase();
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let value = |tx: &Self, m: &Macro| {
+            let mut out = Vec::new();
+            tx.expand_into(m, &mut out);
+            out
+        };
+        match &s.op {
+            SetOp::Set(m) => {
+                let v = value(self, m);
+                self.vars.insert(key, v);
+            }
+            SetOp::Add(m) | SetOp::Sub(m) => {
+                let delta = number(&value(self, m));
+                let old = self.vars.get(&key).map_or(0, |v| number(v));
+                let new = if matches!(s.op, SetOp::Add(_)) {
+                    old.saturating_add(delta)
+                } else {
+                    old.saturating_sub(delta)
+                };
+                self.vars.insert(key, new.to_string().into_bytes());
+            }
+            SetOp::Delete => {
+                self.vars.remove(&key);
+            }
+        }
+    }
+
+    fn record(&mut self, rule: &Rule) {
+        let text = |tx: &Self, m: &Option<Macro>| {
+            let mut out = Vec::new();
+            if let Some(m) = m {
+                tx.expand_into(m, &mut out);
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        let m = Match {
+            id: rule.id,
+            msg: text(self, &rule.msg),
+            data: text(self, &rule.logdata),
+            var: String::from_utf8_lossy(&self.matched_var_name).into_owned(),
+            value: self.matched_var[..self.matched_var.len().min(VALUE_EXCERPT)].to_vec(),
+            severity: rule.severity,
+        };
+        self.outcome.matches.push(m);
+    }
+
+    fn target_removed(&self, rule: &Rule, var: Var, name: &[u8]) -> bool {
+        self.removed_targets.iter().any(|(which, v, sel)| {
+            same_collection(*v, var)
+                && sel.takes(name)
+                && match which {
+                    Which::Ids(ids) => ids.iter().any(|r| (r.first..=r.last).contains(&rule.id)),
+                    Which::Tag(t) => rule.tags.iter().any(|rt| rt == t),
+                }
+        })
+    }
+
+    /// The values of a link's targets, exclusions applied.
+    fn collect(&self, rule: &Rule, link: &Link) -> Vec<Value<'r>> {
+        let mut out = Vec::new();
+        for t in &link.targets.list {
+            let start = out.len();
+            self.members(t, &mut |name: &[u8], value: Cow<'r, [u8]>| {
+                if link.targets.excludes(t.var, name) || self.target_removed(rule, t.var, name) {
+                    return;
+                }
+                if out.len() < MAX_VALUES {
+                    let mut full = t.var.name().as_bytes().to_vec();
+                    if !name.is_empty() {
+                        full.push(b':');
+                        full.extend_from_slice(name);
+                    }
+                    out.push(Value {
+                        name: Cow::Owned(full),
+                        value,
+                    });
+                }
+            });
+            if t.count {
+                let n = out.len() - start;
+                out.truncate(start);
+                let mut name = b"&".to_vec();
+                name.extend_from_slice(t.var.name().as_bytes());
+                out.push(Value {
+                    name: Cow::Owned(name),
+                    value: Cow::Owned(n.to_string().into_bytes()),
+                });
+            }
+        }
+        out
+    }
+
+    /// Calls `f(member name, value)` for each member of `t.var` that `t.select` takes.
+    fn members(&self, t: &Target, f: Sink<'_, 'r>) {
+        let r: &'r Request<'_> = self.req;
+        let body = self.phase >= 2;
+        let sel = &t.select;
+        let mut pairs = |list: &'r [super::request::Pair<'_>], names: bool| {
+            for (n, v) in list {
+                if sel.takes(n) {
+                    f(n, Cow::Borrowed(if names { &n[..] } else { &v[..] }));
+                }
+            }
+        };
+        let scalar = |f: Sink<'_, 'r>, v: Cow<'r, [u8]>| f(b"", v);
+        use Var::*;
+        match t.var {
+            Args => {
+                pairs(&r.args_get, false);
+                if body {
+                    pairs(&r.args_post, false);
+                }
+            }
+            ArgsNames => {
+                pairs(&r.args_get, true);
+                if body {
+                    pairs(&r.args_post, true);
+                }
+            }
+            ArgsGet => pairs(&r.args_get, false),
+            ArgsGetNames => pairs(&r.args_get, true),
+            ArgsPost if body => pairs(&r.args_post, false),
+            ArgsPostNames if body => pairs(&r.args_post, true),
+            ArgsPost | ArgsPostNames => {}
+            RequestCookies => pairs(&r.cookies, false),
+            RequestCookiesNames => pairs(&r.cookies, true),
+            ArgsCombinedSize => {
+                let mut n: usize = r.args_get.iter().map(|(a, b)| a.len() + b.len()).sum();
+                if body {
+                    n += r
+                        .args_post
+                        .iter()
+                        .map(|(a, b)| a.len() + b.len())
+                        .sum::<usize>();
+                }
+                scalar(f, Cow::Owned(n.to_string().into_bytes()))
+            }
+            RequestHeaders | RequestHeadersNames => {
+                for (n, v) in &r.headers {
+                    if sel.takes(n) {
+                        f(
+                            n,
+                            Cow::Borrowed(if t.var == RequestHeaders { v } else { n }),
+                        );
+                    }
+                }
+            }
+            RequestFilename => scalar(f, Cow::Borrowed(&r.filename)),
+            RequestBasename => scalar(f, Cow::Borrowed(r.basename())),
+            RequestUri | RequestUriRaw => scalar(f, Cow::Borrowed(r.uri)),
+            RequestLine => scalar(f, Cow::Borrowed(r.line)),
+            RequestMethod => scalar(f, Cow::Borrowed(r.method)),
+            RequestProtocol => scalar(f, Cow::Borrowed(r.protocol)),
+            QueryString => scalar(f, Cow::Borrowed(r.query)),
+            RemoteAddr => scalar(f, Cow::Borrowed(r.remote_addr.as_bytes())),
+            UniqueId => scalar(f, Cow::Borrowed(r.unique_id)),
+            Duration => scalar(f, Cow::Borrowed(b"0")),
+            FullRequestLength => scalar(
+                f,
+                Cow::Owned((r.line.len() + r.body.len()).to_string().into_bytes()),
+            ),
+            _ if t.var.needs_body() && !body => {}
+            RequestBody => scalar(f, Cow::Borrowed(r.body)),
+            RequestBodyLength => scalar(f, Cow::Owned(r.body.len().to_string().into_bytes())),
+            Files | FilesNames | FilesSizes => {
+                for (field, file, size) in &r.files {
+                    if sel.takes(field) {
+                        let v = match t.var {
+                            Files => Cow::Borrowed(*file),
+                            FilesNames => Cow::Borrowed(*field),
+                            _ => Cow::Owned(size.to_string().into_bytes()),
+                        };
+                        f(field, v);
+                    }
+                }
+            }
+            FilesCombinedSize => {
+                let n: usize = r.files.iter().map(|f| f.2).sum();
+                scalar(f, Cow::Owned(n.to_string().into_bytes()))
+            }
+            MultipartPartHeaders => {
+                for (field, line) in &r.part_headers {
+                    if sel.takes(field) {
+                        f(field, Cow::Borrowed(*line));
+                    }
+                }
+            }
+            Xml => {
+                if let Some(x) = &r.xml {
+                    f(b"", Cow::Borrowed(x));
+                }
+            }
+            ReqbodyProcessor => {
+                if !r.processor.is_empty() {
+                    scalar(f, Cow::Borrowed(r.processor.as_bytes()))
+                }
+            }
+            ReqbodyError => scalar(f, Cow::Borrowed(if r.body_error { b"1" } else { b"0" })),
+            ReqbodyErrorMsg => {
+                if r.body_error {
+                    scalar(f, Cow::Borrowed(b"request body does not parse"))
+                }
+            }
+            Tx => self.collection("tx.", sel, f),
+            Persistent(p) => self.collection(p.prefix(), sel, f),
+            MatchedVar => scalar(f, Cow::Owned(self.matched_var.clone())),
+            MatchedVarName => scalar(f, Cow::Owned(self.matched_var_name.clone())),
+            MatchedVars | MatchedVarsNames => {
+                for (n, v) in &self.matched_vars {
+                    if sel.takes(n) {
+                        f(
+                            n,
+                            Cow::Owned(if t.var == MatchedVars { v } else { n }.clone()),
+                        );
+                    }
+                }
+            }
+            Geo | Env | NeverSet => {}
+        }
+    }
+
+    fn collection(&self, prefix: &str, sel: &Select, f: Sink<'_, 'r>) {
+        if let Select::Name(n) = sel {
+            let mut key = prefix.as_bytes().to_vec();
+            key.extend_from_slice(n);
+            if let Some(v) = self.vars.get(&*String::from_utf8_lossy(&key)) {
+                f(n, Cow::Owned(v.clone()));
+            }
+            return;
+        }
+        for (k, v) in &self.vars {
+            if let Some(name) = k.strip_prefix(prefix) {
+                if sel.takes(name.as_bytes()) {
+                    f(name.as_bytes(), Cow::Owned(v.clone()));
+                }
+            }
+        }
+    }
+
+    /// Appends `m` expanded against this transaction.
+    fn expand_into(&self, m: &Macro, out: &mut Vec<u8>) {
+        m.expand_with(
+            &mut |coll, key, out| {
+                let var = match super::variable::Var::lookup(coll) {
+                    super::variable::Lookup::Var(v) => v,
+                    _ if coll == "RULE" => {
+                        if key == Some("id") {
+                            out.extend_from_slice(self.rule_id.to_string().as_bytes());
+                        }
+                        return;
+                    }
+                    _ => return,
+                };
+                let target = Target {
+                    var,
+                    select: match key {
+                        Some(k) => Select::Name(k.as_bytes().to_vec()),
+                        None => Select::All,
+                    },
+                    count: false,
+                };
+                let mut first = true;
+                self.members(&target, &mut |_, v| {
+                    if first {
+                        out.extend_from_slice(&v);
+                        first = false;
+                    }
+                });
+            },
+            out,
+        );
+    }
+}
+
+impl Expand for Txn<'_, '_> {
+    fn expand(&self, m: &Macro, out: &mut Vec<u8>) {
+        self.expand_into(m, out);
+    }
+}
+
+/// Applies `chain` to `value`, leaving the result in `buf`.
+fn transform_all(chain: &[Transform], value: &[u8], buf: &mut Vec<u8>, next: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(value);
+    for t in chain {
+        t.apply(buf, next);
+        std::mem::swap(buf, next);
+    }
+}
