@@ -82,6 +82,8 @@ pub struct Gateway {
     pub store: StoreSettings,
     /// `[admin]`, when the admin API is on.
     pub admin: Option<AdminSettings>,
+    /// What loaded, for `check` and the reload log: one line per CRS-backed WAF.
+    pub report: Vec<String>,
 }
 
 /// `[admin]`, compiled: where it listens (bound at start only) and the bearer
@@ -404,7 +406,12 @@ impl Gateway {
             Some(a) => Some(compile_admin(a, s, source)?),
             None => None,
         };
+        let report = wafs
+            .iter()
+            .filter_map(|(name, w)| Some(format!("waf.{name}: {}", w.crs.as_ref()?.summary())))
+            .collect();
         Ok(Gateway {
+            report,
             admin,
             server,
             tls,

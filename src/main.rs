@@ -72,7 +72,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { config } => match portcullis::gateway::load(&config) {
-            Ok(_) => {
+            Ok((_, _, gateway)) => {
+                for line in &gateway.report {
+                    println!("{line}");
+                }
                 println!("configuration ok: {}", config.display());
                 ExitCode::SUCCESS
             }

@@ -10,14 +10,18 @@ use super::{ByteSize, Cidr, ConfigDuration};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WafConfig {
-    /// A directory of rule files (`*.toml`), relative to the config file.
-    pub rules: Spanned<String>,
+    /// A directory of native rule files (`*.toml`), relative to the config file.
+    pub rules: Option<Spanned<String>>,
+    /// A directory of SecLang `*.conf` files (the OWASP CRS), loaded in name order.
+    pub crs: Option<Spanned<String>>,
+    /// The CRS setup file (`crs-setup.conf`), loaded before `crs`.
+    pub crs_setup: Option<Spanned<String>>,
     /// `"block"` (default) or `"count"`: log and count, never block.
     pub mode: Option<Spanned<String>>,
     #[serde(default = "default_threshold")]
     pub anomaly_threshold: u32,
-    #[serde(default = "default_paranoia")]
-    pub paranoia: u8,
+    /// 1–4; native rules default to 1, the CRS to what `crs_setup` says.
+    pub paranoia: Option<Spanned<u8>>,
     #[serde(default)]
     pub ip_deny: Vec<Cidr>,
     /// Client networks the WAF lets through unexamined.
@@ -52,9 +56,6 @@ pub struct Exclusion {
 
 fn default_threshold() -> u32 {
     5
-}
-fn default_paranoia() -> u8 {
-    1
 }
 fn default_body_limit() -> ByteSize {
     ByteSize(64 << 10)

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::ipset::IpSet;
-use super::{rules, Waf};
+use super::{crs, rules, Waf};
 use crate::config::{ConfigError, Source, WafConfig};
 use crate::limit::Policy;
 
@@ -35,12 +35,54 @@ pub fn compile(name: &str, w: &WafConfig, source: &Source) -> Result<Waf, Config
             ));
         }
     };
-    if !(1..=4).contains(&w.paranoia) {
-        return Err(source.error_at(w.rules.span(), &field("paranoia"), "paranoia must be 1..4"));
+    let paranoia = w.paranoia.as_ref().map(|p| *p.get_ref());
+    if let Some(p) = &w.paranoia {
+        if !(1..=4).contains(p.get_ref()) {
+            return Err(source.error_at(p.span(), &field("paranoia"), "paranoia must be 1..4"));
+        }
     }
-    let dir = source.dir().join(w.rules.get_ref());
-    let rules = rules::load(&dir, w.paranoia)
-        .map_err(|e| source.error_at(w.rules.span(), &field("rules"), e))?;
+    if w.rules.is_none() && w.crs.is_none() {
+        let at = source.text.find(&format!("[waf.{name}]")).unwrap_or(0);
+        return Err(source.error_at(
+            at..at,
+            &field("rules"),
+            "a WAF needs native rules (`rules = \"DIR\"`), the CRS (`crs = \"DIR\"`) or both",
+        ));
+    }
+    let rules = match &w.rules {
+        Some(r) => rules::load(&source.dir().join(r.get_ref()), paranoia.unwrap_or(1))
+            .map_err(|e| source.error_at(r.span(), &field("rules"), e))?,
+        None => rules::compile(&[], 1).expect("an empty rule set compiles"),
+    };
+    if let (Some(s), None) = (&w.crs_setup, &w.crs) {
+        return Err(source.error_at(s.span(), &field("crs_setup"), "crs_setup needs crs"));
+    }
+    let crs = match &w.crs {
+        Some(dir) => {
+            let setup = w
+                .crs_setup
+                .as_ref()
+                .map(|s| (source.dir().join(s.get_ref()), s.span()));
+            let loaded = crs::load(
+                &source.dir().join(dir.get_ref()),
+                setup.as_ref().map(|(p, _)| p.as_path()),
+                paranoia,
+            );
+            Some(Arc::new(loaded.map_err(|e| {
+                // Errors in the setup file point at crs_setup, the rest at crs.
+                let in_setup = setup
+                    .as_ref()
+                    .is_some_and(|(p, _)| e.starts_with(&p.display().to_string()));
+                match (&setup, in_setup) {
+                    (Some((_, span)), true) => {
+                        source.error_at(span.clone(), &field("crs_setup"), e)
+                    }
+                    _ => source.error_at(dir.span(), &field("crs"), e),
+                }
+            })?))
+        }
+        None => None,
+    };
     let rate = match &w.rate_based {
         Some(r) => {
             let limit = *r.limit.get_ref();
@@ -67,6 +109,7 @@ pub fn compile(name: &str, w: &WafConfig, source: &Source) -> Result<Waf, Config
         block_mode,
         threshold: w.anomaly_threshold.max(1),
         rules,
+        crs,
         ip_deny: IpSet::new(&w.ip_deny),
         ip_allow: IpSet::new(&w.ip_allow),
         rate,

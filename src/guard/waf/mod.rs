@@ -57,6 +57,8 @@ pub struct Waf {
     pub block_mode: bool,
     pub threshold: u32,
     pub rules: RuleSet,
+    /// `crs`: a SecLang rule set run after the native rules.
+    pub crs: Option<Arc<crs::Crs>>,
     pub ip_deny: IpSet,
     pub ip_allow: IpSet,
     /// `rate_based`: the bucket per client IP, and the window a client stays blocked.
@@ -103,6 +105,7 @@ impl Waf {
             block_mode: true,
             threshold: 5,
             rules,
+            crs: None,
             ip_deny: IpSet::new(&[]),
             ip_allow: IpSet::new(&[]),
             rate: None,
@@ -135,7 +138,7 @@ impl Waf {
             return Verdict::Continue;
         }
         if self.ip_deny.contains(ctx.client_ip) {
-            self.audit(ctx, &[], 0, "ip_deny");
+            self.audit(ctx, &[], 0, None, "ip_deny");
             return if self.block_mode {
                 self.refuse(state)
             } else {
@@ -149,7 +152,7 @@ impl Waf {
         }
         // Bodies past the inspection limit (or not buffered: chunked).
         if ctx.has_body && !ctx.body_complete && self.oversize_block {
-            self.audit(ctx, &[], 0, "oversize");
+            self.audit(ctx, &[], 0, None, "oversize");
             if self.block_mode {
                 return self.refuse(state);
             }
@@ -173,22 +176,47 @@ impl Waf {
             name_json_hits(&mut hits, &parts, content_type, ctx.body);
         }
         state.parts.replace(parts::recycle(parts));
-        if hits.is_empty() {
+        drop(json);
+        let crs = self.crs.as_ref().map(|c| self.run_crs(c, ctx));
+        let crs_matched = crs.as_ref().is_some_and(|o| !o.matches.is_empty());
+        if hits.is_empty() && !crs_matched {
             return Verdict::Continue;
         }
         state.matched.set(state.matched.get() + 1);
-        let refuse = block || score >= self.threshold;
+        let native_refuses = !hits.is_empty() && (block || score >= self.threshold);
+        let crs_refuses = crs
+            .as_ref()
+            .is_some_and(|o| o.denied.is_some() && !o.detection_only);
+        let refuse = native_refuses || crs_refuses;
         let action = match (refuse, self.block_mode) {
             (true, true) => "block",
             (true, false) => "count",
             (false, _) => "pass",
         };
-        self.audit(ctx, &hits, score, action);
+        self.audit(ctx, &hits, score, crs.as_ref(), action);
         if refuse && self.block_mode {
             self.refuse(state)
         } else {
             Verdict::Continue
         }
+    }
+
+    /// The CRS over this request: its collections built from the head and the
+    /// buffered body, both request phases run.
+    fn run_crs(&self, crs: &crs::Crs, ctx: &RequestCtx<'_>) -> crs::Outcome {
+        let headers = ctx
+            .headers
+            .iter()
+            .map(|h| (h.name.get(ctx.head), h.value.get(ctx.head)))
+            .collect();
+        let req = crs::Request::new(
+            ctx.head,
+            headers,
+            ctx.body,
+            ctx.client_ip.to_string(),
+            ctx.request_id,
+        );
+        crs.evaluate(&req, &|id| self.excluded(id, ctx))
     }
 
     /// The rate-based rule: a token bucket per client IP on the shared limiter; a
@@ -225,7 +253,7 @@ impl Waf {
                     blocked.insert(ip, now + window, |_| 0);
                 }
             }
-            self.audit(ctx, &[], 0, "rate_based");
+            self.audit(ctx, &[], 0, None, "rate_based");
             if self.block_mode {
                 return self.refuse(state);
             }
@@ -234,7 +262,14 @@ impl Waf {
     }
 
     /// One audit line per matched request, into the access log stream.
-    fn audit(&self, ctx: &RequestCtx<'_>, hits: &[Hit], score: u32, action: &str) {
+    fn audit(
+        &self,
+        ctx: &RequestCtx<'_>,
+        hits: &[Hit],
+        score: u32,
+        crs: Option<&crs::Outcome>,
+        action: &str,
+    ) {
         let Some(sink) = ctx.audit else {
             return;
         };
@@ -268,7 +303,31 @@ impl Waf {
             json_str(&mut s, &h.excerpt);
             s.push('}');
         }
+        for (i, m) in crs.map_or(&[][..], |o| &o.matches[..]).iter().enumerate() {
+            if i > 0 || !hits.is_empty() {
+                s.push(',');
+            }
+            s.push_str("{\"rule\":");
+            s.push_str(itoa::Buffer::new().format(m.id));
+            s.push_str(",\"category\":");
+            json_str(&mut s, m.category.as_bytes());
+            s.push_str(",\"msg\":");
+            json_str(&mut s, m.msg.as_bytes());
+            s.push_str(",\"target\":");
+            json_str(&mut s, m.var.as_bytes());
+            s.push_str(",\"excerpt\":");
+            json_str(&mut s, &m.value);
+            if !m.data.is_empty() {
+                s.push_str(",\"data\":");
+                json_str(&mut s, m.data.as_bytes());
+            }
+            s.push('}');
+        }
         s.push(']');
+        if let Some(o) = crs {
+            s.push_str(",\"crs_score\":");
+            s.push_str(itoa::Buffer::new().format(o.score));
+        }
         sink.line(&s);
     }
 }

@@ -26,6 +26,8 @@ use crate::guard::waf::crs::seclang::IdRange;
 #[derive(Debug, Clone)]
 pub struct Match {
     pub id: u32,
+    /// The rule's `attack-*` tag (`attack-sqli`), or "crs".
+    pub category: String,
     pub msg: String,
     pub data: String,
     /// `MATCHED_VAR_NAME` of the match (`ARGS:q`).
@@ -88,7 +90,12 @@ enum Which {
 }
 
 /// Runs both request phases of `program` over `req`.
-pub fn evaluate(program: &Program, blocking: &Blocking, req: &Request<'_>) -> Outcome {
+pub fn evaluate(
+    program: &Program,
+    blocking: &Blocking,
+    req: &Request<'_>,
+    excluded: &dyn Fn(u32) -> bool,
+) -> Outcome {
     let mut tx = Txn {
         req,
         phase: 1,
@@ -118,7 +125,7 @@ pub fn evaluate(program: &Program, blocking: &Blocking, req: &Request<'_>) -> Ou
             };
             let rule = &program.rules[*r];
             i += 1;
-            if tx.removed(rule) || !tx.eval_rule(rule) {
+            if excluded(rule.id) || tx.removed(rule) || !tx.eval_rule(rule) {
                 continue;
             }
             if rule.log && rule.id != 0 {
@@ -308,8 +315,15 @@ impl<'r> Txn<'r, '_> {
             }
             String::from_utf8_lossy(&out).into_owned()
         };
+        let category = rule
+            .tags
+            .iter()
+            .find(|t| t.starts_with("attack-"))
+            .map_or("crs", |t| t.as_str())
+            .to_string();
         let m = Match {
             id: rule.id,
+            category,
             msg: text(self, &rule.msg),
             data: text(self, &rule.logdata),
             var: String::from_utf8_lossy(&self.matched_var_name).into_owned(),

@@ -182,8 +182,10 @@ impl Crs {
         s
     }
 
-    pub fn evaluate(&self, req: &Request<'_>) -> Outcome {
-        eval::evaluate(&self.program, &self.blocking, req)
+    /// Runs both request phases over `req`; `excluded(id)`: rules the WAF's
+    /// `exclude` turns off for this request.
+    pub fn evaluate(&self, req: &Request<'_>, excluded: &dyn Fn(u32) -> bool) -> Outcome {
+        eval::evaluate(&self.program, &self.blocking, req, excluded)
     }
 }
 

@@ -20,16 +20,8 @@ fn get(crs: &Crs, target: &str, headers: &[(&str, &str)]) -> Outcome {
         .iter()
         .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
         .collect();
-    let req = Request::new(
-        head.as_bytes(),
-        target.as_bytes(),
-        b"GET",
-        h,
-        None,
-        "192.0.2.1".into(),
-        b"test-id",
-    );
-    crs.evaluate(&req)
+    let req = Request::new(head.as_bytes(), h, None, "192.0.2.1".into(), b"test-id");
+    crs.evaluate(&req, &|_| false)
 }
 
 const BROWSER: &[(&str, &str)] = &[
