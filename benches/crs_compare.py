@@ -13,7 +13,9 @@ reads the matched rule ids of each request from the two logs by that id:
     request_id.
 
 It prints every request where the verdicts (403 or not) or the sets of matched rule
-ids differ, then totals and how often each CRS rule id differed. Rules left out of
+ids differ, or only their statuses do (e.g. ModSecurity's 400 from modsecurity.conf's
+200002 when its XML/JSON body parser fails, a rule portcullis does not load), then
+totals and how often each CRS rule id differed. Rules left out of
 the id-set comparison: the initialization, exception and blocking/correlation rules
 (901xxx, 905xxx, 949xxx, 959xxx, 980xxx), response-phase rules (phase 3-5: portcullis
 runs phases 1 and 2 only), rules without an attack-* tag (the paranoia-level skip
@@ -250,13 +252,15 @@ class Tail:
 
 class ModsecLog:
     def __init__(self, path):
-        self.tail, self.seen = Tail(path), {}
+        self.tail, self.seen, self.bad = Tail(path), {}, 0
 
     def poll(self):
         for l in self.tail.lines():
+            # The audit log copies request bytes as they came (not always UTF-8).
             try:
-                t = json.loads(l)["transaction"]
+                t = json.loads(l.decode("utf-8", "surrogateescape"))["transaction"]
             except (ValueError, KeyError, TypeError):
+                self.bad += 1
                 continue
             hdrs = t.get("request", {}).get("headers", {}) or {}
             mk = next((v for k, v in hdrs.items() if k.lower() == "x-request-id"), None)
@@ -283,13 +287,19 @@ class ModsecLog:
 
 
 class GwLog:
-    def __init__(self, path):
-        self.tail, self.waf, self.done = Tail(path), {}, {}
+    """portcullis's access log: a request's access line and its "type":"waf" line
+    carry the same request_id. A request whose X-Request-Id portcullis does not keep
+    (not sane), or that is refused before it has one (a 400 from the head parser),
+    gets a fresh id: such lines are claimed in order by the next request that finds
+    no line with its own id (requests are sent one at a time)."""
 
-    def poll(self):
+    def __init__(self, path):
+        self.tail, self.waf, self.done, self.unclaimed = Tail(path), {}, {}, []
+
+    def poll(self, markers):
         for l in self.tail.lines():
             try:
-                o = json.loads(l)
+                o = json.loads(l.decode("utf-8", "surrogateescape"))
             except ValueError:
                 continue
             rid = o.get("request_id")
@@ -297,21 +307,30 @@ class GwLog:
                 self.waf[rid] = o
             elif "status" in o:
                 self.done[rid] = o
+                if rid not in markers:
+                    self.unclaimed.append(rid)
 
-    def get(self, mk, wait):
-        end = time.monotonic() + wait
+    def get(self, mk, markers, wait):
+        start = time.monotonic()
         while True:
-            self.poll()
+            self.poll(markers)
             if mk in self.done:
-                self.done.pop(mk)
-                o = self.waf.pop(mk, None) or {}
-                ms = o.get("matches", [])
-                return [m["rule"] for m in ms], [
-                    (m["rule"], m.get("target", ""), m.get("data") or m.get("excerpt", "")) for m in ms
-                ]
-            if time.monotonic() > end:
+                rid = mk
+            elif self.unclaimed and time.monotonic() - start > 0.3:
+                rid = self.unclaimed.pop(0)
+            elif time.monotonic() - start > wait:
                 return None
-            time.sleep(0.01)
+            else:
+                time.sleep(0.01)
+                continue
+            access = self.done.pop(rid)
+            o = self.waf.pop(rid, None) or {}
+            ms = o.get("matches", [])
+            return (
+                [m["rule"] for m in ms],
+                [(m["rule"], m.get("target", ""), m.get("data") or m.get("excerpt", "")) for m in ms],
+                access.get("route") is None,
+            )
 
 
 # ---------------------------------------------------------------- replay
@@ -326,13 +345,14 @@ def replay(a):
     cases = load_cases(a.corpus)
     ms_log, gw_log = ModsecLog(a.modsec_audit), GwLog(a.gw_log)
     results = []
+    markers = {marker_of(c, n) for n, c in enumerate(cases)}
     for n, c in enumerate(cases):
         mk = marker_of(c, n)
         raw = raw_request(c, mk)
         ms_status = send(a.modsec, raw, c["method"])
         gw_status = send(a.gw, raw, c["method"])
         ms = ms_log.get(mk, 3.0)
-        gw = gw_log.get(mk, 3.0)
+        gw = gw_log.get(mk, markers, 3.0)
         results.append(
             {
                 "file": c["file"],
@@ -346,6 +366,7 @@ def replay(a):
                 "modsec_msgs": ms[1] if ms else [],
                 "gw_ids": gw[0] if gw else None,
                 "gw_msgs": gw[1] if gw else [],
+                "gw_unrouted": bool(gw and gw[2]),
             }
         )
         if (n + 1) % 100 == 0:
@@ -353,15 +374,16 @@ def replay(a):
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
-    report(results, rules)
+    report(results, rules, ms_log.bad)
 
 
-def report(results, rules):
-    verdict_ok = ids_ok = 0
+def report(results, rules, bad_audit=0):
+    verdict_ok = ids_ok = status_ok = unrouted = 0
     only_ms, only_gw = collections.Counter(), collections.Counter()
     examples = collections.defaultdict(list)
     print("# Requests where nginx + ModSecurity + CRS and portcullis + CRS disagree")
-    print("# (verdict: 403 or not; ids: matched CRS attack rules of phases 1-2)")
+    print("# [VERDICT]: 403 on one side only; [ids]: the matched CRS attack rules of phases")
+    print("# 1-2 differ; [status]: same verdict and ids, other statuses (e.g. 400 vs 200)")
     print()
     for r in results:
         ms = set(r["modsec_ids"] or [])
@@ -371,24 +393,35 @@ def report(results, rules):
         engine = sorted(i for i in ms if i not in rules)  # modsecurity.conf's own rules
         same_verdict = verdict(r["modsec_status"]) == verdict(r["gw_status"])
         same_ids = msc == gwc
+        same_status = r["modsec_status"] == r["gw_status"]
         verdict_ok += same_verdict
         ids_ok += same_ids
-        for i in msc - gwc:
-            only_ms[i] += 1
-            examples[i].append(r["name"])
-        for i in gwc - msc:
-            only_gw[i] += 1
-            examples[i].append(r["name"])
-        if same_verdict and same_ids:
+        status_ok += same_status
+        if r.get("gw_unrouted"):
+            unrouted += not same_ids  # its WAF never ran: not a rule difference
+        else:
+            for i in msc - gwc:
+                only_ms[i] += 1
+                examples[i].append(r["name"])
+            for i in gwc - msc:
+                only_gw[i] += 1
+                examples[i].append(r["name"])
+        if same_verdict and same_ids and same_status:
             continue
-        flag = "VERDICT" if not same_verdict else "ids"
+        flag = "VERDICT" if not same_verdict else "ids" if not same_ids else "status"
         print(f"[{flag}] {r['file']}/{r['category']}: {r['name']}")
         print(f"    {r['method']} {r['path'][:160]}")
         notes = []
         if r["modsec_ids"] is None:
-            notes.append("no ModSecurity audit record")
+            notes.append(
+                "no ModSecurity audit record: nginx refused it before ModSecurity"
+                if r["modsec_status"] == 400
+                else "no ModSecurity audit record"
+            )
         if r["gw_ids"] is None:
             notes.append("no portcullis access line")
+        elif r.get("gw_unrouted"):
+            notes.append("portcullis refused it before routing, so before the WAF")
         if engine:
             notes.append("modsecurity.conf rules " + ",".join(map(str, engine)))
         print(
@@ -402,8 +435,11 @@ def report(results, rules):
     print()
     print("# Totals")
     print(f"requests:            {n}")
+    missing = sum(r["modsec_ids"] is None for r in results), sum(r["gw_ids"] is None for r in results)
+    print(f"without a log record: modsec {missing[0]} ({bad_audit} audit lines unreadable), portcullis {missing[1]}")
     print(f"verdict agreements:  {verdict_ok} ({verdict_ok * 100 / max(n, 1):.1f}%)")
     print(f"id-set agreements:   {ids_ok} ({ids_ok * 100 / max(n, 1):.1f}%)")
+    print(f"same status:         {status_ok} ({status_ok * 100 / max(n, 1):.1f}%)")
     for side, key in (("modsec", "modsec_status"), ("portcullis", "gw_status")):
         st = collections.Counter(str(r[key]) for r in results)
         print(f"statuses {side + ':':12} " + ", ".join(f"{k}: {v}" for k, v in sorted(st.items())))
@@ -416,6 +452,8 @@ def report(results, rules):
     )
     print()
     print("# Rule ids by how often they differed (only-modsec / only-portcullis)")
+    if unrouted:
+        print(f"# (not counted: {unrouted} request(s) portcullis refused before its WAF ran)")
     ids = sorted(set(only_ms) | set(only_gw), key=lambda i: (-(only_ms[i] + only_gw[i]), i))
     for i in ids:
         r = rules.get(i)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use portcullis::guard::waf::parts::{recycle, JsonText, Part};
-use portcullis::guard::waf::{collect_parts, rules, Waf, WafState};
+use portcullis::guard::waf::{collect_parts, crs, rules, Waf, WafState};
 use portcullis::http::request::{parse_head, Header};
 
 const REQUEST: &[u8] = b"POST /api/v1/orders?include=items&page=2&sort=-created_at HTTP/1.1\r\n\
@@ -105,6 +105,31 @@ fn bench_scan(c: &mut Criterion) {
                 spare = recycle(parts);
                 assert!(scan.hits.is_empty() || scan.score < 5);
                 scan.score
+            })
+        });
+    }
+    // The CRS (Debian's 3.3.4 with its setup, paranoia 1), when installed.
+    let crs_dir = std::path::Path::new("/usr/share/modsecurity-crs/rules");
+    if crs_dir.exists() {
+        let setup = std::path::Path::new("/etc/modsecurity/crs/crs-setup.conf");
+        let crs = crs::load(crs_dir, Some(setup), None).expect("CRS loads");
+        println!("{}", crs.summary());
+        let pairs: Vec<(&[u8], &[u8])> = headers
+            .iter()
+            .map(|h| (h.name.get(REQUEST), h.value.get(REQUEST)))
+            .collect();
+        g.bench_function("crs_3_3_4_pl1", |b| {
+            b.iter(|| {
+                let req = crs::Request::new(
+                    REQUEST,
+                    pairs.clone(),
+                    Some(BODY),
+                    "192.0.2.1".into(),
+                    b"bench",
+                );
+                let out = crs.evaluate(black_box(&req), &|_| false);
+                assert!(out.denied.is_none(), "{out:?}");
+                out.score
             })
         });
     }

@@ -78,6 +78,9 @@ pub struct Link {
     pub operator: Operator,
     pub negated: bool,
     pub transforms: Vec<Transform>,
+    /// The transformation chain's number: links with the same chain share one
+    /// (the per-request transformation cache's key).
+    pub chain: u32,
     pub multi_match: bool,
     pub capture: bool,
     /// Actions run for each matching value (`setvar`, `ctl`).
@@ -325,6 +328,14 @@ pub fn compile(sources: &[Source]) -> Result<(Program, Blocking), String> {
         }
     }
     apply_exclusions(&mut program, &exclusions)?;
+    // Number the distinct transformation chains.
+    let mut chains: std::collections::HashMap<Vec<Transform>, u32> = Default::default();
+    for rule in &mut program.rules {
+        for link in &mut rule.links {
+            let next = chains.len() as u32;
+            link.chain = *chains.entry(link.transforms.clone()).or_insert(next);
+        }
+    }
     // The phase lists: markers stand in both request phases.
     for item in order {
         match item {
@@ -494,6 +505,7 @@ fn compile_rule(
             operator: Operator::UnconditionalMatch,
             negated: false,
             transforms: defaults.transforms.clone(),
+            chain: 0,
             multi_match: false,
             capture: false,
             effects: Vec::new(),

@@ -57,12 +57,50 @@ const VALUE_EXCERPT: usize = 64;
 const MAX_VALUES: usize = 4096;
 
 /// Receives the members of a collection: (member name, value).
-type Sink<'f, 'r> = &'f mut dyn FnMut(&[u8], Cow<'r, [u8]>);
+type Sink<'f, 'r> = &'f mut dyn FnMut(Cow<'r, [u8]>, Cow<'r, [u8]>);
 
-/// A value a rule looks at: its name (`ARGS:q`) and its bytes.
+/// A value a rule looks at: the collection, the member's name (`q` of
+/// `ARGS:q`; empty for a scalar) and its bytes. The full name is only written
+/// out when the value matches.
 struct Value<'v> {
-    name: Cow<'v, [u8]>,
+    var: Var,
+    /// `&VAR`: a count.
+    count: bool,
+    member: Cow<'v, [u8]>,
     value: Cow<'v, [u8]>,
+}
+
+impl Value<'_> {
+    /// `MATCHED_VAR_NAME`: `ARGS:q`, `REQUEST_URI`, `&TX`.
+    fn full_name(&self) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.member.len() + 24);
+        if self.count {
+            full.push(b'&');
+        }
+        full.extend_from_slice(self.var.name().as_bytes());
+        if !self.member.is_empty() {
+            full.push(b':');
+            full.extend_from_slice(&self.member);
+        }
+        full
+    }
+
+    /// Where the value's bytes live, when they are the request's own (stable for
+    /// the whole transaction, so transformed results can be cached by it).
+    fn cache_key(&self) -> Option<(usize, usize)> {
+        match &self.value {
+            Cow::Borrowed(b) => Some((b.as_ptr() as usize, b.len())),
+            Cow::Owned(_) => None,
+        }
+    }
+}
+
+/// Transformed values of this request, by (source address, length, chain id):
+/// the CRS applies the same few chains to the same values rule after rule.
+#[derive(Default)]
+struct TransformCache {
+    index: FxHashMap<(usize, usize, u32), (u32, u32)>,
+    arena: Vec<u8>,
 }
 
 /// The transaction: the request, the variables rules set, and what matched.
@@ -82,6 +120,9 @@ pub struct Txn<'r, 'a> {
     rule_id: u32,
     caps: Captures,
     outcome: Outcome,
+    /// Reused per rule: the link's values.
+    values: Vec<Value<'r>>,
+    cache: TransformCache,
 }
 
 enum Which {
@@ -110,6 +151,8 @@ pub fn evaluate(
         rule_id: 0,
         caps: Vec::new(),
         outcome: Outcome::default(),
+        values: Vec::new(),
+        cache: TransformCache::default(),
     };
     'phases: for phase in [1u8, 2] {
         tx.phase = phase;
@@ -204,11 +247,13 @@ impl<'r> Txn<'r, '_> {
             self.run_effects(link);
             return true;
         }
-        let values = self.collect(rule, link);
+        let mut values = std::mem::take(&mut self.values);
+        self.collect(rule, link, &mut values);
+        let mut cache = std::mem::take(&mut self.cache);
         let mut any = false;
         let mut buf = Vec::new();
         let mut next = Vec::new();
-        for v in values {
+        for v in &values {
             // The candidates: the value after all transforms, or (multiMatch) the
             // value before any and after each.
             let check = |tx: &mut Self, candidate: &[u8]| {
@@ -227,9 +272,10 @@ impl<'r> Txn<'r, '_> {
                             tx.vars.insert(format!("tx.{n}"), c.clone());
                         }
                     }
+                    let name = v.full_name();
                     tx.matched_var = candidate.to_vec();
-                    tx.matched_var_name = v.name.to_vec();
-                    tx.matched_vars.push((v.name.to_vec(), candidate.to_vec()));
+                    tx.matched_vars.push((name.clone(), candidate.to_vec()));
+                    tx.matched_var_name = name;
                     tx.run_effects(link);
                 }
                 tx.caps = caps;
@@ -246,11 +292,28 @@ impl<'r> Txn<'r, '_> {
                 }
             } else if link.transforms.is_empty() {
                 any |= check(self, &v.value);
+            } else if let Some((at, len)) = v.cache_key() {
+                let key = (at, len, link.chain);
+                let (start, end) = match cache.index.get(&key) {
+                    Some(&range) => range,
+                    None => {
+                        transform_all(&link.transforms, &v.value, &mut buf, &mut next);
+                        let start = cache.arena.len() as u32;
+                        cache.arena.extend_from_slice(&buf);
+                        let range = (start, cache.arena.len() as u32);
+                        cache.index.insert(key, range);
+                        range
+                    }
+                };
+                any |= check(self, &cache.arena[start as usize..end as usize]);
             } else {
                 transform_all(&link.transforms, &v.value, &mut buf, &mut next);
                 any |= check(self, &buf);
             }
         }
+        self.cache = cache;
+        values.clear();
+        self.values = values;
         any
     }
 
@@ -344,39 +407,35 @@ impl<'r> Txn<'r, '_> {
         })
     }
 
-    /// The values of a link's targets, exclusions applied.
-    fn collect(&self, rule: &Rule, link: &Link) -> Vec<Value<'r>> {
-        let mut out = Vec::new();
+    /// The values of a link's targets, exclusions applied, into `out`.
+    fn collect(&self, rule: &Rule, link: &Link, out: &mut Vec<Value<'r>>) {
         for t in &link.targets.list {
             let start = out.len();
-            self.members(t, &mut |name: &[u8], value: Cow<'r, [u8]>| {
-                if link.targets.excludes(t.var, name) || self.target_removed(rule, t.var, name) {
+            self.members(t, &mut |member: Cow<'r, [u8]>, value: Cow<'r, [u8]>| {
+                if link.targets.excludes(t.var, &member)
+                    || self.target_removed(rule, t.var, &member)
+                    || out.len() >= MAX_VALUES
+                {
                     return;
                 }
-                if out.len() < MAX_VALUES {
-                    let mut full = t.var.name().as_bytes().to_vec();
-                    if !name.is_empty() {
-                        full.push(b':');
-                        full.extend_from_slice(name);
-                    }
-                    out.push(Value {
-                        name: Cow::Owned(full),
-                        value,
-                    });
-                }
+                out.push(Value {
+                    var: t.var,
+                    count: false,
+                    member,
+                    value,
+                });
             });
             if t.count {
                 let n = out.len() - start;
                 out.truncate(start);
-                let mut name = b"&".to_vec();
-                name.extend_from_slice(t.var.name().as_bytes());
                 out.push(Value {
-                    name: Cow::Owned(name),
+                    var: t.var,
+                    count: true,
+                    member: Cow::Borrowed(b""),
                     value: Cow::Owned(n.to_string().into_bytes()),
                 });
             }
         }
-        out
     }
 
     /// Calls `f(member name, value)` for each member of `t.var` that `t.select` takes.
@@ -387,11 +446,14 @@ impl<'r> Txn<'r, '_> {
         let mut pairs = |list: &'r [super::request::Pair<'_>], names: bool| {
             for (n, v) in list {
                 if sel.takes(n) {
-                    f(n, Cow::Borrowed(if names { &n[..] } else { &v[..] }));
+                    f(
+                        Cow::Borrowed(&n[..]),
+                        Cow::Borrowed(if names { &n[..] } else { &v[..] }),
+                    );
                 }
             }
         };
-        let scalar = |f: Sink<'_, 'r>, v: Cow<'r, [u8]>| f(b"", v);
+        let scalar = |f: Sink<'_, 'r>, v: Cow<'r, [u8]>| f(Cow::Borrowed(b""), v);
         use Var::*;
         match t.var {
             Args => {
@@ -428,7 +490,7 @@ impl<'r> Txn<'r, '_> {
                 for (n, v) in &r.headers {
                     if sel.takes(n) {
                         f(
-                            n,
+                            Cow::Borrowed(*n),
                             Cow::Borrowed(if t.var == RequestHeaders { v } else { n }),
                         );
                     }
@@ -436,7 +498,8 @@ impl<'r> Txn<'r, '_> {
             }
             RequestFilename => scalar(f, Cow::Borrowed(&r.filename)),
             RequestBasename => scalar(f, Cow::Borrowed(r.basename())),
-            RequestUri | RequestUriRaw => scalar(f, Cow::Borrowed(r.uri)),
+            RequestUri => scalar(f, Cow::Borrowed(&r.uri)),
+            RequestUriRaw => scalar(f, Cow::Borrowed(r.uri_raw)),
             RequestLine => scalar(f, Cow::Borrowed(r.line)),
             RequestMethod => scalar(f, Cow::Borrowed(r.method)),
             RequestProtocol => scalar(f, Cow::Borrowed(r.protocol)),
@@ -459,7 +522,7 @@ impl<'r> Txn<'r, '_> {
                             FilesNames => Cow::Borrowed(*field),
                             _ => Cow::Owned(size.to_string().into_bytes()),
                         };
-                        f(field, v);
+                        f(Cow::Borrowed(*field), v);
                     }
                 }
             }
@@ -470,13 +533,13 @@ impl<'r> Txn<'r, '_> {
             MultipartPartHeaders => {
                 for (field, line) in &r.part_headers {
                     if sel.takes(field) {
-                        f(field, Cow::Borrowed(*line));
+                        f(Cow::Borrowed(*field), Cow::Borrowed(*line));
                     }
                 }
             }
             Xml => {
                 if let Some(x) = &r.xml {
-                    f(b"", Cow::Borrowed(x));
+                    f(Cow::Borrowed(b""), Cow::Borrowed(x));
                 }
             }
             ReqbodyProcessor => {
@@ -498,7 +561,7 @@ impl<'r> Txn<'r, '_> {
                 for (n, v) in &self.matched_vars {
                     if sel.takes(n) {
                         f(
-                            n,
+                            Cow::Owned(n.clone()),
                             Cow::Owned(if t.var == MatchedVars { v } else { n }.clone()),
                         );
                     }
@@ -513,14 +576,14 @@ impl<'r> Txn<'r, '_> {
             let mut key = prefix.as_bytes().to_vec();
             key.extend_from_slice(n);
             if let Some(v) = self.vars.get(&*String::from_utf8_lossy(&key)) {
-                f(n, Cow::Owned(v.clone()));
+                f(Cow::Owned(n.clone()), Cow::Owned(v.clone()));
             }
             return;
         }
         for (k, v) in &self.vars {
             if let Some(name) = k.strip_prefix(prefix) {
                 if sel.takes(name.as_bytes()) {
-                    f(name.as_bytes(), Cow::Owned(v.clone()));
+                    f(Cow::Owned(name.as_bytes().to_vec()), Cow::Owned(v.clone()));
                 }
             }
         }

@@ -32,6 +32,9 @@ pub trait Expand {
 #[derive(Debug)]
 pub enum Operator {
     Rx(Box<Pattern>),
+    /// An `@rx` whose pattern holds macros (`^%{tx.allowed_charsets}$`): expanded
+    /// per request, compiled once per expansion (a per-thread cache).
+    RxMacro(Macro),
     Pm(Box<AhoCorasick>),
     DetectSqli,
     DetectXss,
@@ -197,6 +200,14 @@ impl Operator {
     ) -> Result<Operator, String> {
         let m = || Macro::parse(arg);
         Ok(match name {
+            "rx" if arg.contains("%{") => {
+                let m = m()?;
+                // The pattern must compile with its variables empty, or it never will.
+                let mut probe = Vec::new();
+                m.expand_with(&mut |_, _, _| {}, &mut probe);
+                Pattern::new(&String::from_utf8_lossy(&probe))?;
+                Operator::RxMacro(m)
+            }
             "rx" => Operator::Rx(Box::new(Pattern::new(arg)?)),
             "pm" => Operator::Pm(Box::new(phrases(arg.split_ascii_whitespace())?)),
             "pmfromfile" | "pmf" => {
@@ -252,6 +263,16 @@ impl Operator {
                 Some(c) => p.captures(value, c),
                 None => p.is_match(value),
             },
+            Operator::RxMacro(m) => {
+                let source = String::from_utf8_lossy(&arg(m)).into_owned();
+                let Some(p) = expanded_pattern(source) else {
+                    return false;
+                };
+                match caps {
+                    Some(c) => p.captures(value, c),
+                    None => p.is_match(value),
+                }
+            }
             Operator::Pm(ac) => match ac.find(value) {
                 Some(m) => {
                     if let Some(c) = caps {
@@ -303,6 +324,32 @@ impl Operator {
         }
     }
 }
+
+/// Expanded `@rx` patterns compiled so far on this thread, at most
+/// [`EXPANDED_PATTERNS`] (then the cache starts over); None if one does not compile.
+fn expanded_pattern(source: String) -> Option<std::rc::Rc<Pattern>> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    thread_local! {
+        static CACHE: RefCell<HashMap<String, Option<Rc<Pattern>>>> = RefCell::new(HashMap::new());
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(p) = c.get(&source) {
+            return p.clone();
+        }
+        if c.len() >= EXPANDED_PATTERNS {
+            c.clear();
+        }
+        let p = Pattern::new(&source).ok().map(Rc::new);
+        c.insert(source, p.clone());
+        p
+    })
+}
+
+/// Distinct expansions of macro patterns kept per thread.
+const EXPANDED_PATTERNS: usize = 256;
 
 fn phrases<'a>(words: impl Iterator<Item = &'a str>) -> Result<AhoCorasick, String> {
     let words: Vec<&str> = words.collect();

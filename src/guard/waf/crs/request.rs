@@ -5,13 +5,15 @@
 //! As libmodsecurity v3 with its recommended configuration: query and
 //! `application/x-www-form-urlencoded` arguments are split on `&` and `=` and
 //! URL-decoded (`+` is a space); cookies are split on `;` and not decoded; the
-//! body processor is chosen by Content-Type (URLENCODED, MULTIPART, JSON for
-//! `application/json` and `*+json`, XML for `text/xml`, `application/xml` and
-//! `*+xml`); JSON leaves become `ARGS_POST` named by their key path
+//! body processor is chosen by Content-Type as ModSecurity and its recommended
+//! rules 200000/200001 choose it (URLENCODED and MULTIPART by prefix, JSON for
+//! `application/json…`, XML for a type containing `text/xml`, `application/xml`
+//! or `application/soap+xml`); JSON leaves become `ARGS_POST` named by their key path
 //! (`json.a.b`, array items by index: `json.a.0`); multipart file fields give
 //! `FILES` (file names) and `FILES_NAMES` (field names), the others
-//! `ARGS_POST`; `XML:/*` is the document's text. `REQUEST_FILENAME` is the
-//! path URL-decoded, `REQUEST_URI` the target as sent.
+//! `ARGS_POST`; `XML:/*` is the document's text. `REQUEST_URI` is the target
+//! with its valid `%XX` escapes decoded (not `+`), `REQUEST_FILENAME` that up
+//! to its first `?`, `REQUEST_URI_RAW` and `QUERY_STRING` as sent.
 
 use std::borrow::Cow;
 
@@ -31,8 +33,10 @@ pub type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 #[derive(Debug, Default)]
 pub struct Request<'a> {
     pub method: &'a [u8],
-    /// The request target as sent (`REQUEST_URI`, `REQUEST_URI_RAW`).
-    pub uri: &'a [u8],
+    /// The request target as sent (`REQUEST_URI_RAW`).
+    pub uri_raw: &'a [u8],
+    /// The target with its valid `%XX` escapes decoded (`REQUEST_URI`).
+    pub uri: Cow<'a, [u8]>,
     pub protocol: &'a [u8],
     /// The request line as sent, without its line break.
     pub line: &'a [u8],
@@ -78,16 +82,24 @@ impl<'a> Request<'a> {
         let method = words.next().unwrap_or_default();
         let target = words.next().unwrap_or_default();
         let protocol = words.next().unwrap_or_default();
-        let (path, query) = match memchr::memchr(b'?', target) {
-            Some(q) => (&target[..q], &target[q + 1..]),
-            None => (target, &b""[..]),
+        let query = match memchr::memchr(b'?', target) {
+            Some(q) => &target[q + 1..],
+            None => &b""[..],
+        };
+        // As libmodsecurity v3: the filename is the decoded target up to its
+        // first `?` (a decoded `%3F` ends it too).
+        let uri = percent_decode(target);
+        let filename = match memchr::memchr(b'?', &uri) {
+            Some(q) => Cow::Owned(uri[..q].to_vec()),
+            None => uri.clone(),
         };
         let mut r = Request {
             method,
-            uri: target,
+            uri_raw: target,
+            uri,
             protocol,
             line,
-            filename: percent_decode(path),
+            filename,
             query,
             headers,
             remote_addr,
@@ -125,11 +137,17 @@ impl<'a> Request<'a> {
         if body.is_empty() {
             return;
         }
-        let (media, params) = parts::media_type(self.content_type());
-        if media.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+        // The body processor: as ModSecurity's own Content-Type checks plus the
+        // recommended configuration's rules 200000 (XML) and 200001 (JSON).
+        let content_type = self.content_type().unwrap_or_default().to_ascii_lowercase();
+        let (_, params) = parts::media_type(self.content_type());
+        let xml = ["application/xml", "application/soap+xml", "text/xml"]
+            .iter()
+            .any(|m| memchr::memmem::find(&content_type, m.as_bytes()).is_some());
+        if content_type.starts_with(b"application/x-www-form-urlencoded") {
             self.processor = "URLENCODED";
             split_pairs(body, b'&', true, &mut self.args_post);
-        } else if media.eq_ignore_ascii_case(b"multipart/form-data") {
+        } else if content_type.starts_with(b"multipart/form-data") {
             self.processor = "MULTIPART";
             let Some(boundary) = parts::boundary(params) else {
                 self.body_error = true;
@@ -151,7 +169,7 @@ impl<'a> Request<'a> {
                 args.len() + files.len() < MAX_ARGS
             });
             self.body_error = !any;
-        } else if parts::is_json(media) {
+        } else if content_type.starts_with(b"application/json") {
             self.processor = "JSON";
             match serde_json::from_slice::<serde_json::Value>(body) {
                 Ok(v) => {
@@ -160,7 +178,7 @@ impl<'a> Request<'a> {
                 }
                 Err(_) => self.body_error = true,
             }
-        } else if is_xml(media) {
+        } else if xml {
             self.processor = "XML";
             match xml_text(body) {
                 Some(t) => self.xml = Some(t),
@@ -177,12 +195,6 @@ impl<'a> Request<'a> {
             None => f,
         }
     }
-}
-
-fn is_xml(media: &[u8]) -> bool {
-    media.eq_ignore_ascii_case(b"text/xml")
-        || media.eq_ignore_ascii_case(b"application/xml")
-        || (media.len() > 4 && media[media.len() - 4..].eq_ignore_ascii_case(b"+xml"))
 }
 
 /// `%XX` decoded (not `+`): the path.
