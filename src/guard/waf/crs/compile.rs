@@ -31,6 +31,7 @@ pub struct Program {
     pub skipped: Vec<Skipped>,
     /// Response-phase rules, not listed one by one.
     pub response_rules: usize,
+    pub gate: super::gate::Gate,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +84,9 @@ pub struct Link {
     pub chain: u32,
     pub multi_match: bool,
     pub capture: bool,
+    /// The link's slot in the request's literal gate ([`super::gate`]), when
+    /// it has one.
+    pub gate: Option<u32>,
     /// Actions run for each matching value (`setvar`, `ctl`).
     pub effects: Vec<Effect>,
     /// Chained links' own `msg`/`logdata` are ignored; these are the link's
@@ -336,6 +340,7 @@ pub fn compile(sources: &[Source]) -> Result<(Program, Blocking), String> {
             link.chain = *chains.entry(link.transforms.clone()).or_insert(next);
         }
     }
+    program.gate = super::gate::Gate::build(&mut program.rules)?;
     // The phase lists: markers stand in both request phases.
     for item in order {
         match item {
@@ -504,6 +509,7 @@ fn compile_rule(
             targets: Targets::default(),
             operator: Operator::UnconditionalMatch,
             negated: false,
+            gate: None,
             transforms: defaults.transforms.clone(),
             chain: 0,
             multi_match: false,

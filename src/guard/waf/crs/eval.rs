@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 use super::compile::{
     AllowScope, Ctl, Disruptive, Effect, Engine, Item, Link, Program, Rule, SetOp, SetVar,
 };
+use super::gate::{Gate, GateState};
 use super::macros::Macro;
 use super::operator::{Captures, Expand};
 use super::request::Request;
@@ -99,8 +100,36 @@ impl Value<'_> {
 /// the CRS applies the same few chains to the same values rule after rule.
 #[derive(Default)]
 struct TransformCache {
-    index: FxHashMap<(usize, usize, u32), (u32, u32)>,
+    /// The transformed value's range in `arena`; None: the value itself.
+    index: FxHashMap<(usize, usize, u32), Option<(u32, u32)>>,
     arena: Vec<u8>,
+}
+
+impl TransformCache {
+    /// `value` through `chain` (number `id`): the result's range in the
+    /// arena, or None when the chain leaves it as it is. Cached by where
+    /// the value lives: only for the request's own bytes (borrowed values),
+    /// which stay put for the whole transaction.
+    fn get(
+        &mut self,
+        chain: &[Transform],
+        id: u32,
+        value: &[u8],
+        buf: &mut Vec<u8>,
+        next: &mut Vec<u8>,
+    ) -> Option<(u32, u32)> {
+        let key = (value.as_ptr() as usize, value.len(), id);
+        if let Some(&range) = self.index.get(&key) {
+            return range;
+        }
+        let range = transform_all(chain, value, buf, next).then(|| {
+            let start = self.arena.len() as u32;
+            self.arena.extend_from_slice(buf);
+            (start, self.arena.len() as u32)
+        });
+        self.index.insert(key, range);
+        range
+    }
 }
 
 /// The transaction: the request, the variables rules set, and what matched.
@@ -123,6 +152,7 @@ pub struct Txn<'r, 'a> {
     /// Reused per rule: the link's values.
     values: Vec<Value<'r>>,
     cache: TransformCache,
+    gate: GateState,
 }
 
 enum Which {
@@ -131,6 +161,7 @@ enum Which {
 }
 
 /// Runs both request phases of `program` over `req`.
+#[inline(never)]
 pub fn evaluate(
     program: &Program,
     blocking: &Blocking,
@@ -153,9 +184,11 @@ pub fn evaluate(
         outcome: Outcome::default(),
         values: Vec::new(),
         cache: TransformCache::default(),
+        gate: GateState::default(),
     };
     'phases: for phase in [1u8, 2] {
         tx.phase = phase;
+        tx.gate.reset(program.gate.slots);
         let items = &program.phases[usize::from(phase) - 1];
         let mut i = 0;
         while i < items.len() {
@@ -168,7 +201,7 @@ pub fn evaluate(
             };
             let rule = &program.rules[*r];
             i += 1;
-            if excluded(rule.id) || tx.removed(rule) || !tx.eval_rule(rule) {
+            if excluded(rule.id) || tx.removed(rule) || !tx.eval_rule(rule, &program.gate) {
                 continue;
             }
             if rule.log && rule.id != 0 {
@@ -236,16 +269,23 @@ impl<'r> Txn<'r, '_> {
     }
 
     /// Whether the whole chain matched.
-    fn eval_rule(&mut self, rule: &Rule) -> bool {
+    fn eval_rule(&mut self, rule: &Rule, gate: &Gate) -> bool {
         self.matched_vars.clear();
         self.rule_id = rule.id;
-        rule.links.iter().all(|link| self.eval_link(rule, link))
+        rule.links
+            .iter()
+            .all(|link| self.eval_link(rule, link, gate))
     }
 
-    fn eval_link(&mut self, rule: &Rule, link: &Link) -> bool {
+    fn eval_link(&mut self, rule: &Rule, link: &Link, gate: &Gate) -> bool {
         if link.targets.list.is_empty() {
             self.run_effects(link);
             return true;
+        }
+        if let Some(slot) = link.gate {
+            if !self.gate_open(gate, link, slot) {
+                return false;
+            }
         }
         let mut values = std::mem::take(&mut self.values);
         self.collect(rule, link, &mut values);
@@ -292,29 +332,93 @@ impl<'r> Txn<'r, '_> {
                 }
             } else if link.transforms.is_empty() {
                 any |= check(self, &v.value);
-            } else if let Some((at, len)) = v.cache_key() {
-                let key = (at, len, link.chain);
-                let (start, end) = match cache.index.get(&key) {
-                    Some(&range) => range,
-                    None => {
-                        transform_all(&link.transforms, &v.value, &mut buf, &mut next);
-                        let start = cache.arena.len() as u32;
-                        cache.arena.extend_from_slice(&buf);
-                        let range = (start, cache.arena.len() as u32);
-                        cache.index.insert(key, range);
-                        range
-                    }
+            } else if v.cache_key().is_some() {
+                any |= match cache.get(&link.transforms, link.chain, &v.value, &mut buf, &mut next)
+                {
+                    Some((start, end)) => check(self, &cache.arena[start as usize..end as usize]),
+                    None => check(self, &v.value),
                 };
-                any |= check(self, &cache.arena[start as usize..end as usize]);
-            } else {
-                transform_all(&link.transforms, &v.value, &mut buf, &mut next);
+            } else if transform_all(&link.transforms, &v.value, &mut buf, &mut next) {
                 any |= check(self, &buf);
+            } else {
+                any |= check(self, &v.value);
             }
         }
         self.cache = cache;
         values.clear();
         self.values = values;
         any
+    }
+
+    /// Whether a literal of the link's may be in its collections (scanning
+    /// those not yet scanned under its chain in this phase).
+    fn gate_open(&mut self, gate: &Gate, link: &Link, slot: u32) -> bool {
+        for t in &link.targets.list {
+            if self.gate.is_open(slot) {
+                return true;
+            }
+            if !self.gate.scanned.contains(&(t.var, link.chain)) {
+                self.gate.scanned.push((t.var, link.chain));
+                self.scan_for_gate(gate, t.var, link);
+            }
+        }
+        self.gate.is_open(slot)
+    }
+
+    /// Every member of `var` through `link`'s chain, scanned for the gate's literals.
+    fn scan_for_gate(&mut self, gate: &Gate, var: Var, link: &Link) {
+        let mut cache = std::mem::take(&mut self.cache);
+        let mut state = std::mem::take(&mut self.gate);
+        let (mut buf, mut next) = (Vec::new(), Vec::new());
+        let whole = Target {
+            var,
+            select: Select::All,
+            count: false,
+        };
+        let mut found = Vec::new();
+        self.members(&whole, &mut |_, value| {
+            let (key, text): ((usize, usize), &[u8]) = match &value {
+                Cow::Borrowed(b) => {
+                    match cache.get(&link.transforms, link.chain, b, &mut buf, &mut next) {
+                        // Arena offsets never have the top bit set; addresses don't either.
+                        Some((s, e)) => (
+                            (s as usize | 1 << 63, e as usize),
+                            &cache.arena[s as usize..e as usize],
+                        ),
+                        None => ((b.as_ptr() as usize, b.len()), b),
+                    }
+                }
+                // Computed values (none of the gated collections has them today).
+                Cow::Owned(v) => {
+                    let text = if transform_all(&link.transforms, v, &mut buf, &mut next) {
+                        &buf[..]
+                    } else {
+                        &v[..]
+                    };
+                    found.clear();
+                    gate.literals_in(text, &mut found);
+                    gate.open(&found, link.chain, &mut state.bits);
+                    return;
+                }
+            };
+            let range = match state.strings.get(&key) {
+                Some(&r) => r,
+                None => {
+                    let start = state.found.len() as u32;
+                    gate.literals_in(text, &mut state.found);
+                    let r = (start, state.found.len() as u32);
+                    state.strings.insert(key, r);
+                    r
+                }
+            };
+            gate.open(
+                &state.found[range.0 as usize..range.1 as usize],
+                link.chain,
+                &mut state.bits,
+            );
+        });
+        self.cache = cache;
+        self.gate = state;
     }
 
     fn run_effects(&mut self, link: &Link) {
@@ -631,11 +735,19 @@ impl Expand for Txn<'_, '_> {
 }
 
 /// Applies `chain` to `value`, leaving the result in `buf`.
-fn transform_all(chain: &[Transform], value: &[u8], buf: &mut Vec<u8>, next: &mut Vec<u8>) {
-    buf.clear();
-    buf.extend_from_slice(value);
+/// Runs `chain` over `value`; `false` when the value comes out as it went in
+/// (nothing in it is what the chain acts on: the usual benign value), else
+/// the result is in `buf`.
+fn transform_all(chain: &[Transform], value: &[u8], buf: &mut Vec<u8>, next: &mut Vec<u8>) -> bool {
+    let mut changed = false;
     for t in chain {
-        t.apply(buf, next);
+        let current: &[u8] = if changed { buf } else { value };
+        if t.leaves_unchanged(current) {
+            continue;
+        }
+        t.apply(current, next);
         std::mem::swap(buf, next);
+        changed = true;
     }
+    changed
 }

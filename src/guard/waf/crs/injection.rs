@@ -58,19 +58,20 @@ use barbacane_libinjection as engine;
 /// buffer. For `TX:0`, take the bytes before the first NUL (they are ASCII).
 pub fn is_sqli(input: &[u8]) -> Option<[u8; 8]> {
     let detected = catch_unwind(AssertUnwindSafe(|| {
-        let result = engine::detect_sqli(input);
-        if !result.is_injection() {
+        // `detect_sqli` is `detect` and then `get_fingerprint`, which folds the
+        // input once more: only a match needs the fingerprint.
+        let mut state = engine::SqliState::new(input, engine::SqliFlags::FLAG_NONE);
+        if !state.detect() {
             return None;
         }
+        let fp = state.get_fingerprint();
         let mut fingerprint = [0u8; 8];
-        if let Some(fp) = result.fingerprint.as_ref() {
-            // Copy up to the first NUL so the rest is guaranteed to be padding.
-            for (dst, &src) in fingerprint.iter_mut().zip(fp.as_bytes()) {
-                if src == 0 {
-                    break;
-                }
-                *dst = src;
+        // Copy up to the first NUL so the rest is guaranteed to be padding.
+        for (dst, &src) in fingerprint.iter_mut().zip(fp.as_bytes()) {
+            if src == 0 {
+                break;
             }
+            *dst = src;
         }
         Some(fingerprint)
     }));

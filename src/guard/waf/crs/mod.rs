@@ -22,17 +22,25 @@
 //! threshold 5); the WAF's `paranoia` setting, when given, sets
 //! `tx.paranoia_level` (and `tx.executing_paranoia_level`) after the setup file.
 //!
-//! Speed: every rule's regex runs on its transformed targets, and `@rx`
-//! patterns are prefiltered only by the `regex` crate's own literal
-//! optimizations; the shared Aho-Corasick prefilter of the native engine does
-//! not yet serve CRS rules ([`Crs::summary`] counts the rules whose
-//! patterns have a literal the prefilter could use).
+//! Speed: a rule runs its operator only where its literals can be. Every
+//! `@rx` pattern's required literals are found at load ([`prefilter`]), and
+//! `@pm` phrases are literals already; the links that read only the request's
+//! own collections share one automaton ([`gate`]) that scans each value once
+//! per transformation chain, so a rule whose literals appear nowhere in its
+//! collections is passed over before its values are collected; the others
+//! check their own literals before each regex. Transformations leave a value
+//! that holds nothing they act on uncopied, and their results are cached per
+//! request. [`Crs::summary`] counts the prefiltered and the unconditional
+//! rules (those whose first operator has no literal: `@detectSQLi`, numeric
+//! comparisons, byte-range checks, patterns like `^.*$`).
 
 pub mod compile;
 pub mod eval;
+pub mod gate;
 pub mod injection;
 pub mod macros;
 pub mod operator;
+pub mod prefilter;
 pub mod request;
 pub mod seclang;
 pub mod transform;
@@ -53,8 +61,11 @@ pub struct Crs {
     pub blocking: Blocking,
     /// Rules by phase (1, 2) after exclusions.
     pub counts: [usize; 2],
-    /// Of those, the rules whose every `@rx` has a literal a match must contain.
+    /// Of those, the rules whose first operator has literals a match must contain.
     pub literal_rules: usize,
+    /// Rules that read no request data (`SecAction`s, checks of `TX` values
+    /// such as the paranoia level and the anomaly scores).
+    pub control_rules: usize,
     pub load_time: std::time::Duration,
 }
 
@@ -112,16 +123,18 @@ pub fn load(dir: &Path, setup: Option<&Path>, paranoia: Option<u8>) -> Result<Cr
     let (program, blocking) = compile::compile(&sources)?;
     let mut counts = [0, 0];
     let mut literal_rules = 0;
+    let mut control_rules = 0;
     for (p, items) in program.phases.iter().enumerate() {
         for it in items {
             if let compile::Item::Rule(r) = it {
                 counts[p] += 1;
-                if program.rules[*r]
-                    .links
-                    .iter()
-                    .all(|l| has_literal(&l.operator))
-                {
+                let Some(first) = program.rules[*r].links.first() else {
+                    continue;
+                };
+                if first.operator.literals().is_some() {
                     literal_rules += 1;
+                } else if !first.targets.list.iter().any(|t| gate::gateable(t.var)) {
+                    control_rules += 1;
                 }
             }
         }
@@ -131,35 +144,9 @@ pub fn load(dir: &Path, setup: Option<&Path>, paranoia: Option<u8>) -> Result<Cr
         blocking,
         counts,
         literal_rules,
+        control_rules,
         load_time: started.elapsed(),
     })
-}
-
-/// Whether a link's operator can only match where some literal occurs: `@pm`
-/// always; `@rx` when its pattern's required literals are known.
-fn has_literal(op: &operator::Operator) -> bool {
-    match op {
-        operator::Operator::Pm(_) => true,
-        operator::Operator::Rx(p) => match &**p {
-            operator::Pattern::Linear(r) => {
-                let Ok(hir) = regex_syntax::ParserBuilder::new()
-                    .unicode(false)
-                    .utf8(false)
-                    .dot_matches_new_line(true)
-                    .multi_line(true)
-                    .build()
-                    .parse(r.as_str())
-                else {
-                    return false;
-                };
-                let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
-                seq.literals()
-                    .is_some_and(|l| !l.is_empty() && l.iter().all(|x| !x.as_bytes().is_empty()))
-            }
-            operator::Pattern::Backtracking(_) => false,
-        },
-        _ => false,
-    }
 }
 
 impl Crs {
@@ -167,11 +154,13 @@ impl Crs {
     pub fn summary(&self) -> String {
         let total = self.counts[0] + self.counts[1];
         let mut s = format!(
-            "CRS: {total} rules ({} phase 1, {} phase 2), {} with a required literal, {} without, {} skipped",
+            "CRS: {total} rules ({} phase 1, {} phase 2): {} prefiltered ({} links on the request's literal gate), {} unconditional, {} on TX alone; {} skipped",
             self.counts[0],
             self.counts[1],
             self.literal_rules,
-            total - self.literal_rules,
+            self.program.gate.slots,
+            total - self.literal_rules - self.control_rules,
+            self.control_rules,
             self.program.skipped.len() + self.program.response_rules,
         );
         let _ = write!(s, " ({} response-phase rules", self.program.response_rules);

@@ -17,6 +17,7 @@ use memchr::memmem;
 
 use super::injection;
 use super::macros::Macro;
+use super::prefilter;
 use crate::config::Cidr;
 use crate::guard::waf::ipset::IpSet;
 
@@ -35,7 +36,7 @@ pub enum Operator {
     /// An `@rx` whose pattern holds macros (`^%{tx.allowed_charsets}$`): expanded
     /// per request, compiled once per expansion (a per-thread cache).
     RxMacro(Macro),
-    Pm(Box<AhoCorasick>),
+    Pm(Box<Phrases>),
     DetectSqli,
     DetectXss,
     StrEq(Macro),
@@ -59,9 +60,20 @@ pub enum Operator {
     NoMatch,
 }
 
-/// An `@rx` regex, compiled by the fastest engine that accepts it.
+/// An `@rx` regex, compiled by the fastest engine that accepts it, behind
+/// the literals any match must contain ([`prefilter`]).
 #[derive(Debug)]
-pub enum Pattern {
+pub struct Pattern {
+    engine: Engine,
+    /// A value this automaton does not hit cannot match; None: no literal is
+    /// required, the regex runs on every value.
+    prefilter: Option<AhoCorasick>,
+    /// The literals behind `prefilter`, lower-cased.
+    pub required: Vec<Vec<u8>>,
+}
+
+#[derive(Debug)]
+enum Engine {
     Linear(regex::bytes::Regex),
     /// Lookaround or backreferences: matched on the value read as UTF-8 (lossy).
     Backtracking(fancy_regex::Regex),
@@ -81,30 +93,64 @@ impl Pattern {
             .size_limit(64 << 20)
             .dfa_size_limit(8 << 20)
             .build();
-        match linear {
-            Ok(r) => Ok(Pattern::Linear(r)),
-            Err(linear_err) => fancy_regex::RegexBuilder::new(&format!("(?sm){translated}"))
-                .backtrack_limit(BACKTRACK_LIMIT)
-                .build()
-                .map(Pattern::Backtracking)
-                .map_err(|e| format!("regex does not compile: {linear_err}; {e}")),
-        }
+        let (engine, required) = match linear {
+            Ok(r) => (Engine::Linear(r), prefilter::required_linear(&translated)),
+            Err(linear_err) => {
+                let source = format!("(?sm){translated}");
+                let r = fancy_regex::RegexBuilder::new(&source)
+                    .backtrack_limit(BACKTRACK_LIMIT)
+                    .build()
+                    .map_err(|e| format!("regex does not compile: {linear_err}; {e}"))?;
+                (
+                    Engine::Backtracking(r),
+                    prefilter::required_backtracking(&source),
+                )
+            }
+        };
+        let prefilter = required.as_deref().and_then(prefilter::automaton);
+        Ok(Pattern {
+            engine,
+            required: if prefilter.is_some() {
+                required.unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+            prefilter,
+        })
+    }
+
+    /// Whether values are turned away by literals before the regex runs.
+    pub fn prefiltered(&self) -> bool {
+        self.prefilter.is_some()
+    }
+
+    /// Whether the regex needs the backtracking engine.
+    pub fn backtracks(&self) -> bool {
+        matches!(self.engine, Engine::Backtracking(_))
+    }
+
+    fn may_match(&self, value: &[u8]) -> bool {
+        self.prefilter.as_ref().is_none_or(|p| p.is_match(value))
     }
 
     pub fn is_match(&self, value: &[u8]) -> bool {
-        match self {
-            Pattern::Linear(r) => r.is_match(value),
-            Pattern::Backtracking(r) => {
-                r.is_match(&String::from_utf8_lossy(value)).unwrap_or(false)
-            }
+        if !self.may_match(value) {
+            return false;
+        }
+        match &self.engine {
+            Engine::Linear(r) => r.is_match(value),
+            Engine::Backtracking(r) => r.is_match(&String::from_utf8_lossy(value)).unwrap_or(false),
         }
     }
 
     /// Matches and writes the whole match and up to nine groups into `caps`.
     pub fn captures(&self, value: &[u8], caps: &mut Captures) -> bool {
         caps.clear();
-        match self {
-            Pattern::Linear(r) => {
+        if !self.may_match(value) {
+            return false;
+        }
+        match &self.engine {
+            Engine::Linear(r) => {
                 let Some(c) = r.captures(value) else {
                     return false;
                 };
@@ -113,7 +159,7 @@ impl Pattern {
                 }
                 true
             }
-            Pattern::Backtracking(r) => {
+            Engine::Backtracking(r) => {
                 let text = String::from_utf8_lossy(value);
                 let Ok(Some(c)) = r.captures(&text) else {
                     return false;
@@ -209,7 +255,7 @@ impl Operator {
                 Operator::RxMacro(m)
             }
             "rx" => Operator::Rx(Box::new(Pattern::new(arg)?)),
-            "pm" => Operator::Pm(Box::new(phrases(arg.split_ascii_whitespace())?)),
+            "pm" => Operator::Pm(Box::new(Phrases::new(arg.split_ascii_whitespace())?)),
             "pmfromfile" | "pmf" => {
                 let mut text = String::new();
                 for file in arg.split_ascii_whitespace() {
@@ -220,7 +266,7 @@ impl Operator {
                     .lines()
                     .map(str::trim)
                     .filter(|l| !l.is_empty() && !l.starts_with('#'));
-                Operator::Pm(Box::new(phrases(lines)?))
+                Operator::Pm(Box::new(Phrases::new(lines)?))
             }
             "detectsqli" => Operator::DetectSqli,
             "detectxss" => Operator::DetectXss,
@@ -251,6 +297,16 @@ impl Operator {
         })
     }
 
+    /// Literals (lower-cased) one of which every matching value contains,
+    /// matched ignoring ASCII case; None when the operator has none.
+    pub fn literals(&self) -> Option<&[Vec<u8>]> {
+        match self {
+            Operator::Rx(p) if p.prefiltered() => Some(&p.required),
+            Operator::Pm(p) => Some(&p.words),
+            _ => None,
+        }
+    }
+
     /// Whether `value` matches. With `caps`, fills what `capture` records.
     pub fn eval(&self, value: &[u8], tx: &dyn Expand, caps: Option<&mut Captures>) -> bool {
         let arg = |m: &Macro| {
@@ -273,7 +329,7 @@ impl Operator {
                     None => p.is_match(value),
                 }
             }
-            Operator::Pm(ac) => match ac.find(value) {
+            Operator::Pm(p) => match p.automaton.find(value) {
                 Some(m) => {
                     if let Some(c) = caps {
                         c.clear();
@@ -351,16 +407,27 @@ fn expanded_pattern(source: String) -> Option<std::rc::Rc<Pattern>> {
 /// Distinct expansions of macro patterns kept per thread.
 const EXPANDED_PATTERNS: usize = 256;
 
-fn phrases<'a>(words: impl Iterator<Item = &'a str>) -> Result<AhoCorasick, String> {
-    let words: Vec<&str> = words.collect();
-    if words.is_empty() {
-        return Err("@pm needs at least one phrase".into());
+/// `@pm`'s phrases, matched ignoring ASCII case.
+#[derive(Debug)]
+pub struct Phrases {
+    automaton: AhoCorasick,
+    /// Lower-cased, for the request's literal gate.
+    pub words: Vec<Vec<u8>>,
+}
+
+impl Phrases {
+    fn new<'a>(words: impl Iterator<Item = &'a str>) -> Result<Phrases, String> {
+        let words: Vec<Vec<u8>> = words.map(|w| w.as_bytes().to_ascii_lowercase()).collect();
+        if words.is_empty() {
+            return Err("@pm needs at least one phrase".into());
+        }
+        let automaton = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&words)
+            .map_err(|e| e.to_string())?;
+        Ok(Phrases { automaton, words })
     }
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostFirst)
-        .build(words)
-        .map_err(|e| e.to_string())
 }
 
 /// An integer as ModSecurity reads one (`atoi`): leading whitespace and sign,
@@ -465,7 +532,7 @@ mod tests {
     #[test]
     fn regex_falls_back_for_lookaround() {
         let rx = op("rx", "a(?!b)");
-        assert!(matches!(rx, Operator::Rx(ref p) if matches!(**p, Pattern::Backtracking(_))));
+        assert!(matches!(rx, Operator::Rx(ref p) if p.backtracks()));
         assert!(rx.eval(b"ac", &NoTx, None));
         assert!(!rx.eval(b"ab", &NoTx, None));
     }

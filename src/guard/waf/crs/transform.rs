@@ -234,6 +234,63 @@ impl Transform {
         )
     }
 
+    /// Whether `self.apply(input)` is certainly `input` itself: a cheap scan
+    /// for the bytes the transformation acts on, so the usual benign value
+    /// goes through a chain without a copy. `false` only means "may change".
+    pub fn leaves_unchanged(self, input: &[u8]) -> bool {
+        use memchr::{memchr, memchr2, memchr3, memmem};
+        let no_space_runs = |allowed_space: u8| {
+            input.iter().enumerate().all(|(i, &b)| {
+                !is_space(b)
+                    || (b == allowed_space && input.get(i + 1).is_none_or(|&n| !is_space(n)))
+            })
+        };
+        match self {
+            Transform::Lowercase => !input.iter().any(u8::is_ascii_uppercase),
+            Transform::Uppercase => !input.iter().any(u8::is_ascii_lowercase),
+            Transform::UrlDecode | Transform::UrlDecodeUni => memchr2(b'%', b'+', input).is_none(),
+            Transform::HtmlEntityDecode => memchr(b'&', input).is_none(),
+            Transform::JsDecode | Transform::CssDecode | Transform::EscapeSeqDecode => {
+                memchr(b'\\', input).is_none()
+            }
+            Transform::RemoveNulls | Transform::ReplaceNulls => memchr(0, input).is_none(),
+            Transform::Utf8ToUnicode => input.is_ascii() && memchr(0, input).is_none(),
+            Transform::RemoveWhitespace => {
+                !input.iter().any(|&b| is_space(b) || b == 0xa0 || b == 0xc2)
+            }
+            Transform::CompressWhitespace => no_space_runs(b' '),
+            Transform::ReplaceComments => memmem::find(input, b"/*").is_none(),
+            Transform::RemoveComments => {
+                memchr3(b'/', b'<', b'#', input).is_none() && memmem::find(input, b"--").is_none()
+            }
+            Transform::RemoveCommentsChar => {
+                memchr3(b'/', b'*', b'#', input).is_none() && memmem::find(input, b"--").is_none()
+            }
+            Transform::NormalisePath => {
+                memchr(b'.', input).is_none() && memmem::find(input, b"//").is_none()
+            }
+            Transform::NormalisePathWin => {
+                memchr2(b'.', b'\\', input).is_none() && memmem::find(input, b"//").is_none()
+            }
+            Transform::CmdLine => input.iter().enumerate().all(|(i, &b)| match b {
+                b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
+                b' ' => input.get(i + 1).is_none_or(|n| {
+                    !matches!(n, b' ' | b',' | b';' | b'\t' | b'\r' | b'\n' | b'/' | b'(')
+                }),
+                _ => !b.is_ascii_uppercase(),
+            }),
+            Transform::Trim => {
+                input.first().is_none_or(|&b| !is_space(b))
+                    && input.last().is_none_or(|&b| !is_space(b))
+            }
+            Transform::TrimLeft => input.first().is_none_or(|&b| !is_space(b)),
+            Transform::TrimRight => input.last().is_none_or(|&b| !is_space(b)),
+            Transform::SqlHexDecode => memchr2(b'x', b'X', input).is_none(),
+            Transform::ParityZero7bit => input.is_ascii(),
+            _ => false,
+        }
+    }
+
     /// Writes the transformed `input` into `out` (cleared first). Never panics, for any bytes.
     pub fn apply(self, input: &[u8], out: &mut Vec<u8>) {
         out.clear();

@@ -621,3 +621,49 @@ fn random_bytes_never_panic_and_decoders_never_grow() {
         }
     }
 }
+
+mod unchanged {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes every transformation acts on, and some it does not.
+    fn interesting() -> impl Strategy<Value = Vec<u8>> {
+        let alphabet: Vec<u8> =
+            b"aZ09 \t\r\n\x0b\x0c%+&#;\\/*.-<!>\"'^,(x0X\x00\xa0\xc2\xc3\xa9\xff=".to_vec();
+        proptest::collection::vec(proptest::sample::select(alphabet), 0..12)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// The contract of `leaves_unchanged`: when it says so, `apply` gives the input back.
+        #[test]
+        fn leaves_unchanged_means_apply_is_identity(input in interesting()) {
+            for t in Transform::ALL {
+                if t.leaves_unchanged(&input) {
+                    prop_assert_eq!(run(t, &input), input.clone(), "{:?}", t);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_values_are_left_alone() {
+        for t in [
+            Transform::Lowercase,
+            Transform::UrlDecodeUni,
+            Transform::HtmlEntityDecode,
+            Transform::JsDecode,
+            Transform::CssDecode,
+            Transform::RemoveNulls,
+            Transform::Utf8ToUnicode,
+            Transform::CompressWhitespace,
+            Transform::ReplaceComments,
+            Transform::NormalisePath,
+            Transform::CmdLine,
+        ] {
+            assert!(t.leaves_unchanged(b"espresso beans 1 kg"), "{t:?}");
+        }
+        assert!(!Transform::Lowercase.leaves_unchanged(b"Cork"));
+        assert!(!Transform::UrlDecodeUni.leaves_unchanged(b"a%20b"));
+    }
+}
