@@ -411,36 +411,72 @@ fn json_and_form_bodies_are_inspected() {
 }
 
 #[test]
-fn oversize_body_block_or_inspect_first_part() {
-    let mut body = "a".repeat(2048);
-    body.push_str("<script>alert(1)</script>");
-    let send = |gw: &Gateway| {
-        gw.connect().request(&req_with_headers(
-            "POST",
-            "/upload",
-            &[
-                ("Host", "x"),
-                ("Content-Type", "text/plain"),
-                ("Content-Length", &body.len().to_string()),
-            ],
-            body.as_bytes(),
-        ))
+fn oversize_continue_match_or_no_match_as_aws_waf() {
+    let attack = "<script>alert(1)</script>";
+    let padding = "a".repeat(2048);
+    // The attack past the first KiB, or at its start, of a 2 KiB body.
+    let late = format!("{padding}{attack}");
+    let early = format!("{attack}{padding}");
+    let send = |gw: &Gateway, target: &str, body: &str| {
+        gw.connect()
+            .request(&req_with_headers(
+                "POST",
+                target,
+                &[
+                    ("Host", "x"),
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", &body.len().to_string()),
+                ],
+                body.as_bytes(),
+            ))
+            .status
     };
-    // The attack lies past the first 1 KiB: inspected part is clean → passes.
-    let gw = start_waf("inspect_body = 1024", "", "");
-    assert_eq!(send(&gw).status, 200);
-    let gw = start_waf("inspect_body = 1024\noversize = \"block\"", "", "");
-    assert_gateway_error(&send(&gw), 403, FORBIDDEN);
+    // continue (the default): the first KiB is inspected.
+    for setting in [
+        "inspect_body = 1024",
+        "inspect_body = 1024\noversize = \"continue\"",
+    ] {
+        let gw = start_waf(setting, "", "");
+        assert_eq!(send(&gw, "/upload", &late), 200, "{setting}");
+        assert_eq!(send(&gw, "/upload", &early), 403, "{setting}");
+    }
+    // match: any body past the limit is refused, clean or not; a small one is inspected.
+    let gw = start_waf("inspect_body = 1024\noversize = \"match\"", "", "");
+    assert_eq!(send(&gw, "/upload", &padding), 403);
+    assert_eq!(send(&gw, "/upload", "hello"), 200);
+    assert_eq!(send(&gw, "/upload", attack), 403);
     // An empty body is not oversize.
-    let r = gw.connect().request(&req_with_headers(
-        "POST",
-        "/upload",
-        &[("Host", "x"), ("Content-Length", "0")],
-        b"",
-    ));
-    assert_eq!(r.status, 200, "{:?}", r);
+    assert_eq!(send(&gw, "/upload", ""), 200);
+    // no_match: the body is not inspected, the head still is.
+    let gw = start_waf("inspect_body = 1024\noversize = \"no_match\"", "", "");
+    assert_eq!(send(&gw, "/upload", &early), 200);
+    assert_eq!(
+        send(&gw, "/upload?q=%3Cscript%3Ealert(1)%3C/script%3E", &early),
+        403
+    );
+    assert_eq!(
+        send(&gw, "/upload", attack),
+        403,
+        "a body within the limit is inspected"
+    );
+    // Without a limit set, 64 KiB are inspected.
     let gw = start_waf("", "", "");
-    assert_gateway_error(&send(&gw), 403, FORBIDDEN);
+    assert_eq!(send(&gw, "/upload", &late), 403);
+}
+
+#[test]
+fn oversize_rejects_unknown_values_at_check() {
+    let (code, _, err) = check_config(&format!(
+        "[waf.default]\nrules = \"{}\"\noversize = \"drop\"\n\n[[route]]\nname = \"a\"\npath = \"/\"\nwaf = \"default\"\nmock = {{}}\n",
+        rules_dir().display()
+    ));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("gw.toml:3:")
+            && err.contains("oversize")
+            && err.contains("expected \"continue\", \"match\" or \"no_match\", not \"drop\""),
+        "{err}"
+    );
 }
 
 #[test]

@@ -33,8 +33,8 @@ pub struct WafConfig {
     /// How much of a body is inspected.
     #[serde(default = "default_body_limit")]
     pub inspect_body: ByteSize,
-    /// Past `inspect_body` (or a chunked body): `"inspect"` the first part
-    /// (default) or `"block"`.
+    /// Past `inspect_body` (or a chunked body): `"continue"` (inspect the
+    /// first part; the default), `"match"` or `"no_match"`.
     pub oversize: Option<Spanned<String>>,
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::ipset::IpSet;
-use super::{crs, rules, Waf};
+use super::{crs, rules, Oversize, Waf};
 use crate::config::{ConfigError, Source, WafConfig};
 use crate::limit::Policy;
 
@@ -23,15 +23,17 @@ pub fn compile(name: &str, w: &WafConfig, source: &Source) -> Result<Waf, Config
             ));
         }
     };
-    let oversize_block = match w.oversize.as_ref().map(|m| m.get_ref().as_str()) {
-        None | Some("inspect") => false,
-        Some("block") => true,
+    let oversize = match w.oversize.as_ref().map(|m| m.get_ref().as_str()) {
+        // "inspect" and "block" are the names of earlier releases.
+        None | Some("continue") | Some("inspect") => Oversize::Continue,
+        Some("match") | Some("block") => Oversize::Match,
+        Some("no_match") => Oversize::NoMatch,
         Some(other) => {
             let m = w.oversize.as_ref().expect("present");
             return Err(source.error_at(
                 m.span(),
                 &field("oversize"),
-                format!("expected \"inspect\" or \"block\", not {other:?}"),
+                format!("expected \"continue\", \"match\" or \"no_match\", not {other:?}"),
             ));
         }
     };
@@ -119,6 +121,6 @@ pub fn compile(name: &str, w: &WafConfig, source: &Source) -> Result<Waf, Config
             .map(|e| (e.rule, e.path.clone(), e.route.clone()))
             .collect(),
         inspect_body: w.inspect_body.0.min(16 << 20),
-        oversize_block,
+        oversize,
     })
 }

@@ -50,6 +50,20 @@ const EXCERPT: usize = 48;
 /// Client IPs remembered as blocked by the rate-based rule, per core.
 const BLOCKED_ENTRIES: usize = 65_536;
 
+/// What the WAF does with a body past `inspect_body` (or a chunked one, which
+/// is not buffered), as AWS WAF's oversize handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversize {
+    /// Inspect what was buffered (the first `inspect_body` bytes): the
+    /// default, as in AWS WAF; an attack at the start of a large upload is
+    /// still caught and large legitimate bodies still pass.
+    Continue,
+    /// Treat the request as matching: refused in `block` mode, logged in `count`.
+    Match,
+    /// Inspect the head only; the body's rules do not match.
+    NoMatch,
+}
+
 /// A compiled `[waf.NAME]`.
 #[derive(Debug)]
 pub struct Waf {
@@ -66,7 +80,7 @@ pub struct Waf {
     /// (rule id, path prefix, route name): where a rule is off.
     pub exclude: Vec<(u32, Option<String>, Option<String>)>,
     pub inspect_body: u64,
-    pub oversize_block: bool,
+    pub oversize: Oversize,
 }
 
 /// A core's WAF state: reused buffers and the clients the rate rule blocked.
@@ -111,7 +125,7 @@ impl Waf {
             rate: None,
             exclude: Vec::new(),
             inspect_body: 64 << 10,
-            oversize_block: false,
+            oversize: Oversize::Continue,
         }
     }
 
@@ -151,10 +165,17 @@ impl Waf {
             }
         }
         // Bodies past the inspection limit (or not buffered: chunked).
-        if ctx.has_body && !ctx.body_complete && self.oversize_block {
-            self.audit(ctx, &[], 0, None, "oversize");
-            if self.block_mode {
-                return self.refuse(state);
+        let mut body = ctx.body;
+        if ctx.has_body && !ctx.body_complete {
+            match self.oversize {
+                Oversize::Continue => {}
+                Oversize::Match => {
+                    self.audit(ctx, &[], 0, None, "oversize");
+                    if self.block_mode {
+                        return self.refuse(state);
+                    }
+                }
+                Oversize::NoMatch => body = None,
             }
         }
 
@@ -166,18 +187,18 @@ impl Waf {
             ctx.query,
             ctx.head,
             ctx.headers,
-            ctx.body,
+            body,
             &mut json,
             &mut parts,
         );
         let scan = self.scan(&parts, state, |id| self.excluded(id, ctx));
         let (mut hits, score, block) = (scan.hits, scan.score, scan.block);
         if !hits.is_empty() {
-            name_json_hits(&mut hits, &parts, content_type, ctx.body);
+            name_json_hits(&mut hits, &parts, content_type, body);
         }
         state.parts.replace(parts::recycle(parts));
         drop(json);
-        let crs = self.crs.as_ref().map(|c| self.run_crs(c, ctx));
+        let crs = self.crs.as_ref().map(|c| self.run_crs(c, ctx, body));
         let crs_matched = crs.as_ref().is_some_and(|o| !o.matches.is_empty());
         if hits.is_empty() && !crs_matched {
             return Verdict::Continue;
@@ -203,7 +224,7 @@ impl Waf {
 
     /// The CRS over this request: its collections built from the head and the
     /// buffered body, both request phases run.
-    fn run_crs(&self, crs: &crs::Crs, ctx: &RequestCtx<'_>) -> crs::Outcome {
+    fn run_crs(&self, crs: &crs::Crs, ctx: &RequestCtx<'_>, body: Option<&[u8]>) -> crs::Outcome {
         let headers = ctx
             .headers
             .iter()
@@ -212,7 +233,7 @@ impl Waf {
         let req = crs::Request::new(
             ctx.head,
             headers,
-            ctx.body,
+            body,
             ctx.client_ip.to_string(),
             ctx.request_id,
         );
