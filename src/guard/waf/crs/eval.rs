@@ -18,7 +18,7 @@ use super::gate::{Gate, GateState};
 use super::macros::Macro;
 use super::operator::{Captures, Expand};
 use super::request::Request;
-use super::transform::Transform;
+use super::transform::{Features, Transform};
 use super::variable::{same_collection, Select, Target, Var};
 use super::Blocking;
 use crate::guard::waf::crs::seclang::IdRange;
@@ -54,6 +54,10 @@ pub struct Outcome {
 
 /// Bytes of a matched value kept for the audit log.
 const VALUE_EXCERPT: usize = 64;
+/// `capture`'s variables, `TX:0`…`TX:9`.
+const CAPTURE_KEYS: [&str; 10] = [
+    "tx.0", "tx.1", "tx.2", "tx.3", "tx.4", "tx.5", "tx.6", "tx.7", "tx.8", "tx.9",
+];
 /// Values collected for one target list, at most.
 const MAX_VALUES: usize = 4096;
 
@@ -103,9 +107,21 @@ struct TransformCache {
     /// The transformed value's range in `arena`; None: the value itself.
     index: FxHashMap<(usize, usize, u32), Option<(u32, u32)>>,
     arena: Vec<u8>,
+    /// Per value (address, length).
+    features: FxHashMap<(usize, usize), Features>,
 }
 
 impl TransformCache {
+    /// Sized for a typical request (some 50 values under 30 chains), so it
+    /// does not grow while the rules run.
+    fn new() -> TransformCache {
+        TransformCache {
+            index: FxHashMap::with_capacity_and_hasher(2048, Default::default()),
+            arena: Vec::with_capacity(4096),
+            features: FxHashMap::with_capacity_and_hasher(128, Default::default()),
+        }
+    }
+
     /// `value` through `chain` (number `id`): the result's range in the
     /// arena, or None when the chain leaves it as it is. Cached by where
     /// the value lives: only for the request's own bytes (borrowed values),
@@ -122,7 +138,11 @@ impl TransformCache {
         if let Some(&range) = self.index.get(&key) {
             return range;
         }
-        let range = transform_all(chain, value, buf, next).then(|| {
+        let features = *self
+            .features
+            .entry((key.0, key.1))
+            .or_insert_with(|| Features::of(value));
+        let range = transform_from(chain, value, features, buf, next).then(|| {
             let start = self.arena.len() as u32;
             self.arena.extend_from_slice(buf);
             (start, self.arena.len() as u32)
@@ -183,7 +203,7 @@ pub fn evaluate(
         caps: Vec::new(),
         outcome: Outcome::default(),
         values: Vec::new(),
-        cache: TransformCache::default(),
+        cache: TransformCache::new(),
         gate: GateState::default(),
     };
     'phases: for phase in [1u8, 2] {
@@ -305,11 +325,11 @@ impl<'r> Txn<'r, '_> {
                     != link.negated;
                 if hit {
                     if want_caps {
-                        for n in 0..10 {
-                            tx.vars.remove(&format!("tx.{n}"));
+                        for key in CAPTURE_KEYS {
+                            tx.vars.remove(key);
                         }
-                        for (n, c) in caps.iter().enumerate() {
-                            tx.vars.insert(format!("tx.{n}"), c.clone());
+                        for (key, c) in CAPTURE_KEYS.iter().zip(&caps) {
+                            tx.vars.insert((*key).to_owned(), c.clone());
                         }
                     }
                     let name = v.full_name();
@@ -739,12 +759,28 @@ impl Expand for Txn<'_, '_> {
 /// (nothing in it is what the chain acts on: the usual benign value), else
 /// the result is in `buf`.
 fn transform_all(chain: &[Transform], value: &[u8], buf: &mut Vec<u8>, next: &mut Vec<u8>) -> bool {
+    transform_from(chain, value, Features::of(value), buf, next)
+}
+
+/// [`transform_all`] with the value's [`Features`] known.
+fn transform_from(
+    chain: &[Transform],
+    value: &[u8],
+    features: Features,
+    buf: &mut Vec<u8>,
+    next: &mut Vec<u8>,
+) -> bool {
     let mut changed = false;
     for t in chain {
-        let current: &[u8] = if changed { buf } else { value };
-        if t.leaves_unchanged(current) {
+        let unchanged = if changed {
+            t.leaves_unchanged(buf)
+        } else {
+            t.leaves_unchanged_with(features, value)
+        };
+        if unchanged {
             continue;
         }
+        let current: &[u8] = if changed { buf } else { value };
         t.apply(current, next);
         std::mem::swap(buf, next);
         changed = true;

@@ -24,6 +24,9 @@ use rustc_hash::FxHashMap;
 use super::compile::Rule;
 use super::variable::Var;
 
+/// Literals shorter than this keep a link off the gate.
+const WEAK: usize = 3;
+
 /// The gated links' literals, compiled.
 #[derive(Debug, Default)]
 pub struct Gate {
@@ -86,7 +89,7 @@ impl Gate {
                         .all(|t| !t.count && gateable(t.var));
                 // One- and two-byte literals (`;`, `<`, `on`) are in most
                 // values: the link's own prefilter is as good there.
-                let weak = lits.iter().any(|l| l.len() < 3);
+                let weak = lits.iter().any(|l| l.len() < WEAK);
                 if link.negated || link.multi_match || !reads_request || weak {
                     continue;
                 }

@@ -234,6 +234,42 @@ impl Transform {
         )
     }
 
+    /// The [`Features`] whose absence proves this transformation leaves a
+    /// value unchanged (0: none does).
+    fn acts_on(self) -> u32 {
+        use features::*;
+        match self {
+            Transform::Lowercase => UPPER,
+            Transform::Uppercase => LOWER,
+            Transform::UrlDecode | Transform::UrlDecodeUni => PERCENT,
+            Transform::HtmlEntityDecode => AMP,
+            Transform::JsDecode | Transform::CssDecode | Transform::EscapeSeqDecode => BACKSLASH,
+            Transform::RemoveNulls | Transform::ReplaceNulls => NUL,
+            Transform::Utf8ToUnicode => NON_ASCII | NUL,
+            Transform::RemoveWhitespace => SPACE | NON_ASCII,
+            Transform::CompressWhitespace
+            | Transform::Trim
+            | Transform::TrimLeft
+            | Transform::TrimRight => SPACE,
+            Transform::ReplaceComments => SLASH,
+            Transform::RemoveComments => SLASH | LT | HASH | DASH,
+            Transform::RemoveCommentsChar => SLASH | STAR | HASH | DASH | LT,
+            Transform::NormalisePath => DOT | SLASH,
+            Transform::NormalisePathWin => DOT | SLASH | BACKSLASH,
+            Transform::CmdLine => UPPER | CMD_PUNCT | BACKSLASH | SPACE,
+            Transform::SqlHexDecode => X,
+            Transform::ParityZero7bit => NON_ASCII,
+            _ => 0,
+        }
+    }
+
+    /// [`Transform::leaves_unchanged`], answered from the value's features
+    /// when they hold none of the bytes the transformation acts on.
+    pub fn leaves_unchanged_with(self, features: Features, input: &[u8]) -> bool {
+        let acts_on = self.acts_on();
+        (acts_on != 0 && features.0 & acts_on == 0) || self.leaves_unchanged(input)
+    }
+
     /// Whether `self.apply(input)` is certainly `input` itself: a cheap scan
     /// for the bytes the transformation acts on, so the usual benign value
     /// goes through a chain without a copy. `false` only means "may change".
@@ -1457,6 +1493,69 @@ fn padded_blocks(input: &[u8], big_endian: bool) -> Vec<u8> {
         bit_len.to_le_bytes()
     });
     data
+}
+
+/// Which kinds of bytes a value holds, found in one pass: enough to know,
+/// for most values and most transformations, that the transformation has
+/// nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features(u32);
+
+mod features {
+    pub const UPPER: u32 = 1;
+    pub const LOWER: u32 = 1 << 1;
+    pub const PERCENT: u32 = 1 << 2; // % and +
+    pub const AMP: u32 = 1 << 3;
+    pub const BACKSLASH: u32 = 1 << 4;
+    pub const NUL: u32 = 1 << 5;
+    pub const NON_ASCII: u32 = 1 << 6;
+    pub const SPACE: u32 = 1 << 7; // C isspace
+    pub const SLASH: u32 = 1 << 8;
+    pub const STAR: u32 = 1 << 9;
+    pub const HASH: u32 = 1 << 10;
+    pub const DASH: u32 = 1 << 11;
+    pub const LT: u32 = 1 << 12;
+    pub const DOT: u32 = 1 << 13;
+    pub const CMD_PUNCT: u32 = 1 << 14; // " ' ^ , ;
+    pub const X: u32 = 1 << 15; // x and X
+
+    pub const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            t[b] = match c {
+                b'A'..=b'Z' => UPPER | if c == b'X' { X } else { 0 },
+                b'a'..=b'z' => LOWER | if c == b'x' { X } else { 0 },
+                b'%' | b'+' => PERCENT,
+                b'&' => AMP,
+                b'\\' => BACKSLASH,
+                0 => NUL,
+                0x80..=0xff => NON_ASCII,
+                b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => SPACE,
+                b'/' => SLASH,
+                b'*' => STAR,
+                b'#' => HASH,
+                b'-' => DASH,
+                b'<' => LT,
+                b'.' => DOT,
+                b'"' | b'\'' | b'^' | b',' | b';' => CMD_PUNCT,
+                _ => 0,
+            };
+            b += 1;
+        }
+        t
+    };
+}
+
+impl Features {
+    pub fn of(value: &[u8]) -> Features {
+        Features(
+            value
+                .iter()
+                .fold(0, |f, &b| f | features::TABLE[usize::from(b)]),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -13,19 +13,19 @@ pub fn is_blacklisted(fingerprint: &str) -> bool {
         return false;
     }
     
-    // Build the v1 fingerprint with '0' prefix and uppercase
-    let mut fp2 = String::with_capacity(8);
-    fp2.push('0');
-    
-    for ch in fingerprint.chars() {
-        if ch >= 'a' && ch <= 'z' {
-            // Convert to uppercase
-            fp2.push((ch as u8 - 0x20) as char);
-        } else {
-            fp2.push(ch);
-        }
+    // portcullis: "0" + the fingerprint in a stack buffer; the keyword lookup
+    // upper-cases as it compares (as the copy made here did).
+    let mut buf = [0u8; 16];
+    let bytes = fingerprint.as_bytes();
+    if bytes.len() >= buf.len() {
+        return false; // fingerprints are at most 8 bytes; no longer key exists
     }
-    
+    buf[0] = b'0';
+    buf[1..=bytes.len()].copy_from_slice(bytes);
+    let Ok(fp2) = std::str::from_utf8(&buf[..=bytes.len()]) else {
+        return false;
+    };
+
     // Check if this fingerprint exists in the keywords table with type 'F'
-    sqli_data::lookup_word(&fp2) == crate::sqli::TokenType::Fingerprint
+    sqli_data::lookup_word(fp2) == crate::sqli::TokenType::Fingerprint
 }

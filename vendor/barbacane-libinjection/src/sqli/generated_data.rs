@@ -9633,15 +9633,26 @@ use crate::sqli::TokenType;
 /// type, so this distinction is what lets a multi-word keyword fold one word at
 /// a time.
 pub fn lookup_word_type(word: &str) -> Option<TokenType> {
-    // portcullis: compare against the upper-cased word byte by byte instead of
-    // allocating an upper-cased copy per lookup (same order, same result).
-    let idx = SQL_KEYWORDS
-        .binary_search_by(|k| {
-            k.word
-                .bytes()
-                .cmp(word.bytes().map(|b| b.to_ascii_uppercase()))
-        })
-        .ok()?;
+    // portcullis: a hash map from the upper-cased word (built once) instead of
+    // a binary search that upper-cased a copy of every word looked up.
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static [u8], usize>> =
+        std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        SQL_KEYWORDS
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.word.as_bytes(), i))
+            .collect()
+    });
+    let mut upper = [0u8; 64];
+    let bytes = word.as_bytes();
+    if bytes.len() > upper.len() {
+        return None; // no keyword is that long
+    }
+    for (u, b) in upper.iter_mut().zip(bytes) {
+        *u = b.to_ascii_uppercase();
+    }
+    let idx = *index.get(&upper[..bytes.len()])?;
     Some(match SQL_KEYWORDS[idx].token_type {
         b'k' => TokenType::Keyword,
         b'f' => TokenType::Function,

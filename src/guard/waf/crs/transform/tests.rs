@@ -642,6 +642,12 @@ mod unchanged {
                 if t.leaves_unchanged(&input) {
                     prop_assert_eq!(run(t, &input), input.clone(), "{:?}", t);
                 }
+                // Features only ever answer what the exact scan would.
+                prop_assert_eq!(
+                    t.leaves_unchanged_with(Features::of(&input), &input),
+                    t.leaves_unchanged(&input),
+                    "{:?}", t
+                );
             }
         }
     }
