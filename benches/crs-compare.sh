@@ -2,7 +2,9 @@
 # The CRS in portcullis against the CRS in nginx + ModSecurity 3, request by request:
 # replays a corpus (default: every case of tests/waf_corpus/*.toml) through both and
 # prints each request where the verdicts (403 or not) or the sets of matched CRS rule
-# ids differ, then totals and how often each rule id differed (benches/crs_compare.py).
+# ids differ, then totals and how often each rule id differed (benches/crs_compare.py),
+# and the share refused per attack and benign category by ModSecurity + CRS and by
+# portcullis with the CRS, with its native rules, and with both.
 #
 #   benches/crs-compare.sh [--json FILE] [--keep] [CORPUS.toml...]
 #
@@ -64,10 +66,10 @@ wait_port() { # port pid what
         sleep 0.1
     done
 }
-# Three free loopback ports (bound and released; nothing else here picks ports at random).
-read -r UP_PORT MS_PORT GW_PORT < <(python3 -c '
+# Five free loopback ports (bound and released; nothing else here picks ports at random).
+read -r UP_PORT MS_PORT GW_PORT NATIVE_PORT BOTH_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(5)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))')
 
@@ -129,10 +131,40 @@ grep -h 'CRS:' "$RUN/check.out" | sed 's/^/  /' >&2 || true
 "$BIN" run --config "$RUN/gw.toml" >"$RUN/gw.out" 2>&1 &
 GW_PID=$!; STARTED+=("$GW_PID")
 
+# The same gateway with the native rules (the default rule set), and with both.
+for side in native both; do
+    port=$NATIVE_PORT crs=
+    if [[ $side == both ]]; then port=$BOTH_PORT crs="crs = \"$CRS_DIR\"
+crs_setup = \"$CRS_SETUP\""; fi
+    cat >"$RUN/gw-$side.toml" <<EOF
+[server]
+workers = 1
+listen = ["127.0.0.1:$port"]
+[log]
+access = "off"
+[waf.w]
+rules = "$REPO/rules"
+$crs
+mode = "block"
+[[upstream]]
+name = "u"
+targets = ["127.0.0.1:$UP_PORT"]
+[[route]]
+name = "all"
+path = "/"
+upstream = "u"
+waf = "w"
+EOF
+    "$BIN" run --config "$RUN/gw-$side.toml" >"$RUN/gw-$side.out" 2>&1 &
+    pid=$!; STARTED+=("$pid")
+    wait_port "$port" "$pid" "portcullis ($side)"
+done
+
 wait_port "$UP_PORT" "$UP_PID" "upstream nginx"
 wait_port "$MS_PORT" "$MS_PID" "nginx + ModSecurity"
 wait_port "$GW_PORT" "$GW_PID" "portcullis"
 
 python3 "$SCRIPT_DIR/crs_compare.py" replay --modsec "$MS_PORT" --gw "$GW_PORT" \
     --modsec-audit "$RUN/modsec_audit.json" --gw-log "$RUN/access.log" --rules "$CRS_DIR" \
+    --also "native rules=$NATIVE_PORT" --also "native + CRS=$BOTH_PORT" \
     ${JSON:+--json "$JSON"} "${CORPUS[@]}"

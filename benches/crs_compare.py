@@ -23,7 +23,11 @@ markers), and rules not in the CRS directory (ModSecurity's modsecurity.conf, e.
 200002 body parse errors; those are shown beside the verdict instead).
 
   crs_compare.py replay --modsec PORT --gw PORT --modsec-audit FILE --gw-log FILE
-                        --rules DIR [--json OUT] CORPUS.toml...
+                        --rules DIR [--also NAME=PORT]... [--json OUT] CORPUS.toml...
+
+--also adds gateways (e.g. portcullis with its native rules, and with both rule
+sets) whose statuses are recorded too; the report then ends with detection (403s)
+per attack category and false positives per benign category for every side.
   crs_compare.py rule --rules DIR ID...     (a rule's phase, targets and operator)
 
 Stdlib only (python3 >= 3.11 for tomllib).
@@ -351,6 +355,7 @@ def replay(a):
         raw = raw_request(c, mk)
         ms_status = send(a.modsec, raw, c["method"])
         gw_status = send(a.gw, raw, c["method"])
+        also = {name: send(port, raw, c["method"]) for name, port in a.also}
         ms = ms_log.get(mk, 3.0)
         gw = gw_log.get(mk, markers, 3.0)
         results.append(
@@ -367,6 +372,7 @@ def replay(a):
                 "gw_ids": gw[0] if gw else None,
                 "gw_msgs": gw[1] if gw else [],
                 "gw_unrouted": bool(gw and gw[2]),
+                "also_status": also,
             }
         )
         if (n + 1) % 100 == 0:
@@ -375,6 +381,29 @@ def replay(a):
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
     report(results, rules, ms_log.bad)
+    if a.also:
+        classes(results, [name for name, _ in a.also])
+
+
+def classes(results, also):
+    """Per corpus file and category: the share of requests refused (403) by each side."""
+    sides = [("ModSecurity+CRS", lambda r: r["modsec_status"]), ("portcullis CRS", lambda r: r["gw_status"])]
+    sides += [(n, lambda r, n=n: r["also_status"][n]) for n in also]
+    print()
+    print("# Refused (403) per category: detection on attacks, false positives on benign")
+    print("| corpus | category | requests | " + " | ".join(n for n, _ in sides) + " |")
+    print("|---|---|---:|" + "---:|" * len(sides))
+    groups = collections.defaultdict(list)
+    for r in results:
+        groups[(r["file"], r["category"])].append(r)
+    totals = collections.defaultdict(list)
+    for (f, cat), rs in sorted(groups.items()):
+        totals[f].extend(rs)
+        cells = [f"{sum(get(r) == 403 for r in rs) * 100 / len(rs):.0f}%" for _, get in sides]
+        print(f"| {f} | {cat} | {len(rs)} | " + " | ".join(cells) + " |")
+    for f, rs in sorted(totals.items()):
+        cells = [f"**{sum(get(r) == 403 for r in rs) * 100 / len(rs):.1f}%**" for _, get in sides]
+        print(f"| {f} | **all** | {len(rs)} | " + " | ".join(cells) + " |")
 
 
 def report(results, rules, bad_audit=0):
@@ -488,6 +517,13 @@ def main():
     r.add_argument("--gw-log", required=True)
     r.add_argument("--rules", default="/usr/share/modsecurity-crs/rules")
     r.add_argument("--json")
+    r.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        type=lambda v: (v.split("=", 1)[0], int(v.split("=", 1)[1])),
+        help="NAME=PORT: another gateway to replay through",
+    )
     r.add_argument("corpus", nargs="+")
     r.set_defaults(fn=replay)
     q = sub.add_parser("rule")

@@ -366,6 +366,7 @@ impl Gateway {
                     .max_body_bytes
                     .map_or(server.max_body_bytes, |b| b.0.min(server.max_body_bytes)),
                 action,
+                index: 0,
             });
         }
         if routes.is_empty() {

@@ -4,7 +4,7 @@
 //! Dependencies point one way, each layer naming only those before it
 //! (`python3 scripts/module-graph.py` prints the graph and fails on a cycle):
 //!
-//! 1. leaves: [`hex`], [`sock`], [`time`], [`panic`], [`random`], [`log`], [`http`], [`store`];
+//! 1. leaves: [`hex`], [`sock`], [`time`], [`panic`], [`random`], [`log`], [`metrics`], [`http`], [`store`];
 //! 2. [`limit`] (on `store`), [`config`] (on `limit`'s periods), [`tls`];
 //! 3. [`upstream`]: upstream connections and pools, which the proxy and the
 //!    external authorizer share;
@@ -31,6 +31,7 @@
 //! - [`store`]: the embedded store of API keys (hashed) and quota counters.
 //! - [`keys`]: the `portcullis keys` commands.
 //! - [`log`]: the access log, written off the request path.
+//! - [`metrics`]: per-core request counters, summed when `/metrics` is scraped.
 //! - [`hex`]: hex digits and encoding, shared by every module that needs them.
 //! - [`sock`]: socket options and probes monoio does not wrap.
 //! - [`time`]: core-local deadlines: a coarse clock and a sweeper instead of a timer per wait.
@@ -47,6 +48,7 @@ pub mod http;
 pub mod keys;
 pub mod limit;
 pub mod log;
+pub mod metrics;
 pub mod panic;
 pub mod proxy;
 pub mod random;

@@ -49,6 +49,8 @@ pub struct Route {
     pub body_need: BodyNeed,
     pub max_body_bytes: u64,
     pub action: Action,
+    /// The route's position in its table (set by [`RouteTable::new`]).
+    pub index: usize,
 }
 
 impl Route {
@@ -100,9 +102,16 @@ impl RouteTable {
                 .then(path_rank(&b.path).cmp(&path_rank(&a.path)))
                 .then(ia.cmp(ib))
         });
-        RouteTable {
-            routes: indexed.into_iter().map(|(_, r)| r).collect(),
+        let mut routes: Vec<Route> = indexed.into_iter().map(|(_, r)| r).collect();
+        for (i, r) in routes.iter_mut().enumerate() {
+            r.index = i;
         }
+        RouteTable { routes }
+    }
+
+    /// The routes in match order (a route's [`Route::index`] is its position).
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
     }
 
     pub fn len(&self) -> usize {
@@ -242,6 +251,7 @@ mod tests {
             body_need: BodyNeed::default(),
             max_body_bytes: 0,
             action: Action::Mock(Reply::error(404)),
+            index: 0,
         }
     }
 

@@ -1,16 +1,24 @@
-//! `GET /metrics`: the Prometheus text exposition format 0.0.4, written by hand
-//! (a few lines of text; the request-path counters of the metrics issue will
-//! bring a registry).
+//! `GET /metrics`: the Prometheus text exposition format 0.0.4.
+//!
+//! Written by hand rather than through `prometheus-client`: the request-path
+//! counters live in [`crate::metrics`]' per-core slots (no registry object
+//! can own them without a shared write per request), so a scrape reads and
+//! sums those and formats a few families, which is all a registry would do.
 //!
 //! Exported now: `portcullis_build_info{version,driver}` (1),
 //! `portcullis_config_generation`, `portcullis_reloads_total{result}` (`ok`,
-//! `error`), `portcullis_config_last_reload_success_timestamp_seconds` and
-//! `portcullis_ready` (1 once serving, 0 while starting or draining).
+//! `error`), `portcullis_config_last_reload_success_timestamp_seconds`,
+//! `portcullis_ready` (1 once serving, 0 while starting or draining),
+//! `portcullis_requests_total{route,code}` (`route="(unmatched)"` when no route
+//! matched, including requests refused before routing) and
+//! `portcullis_request_duration_seconds{route}` (a histogram of the whole
+//! request, head read to response end; buckets [`crate::metrics::BUCKETS`]).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use super::Control;
+use crate::metrics::{RouteTotals, BUCKETS};
 use crate::session::Shared;
 
 /// A metric family: name, type, help, and its samples as (labels, value).
@@ -73,5 +81,63 @@ pub fn render(shared: &Shared, control: &Control) -> String {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     }
+    routes(&mut out, &shared.metrics.routes());
     out
+}
+
+/// The per-route families, from the cores' summed counters.
+fn routes(out: &mut String, routes: &[RouteTotals]) {
+    let name = "portcullis_requests_total";
+    let _ = writeln!(out, "# HELP {name} Requests by route and status code.");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for r in routes {
+        for (code, n) in &r.codes {
+            let _ = writeln!(
+                out,
+                "{name}{{route=\"{}\",code=\"{code}\"}} {n}",
+                Label(&r.route)
+            );
+        }
+    }
+    let name = "portcullis_request_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Whole requests, from the head read to the response's end, by route."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for r in routes.iter().filter(|r| r.count > 0) {
+        let route = Label(&r.route);
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(&r.buckets) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+            r.count
+        );
+        let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", r.sum_seconds);
+        let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", r.count);
+    }
+}
+
+/// A label value, escaped as the text format wants (`\\`, `\"`, `\n`).
+struct Label<'a>(&'a str);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
 }

@@ -83,6 +83,7 @@ pub fn run(path: &Path) -> Result<(), String> {
         keys: ArcSwap::from_pointee(keys),
         keys_generation: AtomicU64::new(1),
         limiter,
+        metrics: crate::metrics::Registry::new(workers),
     });
     let (access, writer) = start_access_log(&config, source.dir(), workers)?;
     // Bound before the cores start, so a bad address fails the start; served

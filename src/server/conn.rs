@@ -234,6 +234,7 @@ fn make_room<S>(conn: &mut ClientConn<S>, max_header: usize) {
 }
 
 fn log_refusal<S>(core: &Core, conn: &ClientConn<S>, id: &[u8], status: u16) {
+    core.count_request(None, status, Duration::ZERO);
     if let Some(sink) = &core.access {
         sink.record(&AccessRecord {
             request_id: id,

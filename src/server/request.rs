@@ -89,7 +89,9 @@ fn begin<'r, S>(
     let normalized = head.normalize.then(|| normalize_path(head.path.get(hb)));
     let mut additions = std::mem::take(&mut conn.additions);
     additions.clear();
-    let started = core.access.is_some().then(Instant::now);
+    // Always timed: the latency histogram needs it (the upstream's time only
+    // when the access log shows it).
+    let started = Instant::now();
     Request {
         base,
         head,
@@ -103,7 +105,7 @@ fn begin<'r, S>(
         started,
         exchange: Exchange {
             bytes_in: head.len as u64,
-            timed: started.is_some(),
+            timed: core.access.is_some(),
             ..Exchange::default()
         },
     }
@@ -230,9 +232,11 @@ fn add_hsts<S>(gw: &Gateway, conn: &ClientConn<S>, req: &mut Request<'_>) {
     }
 }
 
-/// Log phase: the access line, when there is an access log.
+/// Log phase: the request counted, and the access line when there is an access log.
 fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&Route>) {
-    let (Some(sink), Some(started)) = (&core.access, req.started) else {
+    let took = req.started.elapsed();
+    core.count_request(routed.map(|r| r.index), req.exchange.status, took);
+    let Some(sink) = &core.access else {
         return;
     };
     let hb = req.head_bytes(&conn.buf);
@@ -248,7 +252,7 @@ fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&
         bytes_out: ex.bytes_out,
         upstream: ex.upstream,
         upstream_time: ex.upstream_time,
-        duration: started.elapsed(),
+        duration: took,
     });
 }
 

@@ -49,6 +49,9 @@ pub struct Core {
     pub access: Option<AccessSink>,
     /// The coarse clock and the deadlines of this core's connections.
     pub timers: Rc<Timers>,
+    /// The metric slot of each route of the current snapshot, by route index.
+    route_slots: RefCell<Vec<u32>>,
+    unmatched_slot: u32,
 }
 
 impl Core {
@@ -81,7 +84,45 @@ impl Core {
             rng: Cell::new([s0, s1]),
             access,
             timers,
+            route_slots: RefCell::new(Vec::new()),
+            unmatched_slot: 0,
         }
+        .with_route_slots()
+    }
+
+    /// Maps the current snapshot's routes to their metric slots (at start and
+    /// when a reload's snapshot is picked up: a lock per reload, not per request).
+    fn with_route_slots(self) -> Core {
+        self.map_route_slots();
+        Core {
+            unmatched_slot: self.shared.metrics.slot(crate::metrics::UNMATCHED),
+            ..self
+        }
+    }
+
+    fn map_route_slots(&self) {
+        let gw = self.gateway.borrow();
+        let slots = gw
+            .routes
+            .iter()
+            .map(|r| self.shared.metrics.slot(&r.name))
+            .collect();
+        *self.route_slots.borrow_mut() = slots;
+    }
+
+    /// Counts a finished request: its route (None: no route matched), status
+    /// and duration, in this core's own counters.
+    pub fn count_request(&self, route: Option<usize>, status: u16, took: std::time::Duration) {
+        let slot = match route {
+            Some(i) => self
+                .route_slots
+                .borrow()
+                .get(i)
+                .copied()
+                .unwrap_or(u32::MAX),
+            None => self.unmatched_slot,
+        };
+        self.shared.metrics.core(self.id).record(slot, status, took);
     }
 
     /// The Gateway snapshot to serve the next request with.
@@ -91,6 +132,7 @@ impl Core {
         if generation != self.seen_generation.get() {
             *self.gateway.borrow_mut() = Rc::new(self.shared.gateway.load_full());
             self.seen_generation.set(generation);
+            self.map_route_slots();
         }
         self.gateway.borrow().clone()
     }

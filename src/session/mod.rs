@@ -31,4 +31,6 @@ pub struct Shared {
     pub keys: ArcSwap<KeyTable>,
     pub keys_generation: AtomicU64,
     pub limiter: Arc<Limiter>,
+    /// The cores' request counters (each core writes only its own).
+    pub metrics: Arc<crate::metrics::Registry>,
 }

@@ -32,8 +32,8 @@ pub struct Request<'r> {
     /// The route has a CORS policy: the upstream's `Access-Control-*` response
     /// fields are dropped, and the gateway's (in `additions.client`) stand.
     pub cors: bool,
-    /// When the request began, if the access log wants its duration.
-    pub started: Option<Instant>,
+    /// When the request began (its head was read).
+    pub started: Instant,
     pub exchange: Exchange,
 }
 

@@ -1,0 +1,275 @@
+//! Request-path counters: what each core counts per route (requests by
+//! status code, and a latency histogram), kept so that counting costs the
+//! request path no lock, no allocation and no shared write.
+//!
+//! Every core has its own store ([`CoreStore`]) of [`Slot`]s, one per route
+//! name; a slot is written by its core alone, with plain loads and stores
+//! (relaxed atomics, so the scraping thread may read them; no
+//! read-modify-write, so no bus lock), on cache lines no other core writes.
+//! A scrape ([`Registry::routes`]) sums the cores' slots.
+//!
+//! Slots are numbered by route name for the life of the process
+//! ([`Registry::slot`]), so a reload that keeps a route keeps its counters
+//! (Prometheus counters never go back) and a renamed route starts new ones.
+//! A core maps its snapshot's routes to slots when it picks the snapshot up
+//! (a lock once per reload, never per request). Storage grows in chunks,
+//! allocated for every core before a slot in them is handed out.
+//!
+//! Status codes: each slot keeps the first [`CODES`] distinct codes it sees
+//! exactly; any further code is counted under its class (`"5xx"`), so a
+//! route's series stay bounded whatever the upstream answers.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+/// Distinct status codes a slot counts exactly.
+pub const CODES: usize = 16;
+/// Upper bounds (seconds) of the latency buckets: from a cached or refused
+/// answer (well under a millisecond) to a slow upstream near its timeout.
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// The same bounds in microseconds, for the request path.
+const BUCKETS_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
+const CHUNK: usize = 256;
+const CHUNKS: usize = 64;
+/// The slot of requests no route matched.
+pub const UNMATCHED: &str = "(unmatched)";
+
+/// One route's counters on one core.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct Slot {
+    /// (status code, requests); code 0: free.
+    codes: [(AtomicU32, AtomicU64); CODES],
+    /// Requests whose code found no free entry, by class (index 1–5).
+    classes: [AtomicU64; 6],
+    /// Requests at or under each bound (not cumulative: one bucket per request).
+    buckets: [AtomicU64; BUCKETS.len()],
+    /// Over the last bound.
+    over: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+/// Adds to a counter only this core writes.
+fn bump(c: &AtomicU64, by: u64) {
+    c.store(c.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+impl Slot {
+    fn record(&self, status: u16, took: Duration) {
+        let code = u32::from(status);
+        let counted = self.codes.iter().find_map(|(c, n)| match c.load(Relaxed) {
+            0 => {
+                c.store(code, Relaxed);
+                Some(n)
+            }
+            x if x == code => Some(n),
+            _ => None,
+        });
+        match counted {
+            Some(n) => bump(n, 1),
+            None => bump(&self.classes[usize::from(status / 100).min(5)], 1),
+        }
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        match BUCKETS_US.iter().position(|&b| us <= b) {
+            Some(i) => bump(&self.buckets[i], 1),
+            None => bump(&self.over, 1),
+        }
+        bump(&self.sum_us, us);
+    }
+}
+
+/// One core's slots.
+pub struct CoreStore {
+    chunks: [OnceLock<Box<[Slot]>>; CHUNKS],
+}
+
+impl CoreStore {
+    fn new() -> CoreStore {
+        CoreStore {
+            chunks: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn slot(&self, slot: u32) -> Option<&Slot> {
+        let s = slot as usize;
+        self.chunks.get(s / CHUNK)?.get().map(|c| &c[s % CHUNK])
+    }
+
+    /// Counts one request of the route in `slot` (from [`Registry::slot`]).
+    pub fn record(&self, slot: u32, status: u16, took: Duration) {
+        if let Some(s) = self.slot(slot) {
+            s.record(status, took);
+        }
+    }
+}
+
+/// The route names that have slots, and every core's store.
+pub struct Registry {
+    cores: Box<[CoreStore]>,
+    names: Mutex<Names>,
+}
+
+#[derive(Default)]
+struct Names {
+    list: Vec<Arc<str>>,
+    index: FxHashMap<Arc<str>, u32>,
+}
+
+/// One route's counters, summed over the cores.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RouteTotals {
+    pub route: Arc<str>,
+    /// (code label, requests): exact codes and overflow classes (`"5xx"`).
+    pub codes: Vec<(String, u64)>,
+    /// Per bucket of [`BUCKETS`], then the count over the last bound.
+    pub buckets: Vec<u64>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl Registry {
+    pub fn new(cores: usize) -> Arc<Registry> {
+        let r = Registry {
+            cores: (0..cores.max(1)).map(|_| CoreStore::new()).collect(),
+            names: Mutex::new(Names::default()),
+        };
+        r.slot(UNMATCHED);
+        Arc::new(r)
+    }
+
+    /// Core `core`'s store.
+    pub fn core(&self, core: usize) -> &CoreStore {
+        &self.cores[core % self.cores.len()]
+    }
+
+    /// The slot of route `name`, handed out on first sight and kept for the
+    /// life of the process. `u32::MAX` once every chunk is used (nothing is
+    /// counted for that route).
+    pub fn slot(&self, name: &str) -> u32 {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&s) = names.index.get(name) {
+            return s;
+        }
+        let s = names.list.len();
+        if s >= CHUNK * CHUNKS {
+            return u32::MAX;
+        }
+        if s % CHUNK == 0 {
+            for c in self.cores.iter() {
+                c.chunks[s / CHUNK].get_or_init(|| (0..CHUNK).map(|_| Slot::default()).collect());
+            }
+        }
+        let name: Arc<str> = name.into();
+        names.list.push(name.clone());
+        names.index.insert(name, s as u32);
+        s as u32
+    }
+
+    /// Every route's totals (in the order they were first seen).
+    pub fn routes(&self) -> Vec<RouteTotals> {
+        let list = self
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .list
+            .clone();
+        list.into_iter()
+            .enumerate()
+            .map(|(i, route)| self.totals(i as u32, route))
+            .collect()
+    }
+
+    fn totals(&self, slot: u32, route: Arc<str>) -> RouteTotals {
+        let mut codes: Vec<(String, u64)> = Vec::new();
+        let mut add = |label: String, n: u64| {
+            if n == 0 {
+                return;
+            }
+            match codes.iter_mut().find(|(l, _)| *l == label) {
+                Some(e) => e.1 += n,
+                None => codes.push((label, n)),
+            }
+        };
+        let mut buckets = vec![0u64; BUCKETS.len() + 1];
+        let mut sum_us = 0u64;
+        for core in self.cores.iter() {
+            let Some(s) = core.slot(slot) else { continue };
+            for (c, n) in &s.codes {
+                let code = c.load(Relaxed);
+                if code != 0 {
+                    add(code.to_string(), n.load(Relaxed));
+                }
+            }
+            for (class, n) in s.classes.iter().enumerate() {
+                add(format!("{class}xx"), n.load(Relaxed));
+            }
+            for (b, n) in buckets.iter_mut().zip(s.buckets.iter().chain([&s.over])) {
+                *b += n.load(Relaxed);
+            }
+            sum_us = sum_us.wrapping_add(s.sum_us.load(Relaxed));
+        }
+        codes.sort();
+        RouteTotals {
+            route,
+            count: buckets.iter().sum(),
+            codes,
+            buckets,
+            sum_seconds: sum_us as f64 / 1e6,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cores_sum_and_slots_outlive_reloads() {
+        let r = Registry::new(2);
+        let a = r.slot("orders");
+        assert_eq!(r.slot("orders"), a, "the same name keeps its slot");
+        r.core(0).record(a, 200, Duration::from_micros(300));
+        r.core(1).record(a, 200, Duration::from_millis(3));
+        r.core(1).record(a, 404, Duration::from_secs(20));
+        let t = r.routes();
+        assert_eq!(t[0].route.as_ref(), UNMATCHED);
+        let o = &t[1];
+        assert_eq!(o.codes, vec![("200".into(), 2), ("404".into(), 1)]);
+        assert_eq!(o.count, 3);
+        assert_eq!(o.buckets[0], 1); // ≤ 0.5 ms
+        assert_eq!(o.buckets[3], 1); // ≤ 5 ms
+        assert_eq!(o.buckets[BUCKETS.len()], 1); // over 10 s
+        assert!((o.sum_seconds - 20.0033).abs() < 1e-9);
+    }
+
+    #[test]
+    fn codes_past_the_table_count_by_class() {
+        let r = Registry::new(1);
+        let s = r.slot("r");
+        for code in 500..(500 + CODES as u16 + 3) {
+            r.core(0).record(s, code, Duration::ZERO);
+        }
+        let t = &r.routes()[1];
+        assert_eq!(t.codes.len(), CODES + 1);
+        assert!(t.codes.contains(&("5xx".into(), 3)), "{:?}", t.codes);
+        assert_eq!(t.count, CODES as u64 + 3);
+    }
+
+    #[test]
+    fn storage_grows_by_chunks() {
+        let r = Registry::new(2);
+        for i in 0..(CHUNK + 10) {
+            let s = r.slot(&format!("route-{i}"));
+            r.core(1).record(s, 204, Duration::ZERO);
+        }
+        assert!(r.routes().iter().skip(1).all(|t| t.count == 1));
+    }
+}
