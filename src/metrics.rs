@@ -39,6 +39,9 @@ const BUCKETS_US: [u64; 14] = [
 ];
 const CHUNK: usize = 256;
 const CHUNKS: usize = 64;
+/// Refusal reasons a slot counts (indices below this; the guard layer's
+/// `Reason::ALL` must fit).
+pub const REASONS: usize = 32;
 /// The slot of requests no route matched.
 pub const UNMATCHED: &str = "(unmatched)";
 
@@ -55,6 +58,8 @@ pub struct Slot {
     /// Over the last bound.
     over: AtomicU64,
     sum_us: AtomicU64,
+    /// Refusals by reason (the guard layer's reason index).
+    denied: [AtomicU64; REASONS],
 }
 
 /// Adds to a counter only this core writes.
@@ -63,7 +68,10 @@ fn bump(c: &AtomicU64, by: u64) {
 }
 
 impl Slot {
-    fn record(&self, status: u16, took: Duration) {
+    fn record(&self, status: u16, took: Duration, denied: Option<usize>) {
+        if let Some(c) = denied.and_then(|d| self.denied.get(d)) {
+            bump(c, 1);
+        }
         let code = u32::from(status);
         let counted = self.codes.iter().find_map(|(c, n)| match c.load(Relaxed) {
             0 => {
@@ -104,9 +112,10 @@ impl CoreStore {
     }
 
     /// Counts one request of the route in `slot` (from [`Registry::slot`]).
-    pub fn record(&self, slot: u32, status: u16, took: Duration) {
+    /// `denied`: the refusal's reason index, when a stage refused it.
+    pub fn record(&self, slot: u32, status: u16, took: Duration, denied: Option<usize>) {
         if let Some(s) = self.slot(slot) {
-            s.record(status, took);
+            s.record(status, took, denied);
         }
     }
 }
@@ -133,6 +142,8 @@ pub struct RouteTotals {
     pub buckets: Vec<u64>,
     pub sum_seconds: f64,
     pub count: u64,
+    /// Refusals by reason index (only those that happened).
+    pub denied: Vec<(usize, u64)>,
 }
 
 impl Registry {
@@ -200,8 +211,12 @@ impl Registry {
         };
         let mut buckets = vec![0u64; BUCKETS.len() + 1];
         let mut sum_us = 0u64;
+        let mut denied = [0u64; REASONS];
         for core in self.cores.iter() {
             let Some(s) = core.slot(slot) else { continue };
+            for (d, n) in denied.iter_mut().zip(&s.denied) {
+                *d += n.load(Relaxed);
+            }
             for (c, n) in &s.codes {
                 let code = c.load(Relaxed);
                 if code != 0 {
@@ -223,6 +238,12 @@ impl Registry {
             codes,
             buckets,
             sum_seconds: sum_us as f64 / 1e6,
+            denied: denied
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|d| d.1 > 0)
+                .collect(),
         }
     }
 }
@@ -236,9 +257,9 @@ mod tests {
         let r = Registry::new(2);
         let a = r.slot("orders");
         assert_eq!(r.slot("orders"), a, "the same name keeps its slot");
-        r.core(0).record(a, 200, Duration::from_micros(300));
-        r.core(1).record(a, 200, Duration::from_millis(3));
-        r.core(1).record(a, 404, Duration::from_secs(20));
+        r.core(0).record(a, 200, Duration::from_micros(300), None);
+        r.core(1).record(a, 200, Duration::from_millis(3), None);
+        r.core(1).record(a, 404, Duration::from_secs(20), Some(3));
         let t = r.routes();
         assert_eq!(t[0].route.as_ref(), UNMATCHED);
         let o = &t[1];
@@ -248,6 +269,7 @@ mod tests {
         assert_eq!(o.buckets[3], 1); // ≤ 5 ms
         assert_eq!(o.buckets[BUCKETS.len()], 1); // over 10 s
         assert!((o.sum_seconds - 20.0033).abs() < 1e-9);
+        assert_eq!(o.denied, vec![(3, 1)]);
     }
 
     #[test]
@@ -255,7 +277,7 @@ mod tests {
         let r = Registry::new(1);
         let s = r.slot("r");
         for code in 500..(500 + CODES as u16 + 3) {
-            r.core(0).record(s, code, Duration::ZERO);
+            r.core(0).record(s, code, Duration::ZERO, None);
         }
         let t = &r.routes()[1];
         assert_eq!(t.codes.len(), CODES + 1);
@@ -268,7 +290,7 @@ mod tests {
         let r = Registry::new(2);
         for i in 0..(CHUNK + 10) {
             let s = r.slot(&format!("route-{i}"));
-            r.core(1).record(s, 204, Duration::ZERO);
+            r.core(1).record(s, 204, Duration::ZERO, None);
         }
         assert!(r.routes().iter().skip(1).all(|t| t.count == 1));
     }

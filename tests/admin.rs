@@ -297,7 +297,12 @@ fn metrics_pass_promtool() {
     let (gw, port, _up, _s) = start_counted();
     assert_eq!(gw.get("/ping").status, 200);
     assert_eq!(gw.get("/nowhere").status, 404);
+    let r = gw
+        .connect()
+        .request(b"GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n");
+    assert_eq!(r.status, 400, "{r:?}");
     let text = metrics_text(port);
+    assert!(text.contains("portcullis_denied_total{"), "{text}");
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -317,5 +322,51 @@ fn metrics_pass_promtool() {
         "promtool: {}{}\n{text}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn refusals_are_counted_by_route_stage_and_reason() {
+    let secrets = TempDir::new("admin-token");
+    let token = secrets.path.join("token");
+    fs::write(&token, TOKEN).unwrap();
+    let port = free_port();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let rest = format!(
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"file:{}\"\n\n[waf.default]\nrules = \"{rules}\"\n\n\
+         [[route]]\nname = \"guarded\"\npath = \"/guarded\"\nwaf = \"default\"\nmock = {{ status = 200, body = \"ok\" }}\n\n\
+         [[route]]\nname = \"limited\"\npath = \"/limited\"\nthrottle = {{ rate = 1, burst = 2 }}\nmock = {{ status = 200, body = \"ok\" }}\n",
+        token.display(),
+    );
+    let gw = Gateway::start("", &rest);
+    assert_eq!(gw.get("/guarded?q=hello").status, 200);
+    assert_eq!(
+        gw.get("/guarded?q=%3Cscript%3Ealert(1)%3C/script%3E")
+            .status,
+        403
+    );
+    let refused = (0..6).filter(|_| gw.get("/limited").status == 429).count();
+    assert!(refused >= 3, "{refused} of 6 refused with burst 2");
+    let r = gw
+        .connect()
+        .request(b"GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n");
+    assert_eq!(r.status, 400, "{r:?}");
+    let text = metrics_text(port);
+    assert_lines(
+        &text,
+        &[
+            "# TYPE portcullis_denied_total counter",
+            "portcullis_denied_total{route=\"guarded\",stage=\"waf\",reason=\"rule\"} 1",
+            &format!(
+                "portcullis_denied_total{{route=\"limited\",stage=\"throttle\",reason=\"rate\"}} {refused}"
+            ),
+            "portcullis_denied_total{route=\"(unmatched)\",stage=\"protocol\",reason=\"malformed\"} 1",
+            "portcullis_requests_total{route=\"guarded\",code=\"403\"} 1",
+            &format!("portcullis_requests_total{{route=\"limited\",code=\"429\"}} {refused}"),
+        ],
+    );
+    assert!(
+        !text.contains("route=\"guarded\",stage=\"throttle\""),
+        "no refusal, no series:\n{text}"
     );
 }

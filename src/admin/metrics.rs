@@ -11,6 +11,9 @@
 //! `portcullis_ready` (1 once serving, 0 while starting or draining),
 //! `portcullis_requests_total{route,code}` (`route="(unmatched)"` when no route
 //! matched, including requests refused before routing) and
+//! `portcullis_denied_total{route,stage,reason}` (every refusal by a stage or,
+//! under `(unmatched)`, by the protocol checks before routing; the reasons are
+//! [`crate::guard::Reason`]'s fixed set),
 //! `portcullis_request_duration_seconds{route}` (a histogram of the whole
 //! request, head read to response end; buckets [`crate::metrics::BUCKETS`]).
 
@@ -18,7 +21,10 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use super::Control;
-use crate::metrics::{RouteTotals, BUCKETS};
+use crate::guard::Reason;
+use crate::metrics::{RouteTotals, BUCKETS, REASONS};
+
+const _: () = assert!(Reason::ALL.len() <= REASONS, "every reason needs a counter");
 use crate::session::Shared;
 
 /// A metric family: name, type, help, and its samples as (labels, value).
@@ -95,6 +101,24 @@ fn routes(out: &mut String, routes: &[RouteTotals]) {
             let _ = writeln!(
                 out,
                 "{name}{{route=\"{}\",code=\"{code}\"}} {n}",
+                Label(&r.route)
+            );
+        }
+    }
+    let name = "portcullis_denied_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Requests a stage refused, by route, stage and reason."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for r in routes {
+        for &(reason, n) in &r.denied {
+            let Some((stage, why)) = Reason::ALL.get(reason).map(|r| r.labels()) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "{name}{{route=\"{}\",stage=\"{stage}\",reason=\"{why}\"}} {n}",
                 Label(&r.route)
             );
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
-use super::{RequestCtx, Verdict};
+use super::{Reason, RequestCtx, Verdict};
 use crate::http::reply::Reply;
 use crate::http::request::HeaderRole;
 use crate::limit::{Policy, QuotaPolicy};
@@ -133,16 +133,20 @@ pub fn generate_key() -> std::io::Result<String> {
 }
 
 /// Why a key was refused, for the debug log (never the key itself).
-fn refuse(reason: &str, name: Option<&str>) -> Verdict {
-    tracing::debug!(reason, key = name.unwrap_or("-"), "api key refused");
-    Verdict::Respond(Reply::error(403))
+fn refuse(reason: Reason, name: Option<&str>) -> Verdict {
+    tracing::debug!(
+        reason = reason.labels().1,
+        key = name.unwrap_or("-"),
+        "api key refused"
+    );
+    Verdict::Deny(Reply::error(403), reason)
 }
 
 impl ApiKeyCheck {
     /// The API key stage.
     pub fn check<'a>(&'a self, ctx: &mut RequestCtx<'a>) -> Verdict {
         let Some((idx, text)) = ctx.header(&self.header) else {
-            return refuse("missing", None);
+            return refuse(Reason::KeyMissing, None);
         };
         // Two keys in one request: which one would the upstream believe? Refuse.
         let copies = ctx
@@ -151,19 +155,19 @@ impl ApiKeyCheck {
             .filter(|h| h.name.get(ctx.head).eq_ignore_ascii_case(&self.header))
             .count();
         if copies > 1 {
-            return refuse("more than one key", None);
+            return refuse(Reason::KeyMultiple, None);
         }
         let Some(key) = ctx.keys.find(text) else {
-            return refuse("unknown", None);
+            return refuse(Reason::KeyUnknown, None);
         };
         if key.revoked {
-            return refuse("revoked", Some(&key.name));
+            return refuse(Reason::KeyRevoked, Some(&key.name));
         }
         if key.expires.is_some_and(|e| ctx.shard.unix_now() >= e) {
-            return refuse("expired", Some(&key.name));
+            return refuse(Reason::KeyExpired, Some(&key.name));
         }
         let Some(plan) = self.plans.get(&key.plan) else {
-            return refuse("plan not configured", Some(&key.name));
+            return refuse(Reason::KeyNoPlan, Some(&key.name));
         };
         ctx.headers[idx].role = HeaderRole::Credential;
         // The identity fields are the gateway's to set: drop any a client sent.

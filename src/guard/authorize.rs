@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::auth::{jwt, Identity};
-use super::Verdict;
+use super::{Reason, Verdict};
 use crate::http::reply::Reply;
 
 /// A route's `scopes` (any of) and `claims` (each listed claim must hold one of
@@ -24,7 +24,7 @@ impl Requirements {
 
     pub fn check(&self, identity: &Identity) -> Verdict {
         let Some(claims) = &identity.claims else {
-            return Verdict::Respond(Reply::error(403));
+            return Verdict::Deny(Reply::error(403), Reason::Scope);
         };
         let scope_ok =
             self.scopes.is_empty() || claims.scopes.iter().any(|s| self.scopes.contains(s));
@@ -40,7 +40,7 @@ impl Requirements {
             Verdict::Continue
         } else {
             tracing::debug!(scope_ok, claims_ok, "authorization refused");
-            Verdict::Respond(Reply::error(403))
+            Verdict::Deny(Reply::error(403), Reason::Scope)
         }
     }
 }

@@ -37,7 +37,7 @@ use crate::http::list_items;
 use crate::http::reply::Reply;
 use crate::http::request::{Header, HeaderRole};
 
-use super::{RequestCtx, Verdict};
+use super::{Reason, RequestCtx, Verdict};
 
 /// A compiled `[cors.NAME]`.
 #[derive(Debug)]
@@ -139,7 +139,7 @@ impl Cors {
                     }
                     Verdict::Respond(no_content())
                 }
-                _ => Verdict::Respond(Reply::error(403)),
+                _ => Verdict::Deny(Reply::error(403), Reason::CorsPreflight),
             };
         }
         match allowed {

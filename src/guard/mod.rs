@@ -99,7 +99,137 @@ impl Additions {
 /// A guard's answer.
 pub enum Verdict {
     Continue,
+    /// An answer that is not a refusal (a CORS preflight's 204).
     Respond(Reply),
+    /// A refusal, and why (counted in `portcullis_denied_total`).
+    Deny(Reply, Reason),
+}
+
+/// Why a stage refused a request: a fixed set, so metric labels stay bounded.
+/// Each reason belongs to one stage ([`Reason::stage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    // protocol (refused before routing)
+    Malformed,
+    Timeout,
+    BodyTooLarge,
+    UriTooLong,
+    HeadTooLarge,
+    Unsupported,
+    // policy
+    IpDeny,
+    // waf
+    WafRule,
+    WafIpSet,
+    WafRate,
+    WafOversize,
+    // cors
+    CorsPreflight,
+    // auth
+    AuthMissing,
+    AuthInvalid,
+    AuthExpired,
+    BadSignature,
+    UnknownAccessKey,
+    ClientCert,
+    AuthorizerDenied,
+    // authz
+    Scope,
+    // api_key
+    KeyMissing,
+    KeyUnknown,
+    KeyRevoked,
+    KeyExpired,
+    KeyMultiple,
+    KeyNoPlan,
+    // throttle, quota
+    Rate,
+    QuotaExceeded,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 28] = [
+        Reason::Malformed,
+        Reason::Timeout,
+        Reason::BodyTooLarge,
+        Reason::UriTooLong,
+        Reason::HeadTooLarge,
+        Reason::Unsupported,
+        Reason::IpDeny,
+        Reason::WafRule,
+        Reason::WafIpSet,
+        Reason::WafRate,
+        Reason::WafOversize,
+        Reason::CorsPreflight,
+        Reason::AuthMissing,
+        Reason::AuthInvalid,
+        Reason::AuthExpired,
+        Reason::BadSignature,
+        Reason::UnknownAccessKey,
+        Reason::ClientCert,
+        Reason::AuthorizerDenied,
+        Reason::Scope,
+        Reason::KeyMissing,
+        Reason::KeyUnknown,
+        Reason::KeyRevoked,
+        Reason::KeyExpired,
+        Reason::KeyMultiple,
+        Reason::KeyNoPlan,
+        Reason::Rate,
+        Reason::QuotaExceeded,
+    ];
+
+    /// (stage, reason) as metric labels and the access log's `denied` field.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        use Reason::*;
+        match self {
+            Malformed => ("protocol", "malformed"),
+            Timeout => ("protocol", "timeout"),
+            BodyTooLarge => ("protocol", "body_too_large"),
+            UriTooLong => ("protocol", "uri_too_long"),
+            HeadTooLarge => ("protocol", "head_too_large"),
+            Unsupported => ("protocol", "unsupported"),
+            IpDeny => ("policy", "ip_deny"),
+            WafRule => ("waf", "rule"),
+            WafIpSet => ("waf", "ip_deny"),
+            WafRate => ("waf", "rate"),
+            WafOversize => ("waf", "oversize"),
+            CorsPreflight => ("cors", "preflight"),
+            AuthMissing => ("auth", "missing"),
+            AuthInvalid => ("auth", "invalid"),
+            AuthExpired => ("auth", "expired"),
+            BadSignature => ("auth", "bad_signature"),
+            UnknownAccessKey => ("auth", "unknown_key"),
+            ClientCert => ("auth", "client_cert"),
+            AuthorizerDenied => ("auth", "authorizer_denied"),
+            Scope => ("authz", "scope"),
+            KeyMissing => ("api_key", "missing"),
+            KeyUnknown => ("api_key", "unknown"),
+            KeyRevoked => ("api_key", "revoked"),
+            KeyExpired => ("api_key", "expired"),
+            KeyMultiple => ("api_key", "multiple"),
+            KeyNoPlan => ("api_key", "no_plan"),
+            Rate => ("throttle", "rate"),
+            QuotaExceeded => ("quota", "exceeded"),
+        }
+    }
+
+    /// The reason's position in [`Reason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A refusal the connection loop answers before routing, by its status.
+    pub fn of_protocol_status(status: u16) -> Reason {
+        match status {
+            408 => Reason::Timeout,
+            413 => Reason::BodyTooLarge,
+            414 => Reason::UriTooLong,
+            431 => Reason::HeadTooLarge,
+            501 | 505 => Reason::Unsupported,
+            _ => Reason::Malformed,
+        }
+    }
 }
 
 /// One compiled stage of a route's pipeline.
@@ -175,8 +305,9 @@ impl BodyNeed {
 /// Runs a route's guards in order; the first that answers decides.
 pub async fn run<'a>(guards: &'a [Guard], ctx: &mut RequestCtx<'a>) -> Verdict {
     for g in guards {
-        if let Verdict::Respond(r) = g.check(ctx).await {
-            return Verdict::Respond(r);
+        match g.check(ctx).await {
+            Verdict::Continue => {}
+            answer => return answer,
         }
     }
     Verdict::Continue

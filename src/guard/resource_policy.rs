@@ -6,7 +6,7 @@ use crate::http::reply::Reply;
 
 use std::net::IpAddr;
 
-use super::Verdict;
+use super::{Reason, Verdict};
 
 #[derive(Debug)]
 pub struct IpPolicy {
@@ -19,7 +19,7 @@ impl IpPolicy {
         let denied = self.deny.iter().any(|c| c.contains(ip));
         let allowed = self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip));
         if denied || !allowed {
-            Verdict::Respond(Reply::error(403))
+            Verdict::Deny(Reply::error(403), Reason::IpDeny)
         } else {
             Verdict::Continue
         }

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::{quota, RequestCtx, Verdict};
+use super::{quota, Reason, RequestCtx, Verdict};
 use crate::config::{ConfigError, RateConfig, Source};
 use crate::http::reply::Reply;
 use crate::limit::{Decision, Level, Policy, RateInfo};
@@ -118,7 +118,14 @@ impl Throttle {
                 if self.headers {
                     rate_fields(&mut reply.extra, &r.info);
                 }
-                Verdict::Respond(reply)
+                Verdict::Deny(
+                    reply,
+                    if r.quota {
+                        Reason::QuotaExceeded
+                    } else {
+                        Reason::Rate
+                    },
+                )
             }
         }
     }

@@ -24,6 +24,8 @@ pub struct AccessRecord<'a> {
     pub upstream: Option<std::net::SocketAddr>,
     pub upstream_time: Option<Duration>,
     pub duration: Duration,
+    /// (stage, reason) when a stage refused the request.
+    pub denied: Option<(&'static str, &'static str)>,
 }
 
 /// The shared half: every core's queue, the drop counter and the writer's stop
@@ -219,6 +221,13 @@ fn format_record(s: &mut String, r: &AccessRecord<'_>) {
     }
     s.push_str(",\"duration_ms\":");
     push_ms(s, r.duration);
+    if let Some((stage, reason)) = r.denied {
+        s.push_str(",\"denied\":\"");
+        s.push_str(stage);
+        s.push('/');
+        s.push_str(reason);
+        s.push('"');
+    }
     s.push_str("}\n");
 }
 
@@ -301,12 +310,13 @@ mod tests {
                 upstream: Some("127.0.0.1:9".parse().unwrap()),
                 upstream_time: Some(Duration::from_micros(1500)),
                 duration: Duration::from_micros(2000),
+                denied: Some(("waf", "rule")),
             },
         );
         let tail = s.split_once("\",\"request_id\"").unwrap().1;
         assert_eq!(
             tail,
-            ":\"id\",\"client_ip\":\"127.0.0.1\",\"method\":\"GET\",\"path\":\"/a\\\"b\",\"route\":\"r\",\"status\":200,\"bytes_in\":10,\"bytes_out\":20,\"upstream\":\"127.0.0.1:9\",\"upstream_ms\":1.500,\"duration_ms\":2.000}\n"
+            ":\"id\",\"client_ip\":\"127.0.0.1\",\"method\":\"GET\",\"path\":\"/a\\\"b\",\"route\":\"r\",\"status\":200,\"bytes_in\":10,\"bytes_out\":20,\"upstream\":\"127.0.0.1:9\",\"upstream_ms\":1.500,\"duration_ms\":2.000,\"denied\":\"waf/rule\"}\n"
         );
     }
 
@@ -326,6 +336,7 @@ mod tests {
             upstream: None,
             upstream_time: None,
             duration: Duration::ZERO,
+            denied: None,
         };
         for _ in 0..QUEUE_LINES + 5 {
             sink.record(&r);

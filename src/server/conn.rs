@@ -234,7 +234,8 @@ fn make_room<S>(conn: &mut ClientConn<S>, max_header: usize) {
 }
 
 fn log_refusal<S>(core: &Core, conn: &ClientConn<S>, id: &[u8], status: u16) {
-    core.count_request(None, status, Duration::ZERO);
+    let reason = crate::guard::Reason::of_protocol_status(status);
+    core.count_request(None, status, Duration::ZERO, Some(reason.index()));
     if let Some(sink) = &core.access {
         sink.record(&AccessRecord {
             request_id: id,
@@ -248,6 +249,7 @@ fn log_refusal<S>(core: &Core, conn: &ClientConn<S>, id: &[u8], status: u16) {
             upstream: None,
             upstream_time: None,
             duration: Duration::ZERO,
+            denied: Some(reason.labels()),
         });
     }
 }

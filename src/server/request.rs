@@ -48,7 +48,12 @@ pub(super) async fn handle<S: ClientIo>(
     let (routed, next) = match route(gw, conn, &mut req) {
         Ok(r) if r.guards.is_empty() => (Some(r), action(gw, r, Verdict::Continue)),
         Ok(r) => match guard(core, conn, &mut req, r).await {
-            Some(verdict) => (Some(r), action(gw, r, verdict)),
+            Some(verdict) => {
+                if let Verdict::Deny(_, reason) = &verdict {
+                    req.exchange.denied = Some(*reason);
+                }
+                (Some(r), action(gw, r, verdict))
+            }
             None => return false,
         },
         Err(next) => (None, next),
@@ -214,7 +219,7 @@ async fn guard<S: ClientIo>(
 /// What the route's action makes of the guards' verdict.
 fn action<'g>(gw: &'g Gateway, route: &'g Route, verdict: Verdict) -> Next<'g> {
     match (verdict, &route.action) {
-        (Verdict::Respond(reply), _) => Next::Answer(Cow::Owned(reply)),
+        (Verdict::Respond(reply) | Verdict::Deny(reply, _), _) => Next::Answer(Cow::Owned(reply)),
         (Verdict::Continue, Action::Mock(reply)) => Next::Answer(Cow::Borrowed(reply)),
         (Verdict::Continue, Action::Proxy(idx)) => Next::Forward(&gw.upstreams[*idx]),
     }
@@ -235,7 +240,12 @@ fn add_hsts<S>(gw: &Gateway, conn: &ClientConn<S>, req: &mut Request<'_>) {
 /// Log phase: the request counted, and the access line when there is an access log.
 fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&Route>) {
     let took = req.started.elapsed();
-    core.count_request(routed.map(|r| r.index), req.exchange.status, took);
+    core.count_request(
+        routed.map(|r| r.index),
+        req.exchange.status,
+        took,
+        req.exchange.denied.map(|d| d.index()),
+    );
     let Some(sink) = &core.access else {
         return;
     };
@@ -253,6 +263,7 @@ fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&
         upstream: ex.upstream,
         upstream_time: ex.upstream_time,
         duration: took,
+        denied: req.exchange.denied.map(|d| d.labels()),
     });
 }
 

@@ -111,8 +111,15 @@ impl Core {
     }
 
     /// Counts a finished request: its route (None: no route matched), status
-    /// and duration, in this core's own counters.
-    pub fn count_request(&self, route: Option<usize>, status: u16, took: std::time::Duration) {
+    /// and duration, and `denied`, the refusal's [`crate::guard::Reason::index`],
+    /// in this core's own counters.
+    pub fn count_request(
+        &self,
+        route: Option<usize>,
+        status: u16,
+        took: std::time::Duration,
+        denied: Option<usize>,
+    ) {
         let slot = match route {
             Some(i) => self
                 .route_slots
@@ -122,7 +129,10 @@ impl Core {
                 .unwrap_or(u32::MAX),
             None => self.unmatched_slot,
         };
-        self.shared.metrics.core(self.id).record(slot, status, took);
+        self.shared
+            .metrics
+            .core(self.id)
+            .record(slot, status, took, denied);
     }
 
     /// The Gateway snapshot to serve the next request with.

@@ -95,4 +95,6 @@ pub struct Exchange {
     pub upstream_time: Option<Duration>,
     /// Whether to take timings (only the access log reads them).
     pub timed: bool,
+    /// The stage's reason, when a guard refused the request.
+    pub denied: Option<crate::guard::Reason>,
 }

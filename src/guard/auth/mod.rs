@@ -22,7 +22,7 @@ pub mod sigv4;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::{RequestCtx, Verdict};
+use super::{Reason, RequestCtx, Verdict};
 use crate::http::reply::Reply;
 use crate::http::request::HeaderRole;
 
@@ -89,9 +89,20 @@ pub fn unauthorized(challenge: &str) -> Reply {
     Reply::error(401).with_header("www-authenticate", challenge)
 }
 
-fn refuse_401(name: &str, reason: &str, challenge: &str) -> Verdict {
-    tracing::debug!(authorizer = name, reason, "authentication failed");
-    Verdict::Respond(unauthorized(challenge))
+fn refuse_401(name: &str, detail: &str, reason: Reason, challenge: &str) -> Verdict {
+    tracing::debug!(authorizer = name, reason = detail, "authentication failed");
+    Verdict::Deny(unauthorized(challenge), reason)
+}
+
+/// A SigV4 failure as a metric reason.
+fn sigv4_reason(f: sigv4::Failure) -> Reason {
+    match f {
+        sigv4::Failure::Missing => Reason::AuthMissing,
+        sigv4::Failure::UnknownKey => Reason::UnknownAccessKey,
+        sigv4::Failure::Expired => Reason::AuthExpired,
+        sigv4::Failure::BadSignature | sigv4::Failure::PayloadMismatch => Reason::BadSignature,
+        _ => Reason::AuthInvalid,
+    }
 }
 
 /// The value of `source` in the request.
@@ -147,7 +158,7 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                     adds.push_str("\r\n");
                     Verdict::Continue
                 }
-                Err(f) => refuse_401(name, f.reason(), "AWS4-HMAC-SHA256"),
+                Err(f) => refuse_401(name, f.reason(), sigv4_reason(f), "AWS4-HMAC-SHA256"),
             }
         }
         Authorizer::External(ext) => {
@@ -157,7 +168,7 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                     Some(v) if !v.is_empty() => identity.push(v),
                     _ => {
                         tracing::debug!(authorizer = name, source = %label, "identity source missing");
-                        return Verdict::Respond(unauthorized("Bearer"));
+                        return Verdict::Deny(unauthorized("Bearer"), Reason::AuthMissing);
                     }
                 }
             }
@@ -198,11 +209,14 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                 }
                 external::Decision::Deny(401, challenge) => {
                     tracing::debug!(authorizer = name, "external authorizer: 401");
-                    Verdict::Respond(unauthorized(challenge.as_deref().unwrap_or("Bearer")))
+                    Verdict::Deny(
+                        unauthorized(challenge.as_deref().unwrap_or("Bearer")),
+                        Reason::AuthorizerDenied,
+                    )
                 }
                 external::Decision::Deny(status, _) => {
                     tracing::debug!(authorizer = name, status, "external authorizer: denied");
-                    Verdict::Respond(Reply::error(403))
+                    Verdict::Deny(Reply::error(403), Reason::AuthorizerDenied)
                 }
             }
         }
@@ -225,7 +239,12 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                 )
             };
             let Some(token) = token else {
-                return refuse_401(name, "missing token", "Bearer error=\"invalid_request\"");
+                return refuse_401(
+                    name,
+                    "missing token",
+                    Reason::AuthMissing,
+                    "Bearer error=\"invalid_request\"",
+                );
             };
             let verdict = {
                 let mut cache = ctx.auth.tokens.borrow_mut();
@@ -256,12 +275,22 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                     ctx.identity.claims = Some(claims);
                     Verdict::Continue
                 }
-                Err(jwt::Refusal::Missing) => {
-                    refuse_401(name, "missing token", "Bearer error=\"invalid_request\"")
-                }
-                Err(jwt::Refusal::Invalid(reason)) => {
-                    refuse_401(name, reason, "Bearer error=\"invalid_token\"")
-                }
+                Err(jwt::Refusal::Missing) => refuse_401(
+                    name,
+                    "missing token",
+                    Reason::AuthMissing,
+                    "Bearer error=\"invalid_request\"",
+                ),
+                Err(jwt::Refusal::Invalid(reason)) => refuse_401(
+                    name,
+                    reason,
+                    if reason == "expired" {
+                        Reason::AuthExpired
+                    } else {
+                        Reason::AuthInvalid
+                    },
+                    "Bearer error=\"invalid_token\"",
+                ),
             }
         }
     }

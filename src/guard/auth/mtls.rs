@@ -4,7 +4,7 @@
 //! the list is empty). Refusals are 403: there is no challenge a client could
 //! answer within the request.
 
-use super::super::Verdict;
+use super::super::{Reason, Verdict};
 use crate::http::reply::Reply;
 use crate::tls::ClientCert;
 
@@ -24,11 +24,11 @@ impl MtlsAuth {
             }
             Some(c) => {
                 tracing::debug!(authorizer = name, subject = %c.subject, "client certificate not allowed");
-                Verdict::Respond(Reply::error(403))
+                Verdict::Deny(Reply::error(403), Reason::ClientCert)
             }
             None => {
                 tracing::debug!(authorizer = name, "no verified client certificate");
-                Verdict::Respond(Reply::error(403))
+                Verdict::Deny(Reply::error(403), Reason::ClientCert)
             }
         }
     }

@@ -38,7 +38,7 @@ use self::parts::{Part, Target};
 use self::rules::RuleSet;
 use self::scan::WafBuffers;
 pub use self::scan::{Hit, Scan};
-use super::{RequestCtx, Verdict};
+use super::{Reason, RequestCtx, Verdict};
 use crate::http::reply::Reply;
 use crate::http::request::{Header, HeaderRole};
 use crate::limit::{BoundedMap, Decision, Level, LimitKey, Policy};
@@ -141,9 +141,9 @@ impl Waf {
         })
     }
 
-    fn refuse(&self, state: &WafState) -> Verdict {
+    fn refuse(&self, state: &WafState, reason: Reason) -> Verdict {
         state.refused.set(state.refused.get() + 1);
-        Verdict::Respond(Reply::error(403))
+        Verdict::Deny(Reply::error(403), reason)
     }
 
     pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
@@ -154,14 +154,14 @@ impl Waf {
         if self.ip_deny.contains(ctx.client_ip) {
             self.audit(ctx, &[], 0, None, "ip_deny");
             return if self.block_mode {
-                self.refuse(state)
+                self.refuse(state, Reason::WafIpSet)
             } else {
                 Verdict::Continue
             };
         }
         if let Some((policy, window)) = self.rate {
-            if let Verdict::Respond(r) = self.rate_check(ctx, policy, window) {
-                return Verdict::Respond(r);
+            if let refused @ Verdict::Deny(..) = self.rate_check(ctx, policy, window) {
+                return refused;
             }
         }
         // Bodies past the inspection limit (or not buffered: chunked).
@@ -172,7 +172,7 @@ impl Waf {
                 Oversize::Match => {
                     self.audit(ctx, &[], 0, None, "oversize");
                     if self.block_mode {
-                        return self.refuse(state);
+                        return self.refuse(state, Reason::WafOversize);
                     }
                 }
                 Oversize::NoMatch => body = None,
@@ -216,7 +216,7 @@ impl Waf {
         };
         self.audit(ctx, &hits, score, crs.as_ref(), action);
         if refuse && self.block_mode {
-            self.refuse(state)
+            self.refuse(state, Reason::WafRule)
         } else {
             Verdict::Continue
         }
@@ -254,7 +254,7 @@ impl Waf {
             if let Some(until) = blocked.get_mut(&ip) {
                 if now < *until {
                     return if self.block_mode {
-                        self.refuse(state)
+                        self.refuse(state, Reason::WafRate)
                     } else {
                         Verdict::Continue
                     };
@@ -276,7 +276,7 @@ impl Waf {
             }
             self.audit(ctx, &[], 0, None, "rate_based");
             if self.block_mode {
-                return self.refuse(state);
+                return self.refuse(state, Reason::WafRate);
             }
         }
         Verdict::Continue
