@@ -15,6 +15,11 @@
 //! (a lock once per reload, never per request). Storage grows in chunks,
 //! allocated for every core before a slot in them is handed out.
 //!
+//! Events that are not per route (a WAF rule's matches) are plain counters
+//! named by their whole series (`family{labels}`): a core finds a series'
+//! counter in its own cache ([`CoreCounters`]), and only the first time it
+//! meets a series takes the registry's lock to have one handed out.
+//!
 //! Status codes: each slot keeps the first [`CODES`] distinct codes it sees
 //! exactly; any further code is counted under its class (`"5xx"`), so a
 //! route's series stay bounded whatever the upstream answers.
@@ -94,16 +99,29 @@ impl Slot {
     }
 }
 
-/// One core's slots.
+/// Counters per chunk of series.
+const CELL_CHUNK: usize = 4096;
+
+/// One core's slots and series counters.
 pub struct CoreStore {
     chunks: [OnceLock<Box<[Slot]>>; CHUNKS],
+    cells: [OnceLock<Box<[AtomicU64]>>; CHUNKS],
 }
 
 impl CoreStore {
     fn new() -> CoreStore {
         CoreStore {
             chunks: std::array::from_fn(|_| OnceLock::new()),
+            cells: std::array::from_fn(|_| OnceLock::new()),
         }
+    }
+
+    fn cell(&self, id: u32) -> Option<&AtomicU64> {
+        let i = id as usize;
+        self.cells
+            .get(i / CELL_CHUNK)?
+            .get()
+            .map(|c| &c[i % CELL_CHUNK])
     }
 
     fn slot(&self, slot: u32) -> Option<&Slot> {
@@ -124,6 +142,7 @@ impl CoreStore {
 pub struct Registry {
     cores: Box<[CoreStore]>,
     names: Mutex<Names>,
+    series: Mutex<Names>,
 }
 
 #[derive(Default)]
@@ -151,6 +170,7 @@ impl Registry {
         let r = Registry {
             cores: (0..cores.max(1)).map(|_| CoreStore::new()).collect(),
             names: Mutex::new(Names::default()),
+            series: Mutex::new(Names::default()),
         };
         r.slot(UNMATCHED);
         Arc::new(r)
@@ -182,6 +202,55 @@ impl Registry {
         names.list.push(name.clone());
         names.index.insert(name, s as u32);
         s as u32
+    }
+
+    /// The counter of the series `series` (`family{labels}`, labels in the
+    /// text format's syntax), handed out on first sight; `u32::MAX` when
+    /// every chunk is used.
+    pub fn series(&self, series: &str) -> u32 {
+        let mut names = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&s) = names.index.get(series) {
+            return s;
+        }
+        let s = names.list.len();
+        if s >= CELL_CHUNK * CHUNKS {
+            return u32::MAX;
+        }
+        if s % CELL_CHUNK == 0 {
+            for c in self.cores.iter() {
+                c.cells[s / CELL_CHUNK]
+                    .get_or_init(|| (0..CELL_CHUNK).map(|_| AtomicU64::new(0)).collect());
+            }
+        }
+        let name: Arc<str> = series.into();
+        names.list.push(name.clone());
+        names.index.insert(name, s as u32);
+        s as u32
+    }
+
+    /// Every series counter, summed over the cores, sorted by series.
+    pub fn series_totals(&self) -> Vec<(Arc<str>, u64)> {
+        let list = self
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .list
+            .clone();
+        let mut out: Vec<(Arc<str>, u64)> = list
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let n = self
+                    .cores
+                    .iter()
+                    .filter_map(|c| c.cell(i as u32))
+                    .map(|c| c.load(Relaxed))
+                    .fold(0u64, u64::wrapping_add);
+                (name, n)
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// Every route's totals (in the order they were first seen).
@@ -248,6 +317,38 @@ impl Registry {
     }
 }
 
+/// A core's way to the series counters: its store and a cache of the
+/// counters it has met, by a key the caller chooses (core-local: no lock
+/// once a series is known).
+pub struct CoreCounters {
+    registry: Arc<Registry>,
+    core: usize,
+    known: std::cell::RefCell<FxHashMap<(u64, u64), u32>>,
+}
+
+impl CoreCounters {
+    pub fn new(registry: Arc<Registry>, core: usize) -> CoreCounters {
+        CoreCounters {
+            registry,
+            core,
+            known: Default::default(),
+        }
+    }
+
+    /// Adds one to the series `key` stands for; `series` names it the first
+    /// time this core meets `key`.
+    pub fn bump(&self, key: (u64, u64), series: impl FnOnce() -> String) {
+        let id = *self
+            .known
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| self.registry.series(&series()));
+        if let Some(c) = self.registry.core(self.core).cell(id) {
+            bump(c, 1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +384,27 @@ mod tests {
         assert_eq!(t.codes.len(), CODES + 1);
         assert!(t.codes.contains(&("5xx".into(), 3)), "{:?}", t.codes);
         assert_eq!(t.count, CODES as u64 + 3);
+    }
+
+    #[test]
+    fn series_counters_sum_over_cores() {
+        let r = Registry::new(2);
+        let (a, b) = (
+            CoreCounters::new(r.clone(), 0),
+            CoreCounters::new(r.clone(), 1),
+        );
+        let name = || "x_total{rule=\"1\"}".to_string();
+        a.bump((1, 1), name);
+        b.bump((1, 1), name);
+        b.bump((1, 1), || unreachable!("known on this core"));
+        b.bump((2, 0), || "x_total{rule=\"2\"}".to_string());
+        assert_eq!(
+            r.series_totals(),
+            vec![
+                ("x_total{rule=\"1\"}".into(), 3),
+                ("x_total{rule=\"2\"}".into(), 1)
+            ]
+        );
     }
 
     #[test]

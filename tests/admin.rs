@@ -333,18 +333,17 @@ fn refusals_are_counted_by_route_stage_and_reason() {
     let port = free_port();
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
     let rest = format!(
-        "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"file:{}\"\n\n[waf.default]\nrules = \"{rules}\"\n\n\
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"file:{}\"\n\n[waf.default]\nrules = \"{rules}\"\n\n[waf.watch]\nrules = \"{rules}\"\nmode = \"count\"\n\n\
+         [[route]]\nname = \"watched\"\npath = \"/watched\"\nwaf = \"watch\"\nmock = {{ status = 200, body = \"ok\" }}\n\n\
          [[route]]\nname = \"guarded\"\npath = \"/guarded\"\nwaf = \"default\"\nmock = {{ status = 200, body = \"ok\" }}\n\n\
          [[route]]\nname = \"limited\"\npath = \"/limited\"\nthrottle = {{ rate = 1, burst = 2 }}\nmock = {{ status = 200, body = \"ok\" }}\n",
         token.display(),
     );
     let gw = Gateway::start("", &rest);
     assert_eq!(gw.get("/guarded?q=hello").status, 200);
-    assert_eq!(
-        gw.get("/guarded?q=%3Cscript%3Ealert(1)%3C/script%3E")
-            .status,
-        403
-    );
+    let xss = "?q=%3Cscript%3Ealert(1)%3C/script%3E";
+    assert_eq!(gw.get(&format!("/guarded{xss}")).status, 403);
+    assert_eq!(gw.get(&format!("/watched{xss}")).status, 200, "count mode");
     let refused = (0..6).filter(|_| gw.get("/limited").status == 429).count();
     assert!(refused >= 3, "{refused} of 6 refused with burst 2");
     let r = gw
@@ -361,12 +360,17 @@ fn refusals_are_counted_by_route_stage_and_reason() {
                 "portcullis_denied_total{{route=\"limited\",stage=\"throttle\",reason=\"rate\"}} {refused}"
             ),
             "portcullis_denied_total{route=\"(unmatched)\",stage=\"protocol\",reason=\"malformed\"} 1",
+            &format!("portcullis_throttled_total{{route=\"limited\",level=\"route\"}} {refused}"),
             "portcullis_requests_total{route=\"guarded\",code=\"403\"} 1",
+            "# TYPE portcullis_waf_matches_total counter",
+            "portcullis_waf_matches_total{waf=\"default\",rule=\"941110\",action=\"block\"} 1",
+            "portcullis_waf_matches_total{waf=\"watch\",rule=\"941110\",action=\"count\"} 1",
             &format!("portcullis_requests_total{{route=\"limited\",code=\"429\"}} {refused}"),
         ],
     );
     assert!(
-        !text.contains("route=\"guarded\",stage=\"throttle\""),
+        !text.contains("route=\"guarded\",stage=\"throttle\"")
+            && !text.contains("route=\"watched\",stage="),
         "no refusal, no series:\n{text}"
     );
 }

@@ -14,6 +14,9 @@
 //! `portcullis_denied_total{route,stage,reason}` (every refusal by a stage or,
 //! under `(unmatched)`, by the protocol checks before routing; the reasons are
 //! [`crate::guard::Reason`]'s fixed set),
+//! `portcullis_throttled_total{route,level}` (`api_key`, `route`, `account`,
+//! `ip`, `quota`: the level that refused; no per-key or per-IP series),
+//! `portcullis_waf_matches_total{waf,rule,action}`,
 //! `portcullis_request_duration_seconds{route}` (a histogram of the whole
 //! request, head read to response end; buckets [`crate::metrics::BUCKETS`]).
 
@@ -88,7 +91,30 @@ pub fn render(shared: &Shared, control: &Control) -> String {
         }
     }
     routes(&mut out, &shared.metrics.routes());
+    series(&mut out, &shared.metrics.series_totals());
     out
+}
+
+/// Families counted as named series, with their help text.
+const SERIES: &[(&str, &str)] = &[(
+    "portcullis_waf_matches_total",
+    "WAF rule matches by WAF, rule id and action (block: the request was refused; count: it went on).",
+)];
+
+/// The series counters, each family under its HELP and TYPE lines.
+fn series(out: &mut String, totals: &[(std::sync::Arc<str>, u64)]) {
+    for (family, help) in SERIES {
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} counter");
+        for (name, n) in totals {
+            if name
+                .strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{'))
+            {
+                let _ = writeln!(out, "{name} {n}");
+            }
+        }
+    }
 }
 
 /// The per-route families, from the cores' summed counters.
@@ -112,15 +138,37 @@ fn routes(out: &mut String, routes: &[RouteTotals]) {
     );
     let _ = writeln!(out, "# TYPE {name} counter");
     for r in routes {
+        // Several reasons may share labels (throttling by any level is "rate").
+        let mut series: Vec<((&str, &str), u64)> = Vec::new();
         for &(reason, n) in &r.denied {
-            let Some((stage, why)) = Reason::ALL.get(reason).map(|r| r.labels()) else {
+            let Some(labels) = Reason::ALL.get(reason).map(|r| r.labels()) else {
                 continue;
             };
+            match series.iter_mut().find(|(l, _)| *l == labels) {
+                Some(e) => e.1 += n,
+                None => series.push((labels, n)),
+            }
+        }
+        for ((stage, why), n) in series {
             let _ = writeln!(
                 out,
                 "{name}{{route=\"{}\",stage=\"{stage}\",reason=\"{why}\"}} {n}",
                 Label(&r.route)
             );
+        }
+    }
+    let name = "portcullis_throttled_total";
+    let _ = writeln!(out, "# HELP {name} Requests refused by throttling or a quota, by route and the level that refused.");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for r in routes {
+        for &(reason, n) in &r.denied {
+            if let Some(level) = Reason::ALL.get(reason).and_then(|r| r.throttle_level()) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{route=\"{}\",level=\"{level}\"}} {n}",
+                    Label(&r.route)
+                );
+            }
         }
     }
     let name = "portcullis_request_duration_seconds";

@@ -50,6 +50,8 @@ pub struct RequestCtx<'a> {
     pub route: Option<&'a str>,
     /// Where audit lines go (the access log stream), if anywhere.
     pub audit: Option<&'a crate::log::AccessSink>,
+    /// This core's series counters (WAF rule matches).
+    pub counters: &'a crate::metrics::CoreCounters,
     /// The query string as sent (without `?`), empty when there is none.
     pub query: &'a [u8],
     /// The head's bytes, which `headers` index into. A guard that consumes a
@@ -142,13 +144,16 @@ pub enum Reason {
     KeyExpired,
     KeyMultiple,
     KeyNoPlan,
-    // throttle, quota
-    Rate,
+    // throttle (by the level that ran dry), quota
+    ThrottleApiKey,
+    ThrottleRoute,
+    ThrottleAccount,
+    ThrottleIp,
     QuotaExceeded,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 31] = [
         Reason::Malformed,
         Reason::Timeout,
         Reason::BodyTooLarge,
@@ -175,7 +180,10 @@ impl Reason {
         Reason::KeyExpired,
         Reason::KeyMultiple,
         Reason::KeyNoPlan,
-        Reason::Rate,
+        Reason::ThrottleApiKey,
+        Reason::ThrottleRoute,
+        Reason::ThrottleAccount,
+        Reason::ThrottleIp,
         Reason::QuotaExceeded,
     ];
 
@@ -209,8 +217,31 @@ impl Reason {
             KeyExpired => ("api_key", "expired"),
             KeyMultiple => ("api_key", "multiple"),
             KeyNoPlan => ("api_key", "no_plan"),
-            Rate => ("throttle", "rate"),
+            ThrottleApiKey | ThrottleRoute | ThrottleAccount | ThrottleIp => ("throttle", "rate"),
             QuotaExceeded => ("quota", "exceeded"),
+        }
+    }
+
+    /// For a throttling refusal, the level that refused it (`portcullis_throttled_total`'s
+    /// `level`: `api_key`, `route`, `account`, `ip`, or `quota`).
+    pub fn throttle_level(self) -> Option<&'static str> {
+        match self {
+            Reason::ThrottleApiKey => Some("api_key"),
+            Reason::ThrottleRoute => Some("route"),
+            Reason::ThrottleAccount => Some("account"),
+            Reason::ThrottleIp => Some("ip"),
+            Reason::QuotaExceeded => Some("quota"),
+            _ => None,
+        }
+    }
+
+    /// The throttling reason for the level named `level` (a limiter level's name).
+    pub fn throttled_by(level: &str) -> Reason {
+        match level {
+            "api_key" => Reason::ThrottleApiKey,
+            "account" => Reason::ThrottleAccount,
+            "ip" => Reason::ThrottleIp,
+            _ => Reason::ThrottleRoute,
         }
     }
 

@@ -123,7 +123,7 @@ impl Throttle {
                     if r.quota {
                         Reason::QuotaExceeded
                     } else {
-                        Reason::Rate
+                        Reason::throttled_by(r.info.name)
                     },
                 )
             }

@@ -200,6 +200,7 @@ async fn guard<S: ClientIo>(
         },
         route: Some(&route.name),
         audit: core.access.as_ref(),
+        counters: &core.counters,
         request_id: req.id.as_bytes(),
         head: hb,
         headers: &mut *req.headers,

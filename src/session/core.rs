@@ -52,6 +52,8 @@ pub struct Core {
     /// The metric slot of each route of the current snapshot, by route index.
     route_slots: RefCell<Vec<u32>>,
     unmatched_slot: u32,
+    /// This core's series counters (WAF rule matches).
+    pub counters: crate::metrics::CoreCounters,
 }
 
 impl Core {
@@ -67,6 +69,7 @@ impl Core {
         let seen_keys = shared.keys_generation.load(Ordering::Acquire);
         let shard = shared.limiter.shard(id);
         let timers = Rc::new(Timers::default());
+        let counters = crate::metrics::CoreCounters::new(shared.metrics.clone(), id);
         Core {
             id,
             shared,
@@ -86,6 +89,7 @@ impl Core {
             timers,
             route_slots: RefCell::new(Vec::new()),
             unmatched_slot: 0,
+            counters,
         }
         .with_route_slots()
     }

@@ -215,6 +215,7 @@ impl Waf {
             (false, _) => "pass",
         };
         self.audit(ctx, &hits, score, crs.as_ref(), action);
+        self.count_matches(ctx, &hits, crs.as_ref(), refuse && self.block_mode);
         if refuse && self.block_mode {
             self.refuse(state, Reason::WafRule)
         } else {
@@ -280,6 +281,33 @@ impl Waf {
             }
         }
         Verdict::Continue
+    }
+
+    /// `portcullis_waf_matches_total{waf,rule,action}`: each matched rule
+    /// (native and CRS) once, `action` `block` when the request was refused,
+    /// `count` when it went on.
+    fn count_matches(
+        &self,
+        ctx: &RequestCtx<'_>,
+        hits: &[Hit],
+        crs: Option<&crs::Outcome>,
+        blocked: bool,
+    ) {
+        let waf = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, &*self.name);
+        let action = if blocked { "block" } else { "count" };
+        let ids = hits
+            .iter()
+            .map(|h| self.rules.rules[h.rule].id)
+            .chain(crs.into_iter().flat_map(|o| o.matches.iter().map(|m| m.id)));
+        for id in ids {
+            ctx.counters
+                .bump((waf, u64::from(id) << 1 | u64::from(blocked)), || {
+                    format!(
+                    "portcullis_waf_matches_total{{waf=\"{}\",rule=\"{id}\",action=\"{action}\"}}",
+                    self.name
+                )
+                });
+        }
     }
 
     /// One audit line per matched request, into the access log stream.
