@@ -84,6 +84,9 @@ pub struct Gateway {
     pub admin: Option<AdminSettings>,
     /// What loaded, for `check` and the reload log: one line per CRS-backed WAF.
     pub report: Vec<String>,
+    /// The config this snapshot was compiled from, as JSON with its secrets
+    /// redacted (`GET /config`).
+    pub config_json: String,
 }
 
 /// `[admin]`, compiled: where it listens (bound at start only) and the bearer
@@ -413,6 +416,7 @@ impl Gateway {
             .collect();
         Ok(Gateway {
             report,
+            config_json: crate::config::redact::redacted_json(&source.text),
             admin,
             server,
             tls,

@@ -374,3 +374,29 @@ fn refusals_are_counted_by_route_stage_and_reason() {
         "no refusal, no series:\n{text}"
     );
 }
+
+#[test]
+fn config_is_the_running_one_with_secrets_redacted() {
+    let (gw, port, _up, _s) = start();
+    let r = admin(port, "GET", "/config", None);
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = admin(port, "POST", "/config", Some(TOKEN));
+    assert_eq!(r.status, 405, "{r:?}");
+    let r = admin(port, "GET", "/config", Some(TOKEN));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = json(&r);
+    assert_eq!(
+        v["admin"]["token"],
+        serde_json::json!(["<redacted>", "<redacted>"])
+    );
+    assert_eq!(v["route"][0]["name"], "all", "{v}");
+    assert!(!r.body_str().contains("file:"), "{}", r.body_str());
+    assert!(!r.body_str().contains(TOKEN));
+    // After a reload, the new config is what is shown.
+    let text = fs::read_to_string(&gw.config_path).unwrap();
+    gw.write_config(&text.replace("name = \"all\"", "name = \"everything\""));
+    assert_eq!(admin(port, "POST", "/reload", Some(TOKEN)).status, 200);
+    let v = json(&admin(port, "GET", "/config", Some(TOKEN)));
+    assert_eq!(v["route"][0]["name"], "everything", "{v}");
+}

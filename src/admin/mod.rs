@@ -6,6 +6,9 @@
 //!   listener is bound and the first config is live, 503 while draining. Neither
 //!   needs a token (load balancers and orchestrators probe them).
 //! - `GET /metrics`: Prometheus text format 0.0.4 ([`metrics`]).
+//! - `GET /config`: the config the serving snapshot was compiled from, as JSON,
+//!   every secret (and every `env:`/`file:` reference) shown as `"<redacted>"`
+//!   ([`crate::config::redact`]).
 //! - `POST /reload`: the same as SIGHUP, synchronously, through the control
 //!   thread: 200 `{"status":"ok","generation":N}`, or 400
 //!   `{"status":"error","error":"FILE:LINE:COL: FIELD: MESSAGE"}` with the old
@@ -241,7 +244,7 @@ fn route(
     // (what `Allow` says, whether it is read-only, whether it needs no token)
     let (allow, read, public) = match path {
         b"/healthz" | b"/ready" => ("GET, HEAD", true, true),
-        b"/metrics" => ("GET, HEAD", true, false),
+        b"/metrics" | b"/config" => ("GET, HEAD", true, false),
         b"/reload" => ("POST", false, false),
         _ => ("", false, false),
     };
@@ -273,6 +276,7 @@ fn route(
             Answer::json(503, r#"{"status":"starting"}"#)
         }
         b"/ready" => Answer::json(200, r#"{"status":"ready"}"#),
+        b"/config" => Answer::json(200, shared.gateway.load().config_json.clone()),
         b"/metrics" => Answer {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",

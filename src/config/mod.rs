@@ -10,6 +10,7 @@ mod admin;
 mod auth;
 mod cors;
 mod error;
+pub mod redact;
 pub mod secret;
 mod throttle;
 mod tls;
