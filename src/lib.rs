@@ -13,7 +13,7 @@
 //! 6. [`session`]: the per-core state, the client connection and one request's
 //!    state, which the proxy and the server both sit on;
 //! 7. [`proxy`] → [`server`] → [`admin`] → [`runtime`]; beside them, the [`keys`]
-//!    commands.
+//!    and [`audit`] commands.
 //!
 //! The map:
 //! - [`config`]: the TOML file → typed `Config`, errors with file, line and field.
@@ -30,6 +30,7 @@
 //! - [`limit`]: throttling and quotas — token buckets spent per core, reconciled globally.
 //! - [`store`]: the embedded store of API keys (hashed) and quota counters.
 //! - [`keys`]: the `portcullis keys` commands.
+//! - [`audit`]: `portcullis audit`, a config against the controls gateways are audited on.
 //! - [`log`]: the access log, written off the request path.
 //! - [`metrics`]: per-core request counters, summed when `/metrics` is scraped.
 //! - [`hex`]: hex digits and encoding, shared by every module that needs them.
@@ -40,6 +41,7 @@
 //! - [`tls`]: rustls configs for HTTPS listeners, mTLS and upstream TLS, and the TLS stream.
 
 pub mod admin;
+pub mod audit;
 pub mod config;
 pub mod gateway;
 pub mod guard;

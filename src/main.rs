@@ -27,6 +27,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Check a valid config against security controls; exit 1 on a high finding.
+    Audit {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Exit 1 on any finding.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Manage API keys in the store (works while the gateway runs).
     Keys {
         #[command(subcommand)]
@@ -78,6 +86,21 @@ fn main() -> ExitCode {
                 }
                 println!("configuration ok: {}", config.display());
                 ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Audit { config, strict } => match portcullis::audit::audit_file(&config) {
+            Ok((source, findings)) => {
+                let (text, fail) = portcullis::audit::report(&source, &findings, strict);
+                print!("{text}");
+                if fail {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => {
                 eprintln!("{e}");

@@ -215,6 +215,10 @@ pub struct RouteConfig {
     pub claims: BTreeMap<String, Vec<String>>,
     /// A `[cors.*]` name: preflights answered, CORS headers on every answer.
     pub cors: Option<Spanned<String>>,
+    /// The route is meant to be open (no authentication): `portcullis audit`
+    /// does not report it.
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// A canned answer for a route without an upstream.
