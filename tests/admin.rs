@@ -275,6 +275,29 @@ fn requests_are_counted_per_route_and_code_across_cores_and_reloads() {
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(buckets.len(), 15, "{text}");
+    // 15 requests, each on a connection of its own (the harness's readiness
+    // probes add a few); none open now but what the scrape raced with.
+    let value = |prefix: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    };
+    let listener = format!("{{listener=\"127.0.0.1:{}\"}}", gw.port);
+    let accepted = value(&format!("portcullis_connections_total{listener}"));
+    assert!(accepted >= 15, "{accepted}");
+    assert!(
+        value(&format!("portcullis_connections_active{listener}")) <= 2,
+        "{text}"
+    );
+    assert_lines(
+        &text,
+        &[
+            "portcullis_access_log_dropped_total 0",
+            "portcullis_store_flush_errors_total 0",
+        ],
+    );
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
     assert_eq!(*buckets.last().unwrap(), 10);
 

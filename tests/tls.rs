@@ -1217,3 +1217,40 @@ fn curl_and_openssl_interoperate() {
         assert!(text.contains("HTTP/1.1 200 OK"), "{text}");
     }
 }
+
+#[test]
+fn handshakes_are_counted_by_result() {
+    let pki = Pki::new();
+    let admin = free_port();
+    let (_gw, port) = start(
+        &pki,
+        "min_version = \"1.3\"",
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{}",
+            mock_route("m", "/", 200, "ok")
+        ),
+    );
+    let mut opts = TlsOpts::new(&pki);
+    opts.versions = ONLY_12;
+    assert!(tls_connect(port, &opts).is_err());
+    opts.versions = ONLY_13;
+    let mut s = tls_connect(port, &opts).unwrap();
+    assert_eq!(tls_request(&mut s, &get("/")).unwrap().status, 200);
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", admin)).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nhost: a\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    let value = |result: &str| -> u64 {
+        let prefix = format!(
+            "portcullis_tls_handshakes_total{{listener=\"127.0.0.1:{port}\",result=\"{result}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    };
+    assert_eq!(value("ok"), 1, "{text}");
+    // The refused TLS 1.2 client, and the harness's plain port probes.
+    assert!(value("error") >= 1, "{text}");
+}

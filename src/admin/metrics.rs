@@ -17,6 +17,10 @@
 //! `portcullis_throttled_total{route,level}` (`api_key`, `route`, `account`,
 //! `ip`, `quota`: the level that refused; no per-key or per-IP series),
 //! `portcullis_waf_matches_total{waf,rule,action}`,
+//! `portcullis_connections_total{listener}` (and `_closed_total`, and the
+//! `portcullis_connections_active` gauge, their difference),
+//! `portcullis_tls_handshakes_total{listener,result}`,
+//! `portcullis_access_log_dropped_total`, `portcullis_store_flush_errors_total`,
 //! `portcullis_request_duration_seconds{route}` (a histogram of the whole
 //! request, head read to response end; buckets [`crate::metrics::BUCKETS`]).
 
@@ -42,7 +46,9 @@ pub fn render(shared: &Shared, control: &Control) -> String {
         env!("CARGO_PKG_VERSION")
     );
     let ready = control.ready.load(Ordering::Acquire) && !shared.shutdown.load(Ordering::Acquire);
-    let families: [Family<'_>; 5] = [
+    let dropped = control.access_log.get().map_or(0, |a| a.dropped());
+    let flush_errors = control.store_flush_errors.load(Ordering::Relaxed);
+    let families: [Family<'_>; 7] = [
         (
             "portcullis_build_info",
             "gauge",
@@ -82,6 +88,18 @@ pub fn render(shared: &Shared, control: &Control) -> String {
             "1 while serving; 0 while starting or draining.",
             &[("", u64::from(ready))],
         ),
+        (
+            "portcullis_access_log_dropped_total",
+            "counter",
+            "Access log lines dropped because a core's queue was full.",
+            &[("", dropped)],
+        ),
+        (
+            "portcullis_store_flush_errors_total",
+            "counter",
+            "Quota counter flushes to the store that failed (retried at the next interval).",
+            &[("", flush_errors)],
+        ),
     ];
     for (name, kind, help, samples) in families {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -96,24 +114,43 @@ pub fn render(shared: &Shared, control: &Control) -> String {
 }
 
 /// Families counted as named series, with their help text.
-const SERIES: &[(&str, &str)] = &[(
-    "portcullis_waf_matches_total",
-    "WAF rule matches by WAF, rule id and action (block: the request was refused; count: it went on).",
-)];
+const SERIES: &[(&str, &str)] = &[
+    (
+        "portcullis_waf_matches_total",
+        "WAF rule matches by WAF, rule id and action (block: the request was refused; count: it went on).",
+    ),
+    ("portcullis_connections_total", "Client connections accepted, by listener."),
+    ("portcullis_connections_closed_total", "Client connections closed, by listener."),
+    (
+        "portcullis_tls_handshakes_total",
+        "TLS handshakes by listener and result (ok, error, timeout).",
+    ),
+];
 
 /// The series counters, each family under its HELP and TYPE lines.
 fn series(out: &mut String, totals: &[(std::sync::Arc<str>, u64)]) {
+    let of = |family: &'static str| {
+        totals.iter().filter_map(move |(name, n)| {
+            let labels = name.strip_prefix(family)?;
+            labels.starts_with('{').then_some((labels, *n))
+        })
+    };
     for (family, help) in SERIES {
         let _ = writeln!(out, "# HELP {family} {help}");
         let _ = writeln!(out, "# TYPE {family} counter");
-        for (name, n) in totals {
-            if name
-                .strip_prefix(family)
-                .is_some_and(|rest| rest.starts_with('{'))
-            {
-                let _ = writeln!(out, "{name} {n}");
-            }
+        for (labels, n) in of(family) {
+            let _ = writeln!(out, "{family}{labels} {n}");
         }
+    }
+    // Open connections: accepted minus closed, per listener.
+    let family = "portcullis_connections_active";
+    let _ = writeln!(out, "# HELP {family} Client connections open, by listener.");
+    let _ = writeln!(out, "# TYPE {family} gauge");
+    for (labels, opened) in of("portcullis_connections_total") {
+        let closed = of("portcullis_connections_closed_total")
+            .find(|(l, _)| *l == labels)
+            .map_or(0, |(_, n)| n);
+        let _ = writeln!(out, "{family}{labels} {}", opened.saturating_sub(closed));
     }
 }
 

@@ -54,6 +54,10 @@ pub struct Control {
     pub last_reload_success: AtomicU64,
     /// The io driver the cores run (`io_uring` or `epoll`).
     pub driver: std::sync::OnceLock<String>,
+    /// The access log, when there is one (its dropped-line count).
+    pub access_log: std::sync::OnceLock<Arc<crate::log::AccessLog>>,
+    /// Quota flushes to the store that failed (and were retried).
+    pub store_flush_errors: Arc<AtomicU64>,
     reloads: std::sync::Mutex<mpsc::Sender<ReloadRequest>>,
 }
 
@@ -73,6 +77,8 @@ impl Control {
             reloads_failed: AtomicU64::new(0),
             last_reload_success: AtomicU64::new(crate::limit::period::unix_now()),
             driver: std::sync::OnceLock::new(),
+            access_log: std::sync::OnceLock::new(),
+            store_flush_errors: Arc::new(AtomicU64::new(0)),
             reloads: std::sync::Mutex::new(tx),
         };
         (Arc::new(control), rx)

@@ -33,6 +33,8 @@ pub struct Housekeeper {
     next_flush: Instant,
     store_failing: bool,
     keys_failing: bool,
+    /// Failed flushes, for `portcullis_store_flush_errors_total`.
+    pub flush_errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Housekeeper {
@@ -51,6 +53,7 @@ impl Housekeeper {
             next_flush: Instant::now() + gateway.store.flush_interval,
             store_failing: false,
             keys_failing: false,
+            flush_errors: Default::default(),
         };
         if gateway.store.needed {
             let store = Store::new(&gateway.store.path).map_err(|e| e.to_string())?;
@@ -184,6 +187,8 @@ impl Housekeeper {
                 }
             }
             Err(e) => {
+                self.flush_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if !self.store_failing {
                     tracing::warn!("store: quota counters not flushed, will retry: {e}");
                     self.store_failing = true;

@@ -89,6 +89,10 @@ pub fn run(path: &Path) -> Result<(), String> {
     // Bound before the cores start, so a bad address fails the start; served
     // once they are (`/ready` says when).
     let (control, reload_requests) = Control::new();
+    housekeeper.flush_errors = control.store_flush_errors.clone();
+    if let Some(a) = &access {
+        let _ = control.access_log.set(a.clone());
+    }
     let admin_listener = match &shared.gateway.load().admin {
         Some(a) => Some(crate::admin::bind(a.listen)?),
         None => None,

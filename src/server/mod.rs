@@ -36,6 +36,11 @@ pub enum ListenerKind {
 
 /// Accepts connections until the listener is shut down.
 pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKind) {
+    let label: Rc<str> = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string())
+        .into();
+    let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, &*label);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -54,7 +59,9 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
                     continue;
                 }
                 core.connections.set(core.connections.get() + 1);
+                count_connection(&core, key, &label, "portcullis_connections_total");
                 let c = core.clone();
+                let label = label.clone();
                 monoio::spawn(async move {
                     let peer_ip = peer.ip();
                     let served = match kind {
@@ -62,13 +69,14 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
                             CatchUnwind::new(conn::serve(c.clone(), stream, peer, None)).await
                         }
                         ListenerKind::Tls(i) => {
-                            CatchUnwind::new(serve_tls(c.clone(), stream, peer, i)).await
+                            CatchUnwind::new(serve_tls(c.clone(), stream, peer, i, &label)).await
                         }
                     };
                     if served.is_err() {
                         tracing::error!(client = %peer_ip, "panic while serving a connection; connection closed");
                     }
                     c.connections.set(c.connections.get() - 1);
+                    count_connection(&c, key, &label, "portcullis_connections_closed_total");
                 });
             }
             Err(e) => {
@@ -83,12 +91,22 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
     }
 }
 
+/// Counts a connection event of listener `label` (its key: `key`) in the
+/// core's own series counters (`portcullis_connections_active` is opened
+/// minus closed, at scrape).
+fn count_connection(core: &Core, key: u64, label: &str, family: &'static str) {
+    let salt = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, family);
+    core.counters
+        .bump((key, salt), || format!("{family}{{listener=\"{label}\"}}"));
+}
+
 /// Completes the TLS handshake of listener `i`, then serves the connection.
 async fn serve_tls(
     core: Rc<Core>,
     stream: monoio::net::TcpStream,
     peer: std::net::SocketAddr,
     i: usize,
+    label: &str,
 ) {
     let gw = core.gateway();
     let Some(listener) = gw.tls.get(i) else {
@@ -101,10 +119,19 @@ async fn serve_tls(
     let timeout = listener.handshake_timeout;
     drop(gw);
     let mut deadline = Deadline::new(&core.timers);
-    let tls = match deadline
+    let result = deadline
         .within(timeout, crate::tls::TlsStream::handshake(stream, session))
-        .await
-    {
+        .await;
+    let outcome = match &result {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(_)) => "error",
+        Err(_) => "timeout",
+    };
+    let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (label, outcome));
+    core.counters.bump((key, 0x7715), || {
+        format!("portcullis_tls_handshakes_total{{listener=\"{label}\",result=\"{outcome}\"}}")
+    });
+    let tls = match result {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(client = %peer.ip(), "TLS handshake failed: {e}");
