@@ -154,8 +154,10 @@ impl Gateway {
                     })?;
                 targets.push(addr);
             }
+            let index = upstreams.len();
             upstreams.push(Upstream {
                 name: u.name.get_ref().as_str().into(),
+                index,
                 targets,
                 balance: u.balance,
                 connect_timeout: u.connect_timeout.0,

@@ -151,6 +151,16 @@ struct Names {
     index: FxHashMap<Arc<str>, u32>,
 }
 
+/// What a slot counts: a route's requests, or an upstream's exchanges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    Route,
+    Upstream,
+}
+
+/// Upstream slots are named with this prefix (no route name holds a NUL).
+const UPSTREAM_PREFIX: &str = "\0upstream:";
+
 /// One route's counters, summed over the cores.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct RouteTotals {
@@ -185,6 +195,19 @@ impl Registry {
     /// life of the process. `u32::MAX` once every chunk is used (nothing is
     /// counted for that route).
     pub fn slot(&self, name: &str) -> u32 {
+        self.slot_of(SlotKind::Route, name)
+    }
+
+    /// The slot of a route or of an upstream named `name`.
+    pub fn slot_of(&self, kind: SlotKind, name: &str) -> u32 {
+        let prefixed;
+        let name = match kind {
+            SlotKind::Route => name,
+            SlotKind::Upstream => {
+                prefixed = format!("{UPSTREAM_PREFIX}{name}");
+                &prefixed
+            }
+        };
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&s) = names.index.get(name) {
             return s;
@@ -255,6 +278,16 @@ impl Registry {
 
     /// Every route's totals (in the order they were first seen).
     pub fn routes(&self) -> Vec<RouteTotals> {
+        self.slots(SlotKind::Route)
+    }
+
+    /// Every upstream's totals (`route` holds the upstream's name; `codes`
+    /// the statuses it answered, 502/504 for the exchanges that failed).
+    pub fn upstreams(&self) -> Vec<RouteTotals> {
+        self.slots(SlotKind::Upstream)
+    }
+
+    fn slots(&self, kind: SlotKind) -> Vec<RouteTotals> {
         let list = self
             .names
             .lock()
@@ -263,7 +296,14 @@ impl Registry {
             .clone();
         list.into_iter()
             .enumerate()
-            .map(|(i, route)| self.totals(i as u32, route))
+            .filter_map(|(i, name)| {
+                let upstream = name.strip_prefix(UPSTREAM_PREFIX);
+                match (kind, upstream) {
+                    (SlotKind::Route, None) => Some(self.totals(i as u32, name)),
+                    (SlotKind::Upstream, Some(u)) => Some(self.totals(i as u32, u.into())),
+                    _ => None,
+                }
+            })
             .collect()
     }
 

@@ -214,10 +214,13 @@ fn start_counted() -> (Gateway, u16, Upstream, TempDir) {
     fs::write(&token, TOKEN).unwrap();
     let port = free_port();
     let rest = format!(
-        "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"file:{}\"\n\n{}\n[[route]]\nname = \"ping\"\npath_exact = \"/ping\"\nmock = {{ status = 200, body = \"pong\" }}\n\n{}",
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"file:{}\"\n\n{}\n[[route]]\nname = \"ping\"\npath_exact = \"/ping\"\nmock = {{ status = 200, body = \"pong\" }}\n\n{}{}{}",
         token.display(),
         upstream_block("u", &[up.port], ""),
         proxy_route("api", "/api", "u"),
+        // Nothing listens there: every exchange fails to connect.
+        upstream_block("dead", &[free_port()], ""),
+        proxy_route("dead", "/dead", "dead"),
     );
     // Two workers: each counts its own connections; a scrape sums them.
     (Gateway::start("workers = 2\n", &rest), port, up, secrets)
@@ -238,6 +241,23 @@ fn assert_lines(text: &str, lines: &[&str]) {
     }
 }
 
+/// Scrapes until every line of `lines` is there (a request is counted just
+/// after its response is written, so a scrape may run a moment ahead of the
+/// last one), and returns that text. Bounded to 5 s.
+fn scrape_until(port: u16, lines: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = metrics_text(port);
+        if lines.iter().all(|line| text.lines().any(|l| l == *line))
+            || std::time::Instant::now() > deadline
+        {
+            assert_lines(&text, lines);
+            return text;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn requests_are_counted_per_route_and_code_across_cores_and_reloads() {
     let (gw, port, _up, _s) = start_counted();
@@ -248,14 +268,14 @@ fn requests_are_counted_per_route_and_code_across_cores_and_reloads() {
         assert_eq!(gw.get("/api/orders").status, 200);
     }
     assert_eq!(gw.get("/nowhere").status, 404);
+    assert_eq!(gw.get("/dead").status, 502);
     // Refused before routing: a malformed head.
     let r = gw
         .connect()
         .request(b"GET /ping HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n");
     assert_eq!(r.status, 400, "{r:?}");
-    let text = metrics_text(port);
-    assert_lines(
-        &text,
+    let text = scrape_until(
+        port,
         &[
             "# TYPE portcullis_requests_total counter",
             "portcullis_requests_total{route=\"ping\",code=\"200\"} 10",
@@ -266,6 +286,11 @@ fn requests_are_counted_per_route_and_code_across_cores_and_reloads() {
             "portcullis_request_duration_seconds_bucket{route=\"ping\",le=\"+Inf\"} 10",
             "portcullis_request_duration_seconds_count{route=\"ping\"} 10",
             "portcullis_request_duration_seconds_count{route=\"api\"} 3",
+            "portcullis_requests_total{route=\"dead\",code=\"502\"} 1",
+            "# TYPE portcullis_upstream_duration_seconds histogram",
+            "portcullis_upstream_duration_seconds_count{upstream=\"u\"} 3",
+            "portcullis_upstream_duration_seconds_count{upstream=\"dead\"} 1",
+            "portcullis_upstream_errors_total{upstream=\"dead\",kind=\"connect\"} 1",
         ],
     );
     // Buckets are cumulative and end at the count.
@@ -275,7 +300,7 @@ fn requests_are_counted_per_route_and_code_across_cores_and_reloads() {
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(buckets.len(), 15, "{text}");
-    // 15 requests, each on a connection of its own (the harness's readiness
+    // 16 requests, each on a connection of its own (the harness's readiness
     // probes add a few); none open now but what the scrape raced with.
     let value = |prefix: &str| -> u64 {
         text.lines()
@@ -307,8 +332,8 @@ fn requests_are_counted_per_route_and_code_across_cores_and_reloads() {
     for _ in 0..5 {
         assert_eq!(gw.get("/ping").status, 200);
     }
-    assert_lines(
-        &metrics_text(port),
+    scrape_until(
+        port,
         &["portcullis_requests_total{route=\"ping\",code=\"200\"} 15"],
     );
 }
@@ -373,9 +398,8 @@ fn refusals_are_counted_by_route_stage_and_reason() {
         .connect()
         .request(b"GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n");
     assert_eq!(r.status, 400, "{r:?}");
-    let text = metrics_text(port);
-    assert_lines(
-        &text,
+    let text = scrape_until(
+        port,
         &[
             "# TYPE portcullis_denied_total counter",
             "portcullis_denied_total{route=\"guarded\",stage=\"waf\",reason=\"rule\"} 1",

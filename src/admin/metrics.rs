@@ -17,6 +17,8 @@
 //! `portcullis_throttled_total{route,level}` (`api_key`, `route`, `account`,
 //! `ip`, `quota`: the level that refused; no per-key or per-IP series),
 //! `portcullis_waf_matches_total{waf,rule,action}`,
+//! `portcullis_upstream_duration_seconds{upstream}` (a histogram),
+//! `portcullis_upstream_errors_total{upstream,kind}`,
 //! `portcullis_connections_total{listener}` (and `_closed_total`, and the
 //! `portcullis_connections_active` gauge, their difference),
 //! `portcullis_tls_handshakes_total{listener,result}`,
@@ -109,6 +111,13 @@ pub fn render(shared: &Shared, control: &Control) -> String {
         }
     }
     routes(&mut out, &shared.metrics.routes());
+    histogram(
+        &mut out,
+        "portcullis_upstream_duration_seconds",
+        "Exchanges with an upstream, from picking a target (connect included) to the response head, by upstream.",
+        "upstream",
+        &shared.metrics.upstreams(),
+    );
     series(&mut out, &shared.metrics.series_totals());
     out
 }
@@ -118,6 +127,10 @@ const SERIES: &[(&str, &str)] = &[
     (
         "portcullis_waf_matches_total",
         "WAF rule matches by WAF, rule id and action (block: the request was refused; count: it went on).",
+    ),
+    (
+        "portcullis_upstream_errors_total",
+        "Failed exchanges with an upstream by kind (connect, timeout, reset, malformed).",
     ),
     ("portcullis_connections_total", "Client connections accepted, by listener."),
     ("portcullis_connections_closed_total", "Client connections closed, by listener."),
@@ -208,29 +221,36 @@ fn routes(out: &mut String, routes: &[RouteTotals]) {
             }
         }
     }
-    let name = "portcullis_request_duration_seconds";
-    let _ = writeln!(
+    histogram(
         out,
-        "# HELP {name} Whole requests, from the head read to the response's end, by route."
+        "portcullis_request_duration_seconds",
+        "Whole requests, from the head read to the response's end, by route.",
+        "route",
+        routes,
     );
+}
+
+/// A histogram family over slots' buckets, one series per slot that counted.
+fn histogram(out: &mut String, name: &str, help: &str, label: &str, slots: &[RouteTotals]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} histogram");
-    for r in routes.iter().filter(|r| r.count > 0) {
-        let route = Label(&r.route);
+    for r in slots.iter().filter(|r| r.count > 0) {
+        let value = Label(&r.route);
         let mut cumulative = 0;
         for (bound, n) in BUCKETS.iter().zip(&r.buckets) {
             cumulative += n;
             let _ = writeln!(
                 out,
-                "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                "{name}_bucket{{{label}=\"{value}\",le=\"{bound}\"}} {cumulative}"
             );
         }
         let _ = writeln!(
             out,
-            "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+            "{name}_bucket{{{label}=\"{value}\",le=\"+Inf\"}} {}",
             r.count
         );
-        let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", r.sum_seconds);
-        let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", r.count);
+        let _ = writeln!(out, "{name}_sum{{{label}=\"{value}\"}} {}", r.sum_seconds);
+        let _ = writeln!(out, "{name}_count{{{label}=\"{value}\"}} {}", r.count);
     }
 }
 

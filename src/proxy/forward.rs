@@ -157,6 +157,7 @@ impl<S: ClientIo> Forward<'_, '_, S> {
         let mut excluded: Option<SocketAddr> = None;
         let mut fresh_only = false;
         let mut answered = loop {
+            let attempt_started = Instant::now();
             let now = core.timers.now();
             let picked = core.upstreams.borrow_mut().pick(up, excluded, now);
             let Some(addr) = picked else {
@@ -188,6 +189,15 @@ impl<S: ClientIo> Forward<'_, '_, S> {
                     Ok(s) => s,
                     Err(e) => {
                         let timed_out = matches!(e, ConnectError::TimedOut);
+                        core.count_upstream_error(
+                            &up.name,
+                            if timed_out { "timeout" } else { "connect" },
+                        );
+                        core.count_upstream(
+                            up.index,
+                            if timed_out { 504 } else { 502 },
+                            attempt_started.elapsed(),
+                        );
                         core.upstreams.borrow_mut().failed(addr, up, Instant::now());
                         if excluded.is_none() && up.targets.len() > 1 {
                             excluded = Some(addr);
@@ -205,6 +215,21 @@ impl<S: ClientIo> Forward<'_, '_, S> {
             let attempt = self.send_and_receive(&mut stream, out, &mut body).await;
             core.upstreams.borrow_mut().finished(addr);
             self.req.exchange.upstream_time = started.map(|t| t.elapsed());
+            let took = attempt_started.elapsed();
+            match &attempt {
+                Ok((_, resp)) => core.count_upstream(up.index, resp.status, took),
+                Err(Attempt::Stale) if reused && replayable && head.method.is_idempotent() => {}
+                Err(Attempt::Client(_)) => {}
+                Err(failure) => {
+                    let (status, kind) = match failure {
+                        Attempt::Timeout => (504, "timeout"),
+                        Attempt::Malformed => (502, "malformed"),
+                        _ => (502, "reset"),
+                    };
+                    core.count_upstream_error(&up.name, kind);
+                    core.count_upstream(up.index, status, took);
+                }
+            }
             match attempt {
                 Ok((rbuf, resp)) => {
                     break Answered {
@@ -221,7 +246,7 @@ impl<S: ClientIo> Forward<'_, '_, S> {
                     continue;
                 }
                 Err(Attempt::Stale) if reused => return Err(Failure::Status(502, !body.is_done())),
-                Err(Attempt::Stale) | Err(Attempt::Upstream) => {
+                Err(Attempt::Stale) | Err(Attempt::Reset) | Err(Attempt::Malformed) => {
                     core.upstreams.borrow_mut().failed(addr, up, Instant::now());
                     return Err(Failure::Status(502, !body.is_done()));
                 }
@@ -271,7 +296,11 @@ impl<S: ClientIo> Forward<'_, '_, S> {
 enum Attempt {
     /// The pooled connection was closed before any response byte.
     Stale,
-    Upstream,
+    /// The upstream closed or failed after part of a response.
+    Reset,
+    /// What the upstream sent is not a response this gateway relays (no head
+    /// within the buffer, a head that does not parse, a 101).
+    Malformed,
     Timeout,
     Client(Failure),
 }
@@ -316,7 +345,7 @@ impl<S: ClientIo> Forward<'_, '_, S> {
         loop {
             if rbuf.len() == rbuf.capacity() {
                 core.give_buffer(rbuf);
-                return Err(Attempt::Upstream);
+                return Err(Attempt::Malformed);
             }
             let len = rbuf.len();
             let cap = rbuf.capacity();
@@ -336,7 +365,7 @@ impl<S: ClientIo> Forward<'_, '_, S> {
                 }
                 Ok(0) | Err(_) => {
                     core.give_buffer(rbuf);
-                    return Err(Attempt::Upstream);
+                    return Err(Attempt::Reset);
                 }
                 Ok(_) => {}
             }
@@ -348,13 +377,13 @@ impl<S: ClientIo> Forward<'_, '_, S> {
                     }
                     Ok(Some(resp)) if resp.status == 101 => {
                         core.give_buffer(rbuf);
-                        return Err(Attempt::Upstream);
+                        return Err(Attempt::Malformed);
                     }
                     Ok(Some(resp)) => return Ok((rbuf, resp)),
                     Ok(None) => break,
                     Err(_) => {
                         core.give_buffer(rbuf);
-                        return Err(Attempt::Upstream);
+                        return Err(Attempt::Malformed);
                     }
                 }
             }

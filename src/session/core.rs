@@ -51,6 +51,8 @@ pub struct Core {
     pub timers: Rc<Timers>,
     /// The metric slot of each route of the current snapshot, by route index.
     route_slots: RefCell<Vec<u32>>,
+    /// The metric slot of each upstream of the current snapshot, by index.
+    upstream_slots: RefCell<Vec<u32>>,
     unmatched_slot: u32,
     /// This core's series counters (WAF rule matches).
     pub counters: crate::metrics::CoreCounters,
@@ -88,6 +90,7 @@ impl Core {
             access,
             timers,
             route_slots: RefCell::new(Vec::new()),
+            upstream_slots: RefCell::new(Vec::new()),
             unmatched_slot: 0,
             counters,
         }
@@ -112,6 +115,13 @@ impl Core {
             .map(|r| self.shared.metrics.slot(&r.name))
             .collect();
         *self.route_slots.borrow_mut() = slots;
+        let upstream = crate::metrics::SlotKind::Upstream;
+        let slots = gw
+            .upstreams
+            .iter()
+            .map(|u| self.shared.metrics.slot_of(upstream, &u.name))
+            .collect();
+        *self.upstream_slots.borrow_mut() = slots;
     }
 
     /// Counts a finished request: its route (None: no route matched), status
@@ -137,6 +147,30 @@ impl Core {
             .metrics
             .core(self.id)
             .record(slot, status, took, denied);
+    }
+
+    /// Counts one exchange with upstream `index` of the current snapshot: the
+    /// status it answered (502/504 when it failed) and how long it took.
+    pub fn count_upstream(&self, index: usize, status: u16, took: std::time::Duration) {
+        let slot = self
+            .upstream_slots
+            .borrow()
+            .get(index)
+            .copied()
+            .unwrap_or(u32::MAX);
+        self.shared
+            .metrics
+            .core(self.id)
+            .record(slot, status, took, None);
+    }
+
+    /// Counts a failed exchange with `upstream` by kind (`connect`, `timeout`,
+    /// `reset`, `malformed`).
+    pub fn count_upstream_error(&self, upstream: &str, kind: &'static str) {
+        let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (upstream, kind));
+        self.counters.bump((key, 0x0e77), || {
+            format!("portcullis_upstream_errors_total{{upstream=\"{upstream}\",kind=\"{kind}\"}}")
+        });
     }
 
     /// The Gateway snapshot to serve the next request with.

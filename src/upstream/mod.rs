@@ -26,4 +26,6 @@ pub struct Upstream {
     pub keepalive_timeout: Duration,
     /// Talk TLS to the targets.
     pub tls: Option<crate::tls::UpstreamTls>,
+    /// Its position in the snapshot's upstream list (its metric slot's key).
+    pub index: usize,
 }

@@ -204,6 +204,7 @@ mod tests {
             fail_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(30),
             tls: None,
+            index: 0,
         }
     }
 
