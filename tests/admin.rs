@@ -379,7 +379,14 @@ fn refusals_are_counted_by_route_stage_and_reason() {
     let token = secrets.path.join("token");
     fs::write(&token, TOKEN).unwrap();
     let port = free_port();
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    // One rule (the shipped set takes seconds to compile in a debug build).
+    let rule_dir = TempDir::new("admin-rules");
+    fs::write(
+        rule_dir.path.join("xss.toml"),
+        "[[rule]]\nid = 100001\ndescription = \"script tag\"\ncategory = \"xss\"\ntargets = [\"query\"]\ntransforms = [\"url_decode\", \"lowercase\"]\nany = [\"<script\"]\nscore = 5\n",
+    )
+    .unwrap();
+    let rules = rule_dir.path.display();
     let rest = format!(
         "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"file:{}\"\n\n[waf.default]\nrules = \"{rules}\"\n\n[waf.watch]\nrules = \"{rules}\"\nmode = \"count\"\n\n\
          [[route]]\nname = \"watched\"\npath = \"/watched\"\nwaf = \"watch\"\nmock = {{ status = 200, body = \"ok\" }}\n\n\
@@ -410,8 +417,8 @@ fn refusals_are_counted_by_route_stage_and_reason() {
             &format!("portcullis_throttled_total{{route=\"limited\",level=\"route\"}} {refused}"),
             "portcullis_requests_total{route=\"guarded\",code=\"403\"} 1",
             "# TYPE portcullis_waf_matches_total counter",
-            "portcullis_waf_matches_total{waf=\"default\",rule=\"941110\",action=\"block\"} 1",
-            "portcullis_waf_matches_total{waf=\"watch\",rule=\"941110\",action=\"count\"} 1",
+            "portcullis_waf_matches_total{waf=\"default\",rule=\"100001\",action=\"block\"} 1",
+            "portcullis_waf_matches_total{waf=\"watch\",rule=\"100001\",action=\"count\"} 1",
             &format!("portcullis_requests_total{{route=\"limited\",code=\"429\"}} {refused}"),
         ],
     );
