@@ -1,14 +1,21 @@
-//! `portcullis keys create|list|revoke`: API key management from the command line.
+//! API key management: the operations (`create`, `list`, `revoke`, `rotate`)
+//! that `portcullis keys …` and the admin API's `/keys` endpoints share.
 //!
 //! Keys go straight into the store named by the config (`store.path`). The store
-//! is opened only per operation, by the running gateway too, so these commands work
-//! while it runs; the gateway polls the store and applies a created or revoked key
-//! on every core within about a second, without a reload. A key's text is printed
-//! once, at creation: only its SHA-256 is stored.
+//! is opened only per operation, by the running gateway too, so these work
+//! while it runs; the gateway polls the store and applies a created, revoked or
+//! rotated key on every core within about a second, without a reload. A key's
+//! text is shown once, at creation: only its SHA-256 is stored.
+//!
+//! Rotation adds a new key under the same name and plan, and makes the old
+//! one expire when the grace period ends: both work until then, so a client
+//! can switch without a moment of refusals; after it, the old key is refused
+//! as expired.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::gateway::Gateway;
 use crate::guard::api_key::{generate_key, hash_key, is_field_safe};
 use crate::hex::encode as hex;
 use crate::limit::period::{format_rfc3339, parse_rfc3339, unix_now as now};
@@ -28,14 +35,138 @@ pub enum Command {
         config: PathBuf,
         selector: String,
     },
+    Rotate {
+        config: PathBuf,
+        name: String,
+        grace: String,
+    },
 }
 
-fn open(config: &std::path::Path) -> Result<(crate::gateway::Gateway, Store), String> {
-    let (_, _, gw) = crate::gateway::load(config).map_err(|e| e.to_string())?;
-    let store = Store::new(&gw.store.path)
+/// A key just made: its text (shown once) and what is stored.
+pub struct Created {
+    pub text: String,
+    pub key: StoredKey,
+}
+
+/// The store `gw` names, waiting up to 10 s for a running gateway's flush.
+pub fn open_store(gw: &Gateway) -> Result<Store, String> {
+    Ok(Store::new(&gw.store.path)
         .map_err(|e| e.to_string())?
-        .with_wait(Duration::from_secs(10));
+        .with_wait(Duration::from_secs(10)))
+}
+
+fn open(config: &std::path::Path) -> Result<(Gateway, Store), String> {
+    let (_, _, gw) = crate::gateway::load(config).map_err(|e| e.to_string())?;
+    let store = open_store(&gw)?;
     Ok((gw, store))
+}
+
+fn check_plan(gw: &Gateway, plan: &str) -> Result<(), String> {
+    if gw.plans.contains_key(plan) {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = gw.plans.keys().map(|p| &**p).collect();
+    known.sort_unstable();
+    Err(format!(
+        "unknown plan {plan:?} (the config has: {})",
+        if known.is_empty() {
+            "no plans".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
+fn new_key(name: Option<&str>, plan: &str, expires: Option<u64>) -> Result<Created, String> {
+    if let Some(n) = name {
+        if !is_field_safe(n) {
+            return Err(format!(
+                "name {n:?}: use 1-128 visible ASCII characters (it is sent upstream in a header)"
+            ));
+        }
+    }
+    let text = generate_key().map_err(|e| format!("cannot generate a key: {e}"))?;
+    let hash = hash_key(text.as_bytes());
+    let name = name.map_or_else(|| format!("key-{}", &hex(&hash)[..8]), str::to_string);
+    Ok(Created {
+        text,
+        key: StoredKey {
+            hash,
+            name,
+            plan: plan.to_string(),
+            expires,
+            revoked: false,
+            created: now(),
+        },
+    })
+}
+
+/// Creates a key for `plan`; `expires`: RFC 3339, in the future.
+pub fn create(
+    gw: &Gateway,
+    store: &Store,
+    plan: &str,
+    name: Option<&str>,
+    expires: Option<&str>,
+) -> Result<Created, String> {
+    check_plan(gw, plan)?;
+    let expires = match expires {
+        Some(e) => {
+            let t = parse_rfc3339(e).map_err(|m| format!("expires {e:?}: {m}"))?;
+            if t <= now() {
+                return Err(format!("expires {e:?} is in the past"));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let created = new_key(name, plan, expires)?;
+    store.create_key(&created.key).map_err(|e| e.to_string())?;
+    Ok(created)
+}
+
+/// Rotates the active key(s) named `name`: a new key with the same plan (and
+/// expiry, if any), the old one(s) valid for `grace` more. Returns the new
+/// key and when the old ones stop working (Unix seconds).
+pub fn rotate(store: &Store, name: &str, grace: &str) -> Result<(Created, u64), String> {
+    let grace: crate::config::ConfigDuration =
+        grace.parse().map_err(|e: String| format!("grace: {e}"))?;
+    let t = now();
+    let old = store
+        .list_keys()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|k| k.name == name && !k.revoked && k.expires.is_none_or(|e| e > t))
+        .ok_or_else(|| format!("no active key named {name:?}"))?;
+    let created = new_key(Some(name), &old.plan, old.expires)?;
+    let until = t.saturating_add(grace.0.as_secs());
+    store
+        .rotate_key(name, &created.key, until, t)
+        .map_err(|e| e.to_string())?;
+    Ok((created, until))
+}
+
+/// `active`, `revoked` or `expired` at `t`.
+pub fn state(k: &StoredKey, t: u64) -> &'static str {
+    if k.revoked {
+        "revoked"
+    } else if k.expires.is_some_and(|e| e <= t) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// A stored key as the admin API shows it (never the key's text).
+pub fn to_json(k: &StoredKey, t: u64) -> serde_json::Value {
+    serde_json::json!({
+        "name": k.name,
+        "plan": k.plan,
+        "state": state(k, t),
+        "expires": k.expires.map(format_rfc3339),
+        "created": format_rfc3339(k.created),
+        "hash": format!("sha256:{}", hex(&k.hash)),
+    })
 }
 
 pub fn run(cmd: Command) -> Result<(), String> {
@@ -47,52 +178,12 @@ pub fn run(cmd: Command) -> Result<(), String> {
             expires,
         } => {
             let (gw, store) = open(&config)?;
-            if !gw.plans.contains_key(plan.as_str()) {
-                let mut known: Vec<&str> = gw.plans.keys().map(|p| &**p).collect();
-                known.sort_unstable();
-                return Err(format!(
-                    "unknown plan {plan:?} (the config has: {})",
-                    if known.is_empty() {
-                        "no plans".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
-            }
-            let expires = match expires {
-                Some(e) => {
-                    let t = parse_rfc3339(&e).map_err(|m| format!("--expires {e:?}: {m}"))?;
-                    if t <= now() {
-                        return Err(format!("--expires {e:?} is in the past"));
-                    }
-                    Some(t)
-                }
-                None => None,
-            };
-            if let Some(n) = &name {
-                if !is_field_safe(n) {
-                    return Err(format!(
-                        "--name {n:?}: use 1-128 visible ASCII characters (it is sent upstream in a header)"
-                    ));
-                }
-            }
-            let text = generate_key().map_err(|e| format!("cannot generate a key: {e}"))?;
-            let hash = hash_key(text.as_bytes());
-            let name = name.unwrap_or_else(|| format!("key-{}", &hex(&hash)[..8]));
-            store
-                .create_key(&StoredKey {
-                    hash,
-                    name: name.clone(),
-                    plan: plan.clone(),
-                    expires,
-                    revoked: false,
-                    created: now(),
-                })
-                .map_err(|e| e.to_string())?;
-            println!("{text}");
+            let c = create(&gw, &store, &plan, name.as_deref(), expires.as_deref())?;
+            println!("{}", c.text);
             eprintln!(
-                "created key {name:?} for plan {plan:?} (sha256:{}); this is the only time it is shown",
-                hex(&hash)
+                "created key {:?} for plan {plan:?} (sha256:{}); this is the only time it is shown",
+                c.key.name,
+                hex(&c.key.hash)
             );
             Ok(())
         }
@@ -105,18 +196,11 @@ pub fn run(cmd: Command) -> Result<(), String> {
             );
             let t = now();
             for k in keys {
-                let state = if k.revoked {
-                    "revoked"
-                } else if k.expires.is_some_and(|e| e <= t) {
-                    "expired"
-                } else {
-                    "active"
-                };
                 println!(
                     "{:<24} {:<16} {:<8} {:<21} sha256:{}",
                     k.name,
                     k.plan,
-                    state,
+                    state(&k, t),
                     k.expires.map_or_else(|| "-".to_string(), format_rfc3339),
                     hex(&k.hash)
                 );
@@ -130,6 +214,21 @@ pub fn run(cmd: Command) -> Result<(), String> {
                 return Err(format!("no active key matches {selector:?}"));
             }
             eprintln!("revoked {n} key(s) matching {selector:?}");
+            Ok(())
+        }
+        Command::Rotate {
+            config,
+            name,
+            grace,
+        } => {
+            let (_, store) = open(&config)?;
+            let (c, until) = rotate(&store, &name, &grace)?;
+            println!("{}", c.text);
+            eprintln!(
+                "rotated key {name:?} (new sha256:{}); the old key works until {}; the new one is shown only now",
+                hex(&c.key.hash),
+                format_rfc3339(until)
+            );
             Ok(())
         }
     }

@@ -67,6 +67,15 @@ enum KeysAction {
         config: PathBuf,
         selector: String,
     },
+    /// Replace a key with a new one (printed once); the old one keeps working for `--grace`.
+    Rotate {
+        #[arg(long, short)]
+        config: PathBuf,
+        name: String,
+        /// How long the old key keeps working, e.g. 24h, 30m.
+        #[arg(long)]
+        grace: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -134,6 +143,15 @@ impl From<KeysAction> for portcullis::keys::Command {
             },
             KeysAction::List { config } => C::List { config },
             KeysAction::Revoke { config, selector } => C::Revoke { config, selector },
+            KeysAction::Rotate {
+                config,
+                name,
+                grace,
+            } => C::Rotate {
+                config,
+                name,
+                grace,
+            },
         }
     }
 }

@@ -68,7 +68,14 @@ fn probes_need_no_token_and_everything_else_does() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), r#"{"status":"ready"}"#);
 
-    for (method, path) in [("GET", "/metrics"), ("POST", "/reload"), ("GET", "/nope")] {
+    for (method, path) in [
+        ("GET", "/metrics"),
+        ("POST", "/reload"),
+        ("GET", "/config"),
+        ("GET", "/keys"),
+        ("DELETE", "/keys/acme"),
+        ("GET", "/nope"),
+    ] {
         let r = admin(port, method, path, None);
         assert_eq!(r.status, 401, "{method} {path}: {r:?}");
         assert_eq!(r.body_str(), r#"{"message":"Unauthorized"}"#);

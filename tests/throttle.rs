@@ -1091,3 +1091,165 @@ fn accuracy_two_workers_one_connection() {
 fn accuracy_two_workers_32_connections() {
     run_accuracy(32);
 }
+
+/// One request to the admin API on `port` with the admin token: (status, JSON body).
+fn admin_json(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    use std::io::{BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer {ADMIN_TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let r = read_response(&mut BufReader::new(s), method == "HEAD").expect("admin response");
+    let v = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+    (r.status, v)
+}
+
+const ADMIN_TOKEN: &str = "keys-admin-token-000000001";
+
+fn start_with_admin() -> (Gateway, u16, TempDir) {
+    let secrets = TempDir::new("keys-admin");
+    let token = secrets.path.join("token");
+    std::fs::write(&token, ADMIN_TOKEN).unwrap();
+    let port = free_port();
+    let rest = format!(
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"file:{}\"\n\n{}",
+        token.display(),
+        keys_config()
+    );
+    (Gateway::start("", &rest), port, secrets)
+}
+
+#[test]
+fn keys_over_the_admin_api_create_list_rotate_with_grace_and_revoke() {
+    let (gw, port, _s) = start_with_admin();
+    // Created: the key's text once, then accepted on the route.
+    let (status, created) = admin_json(
+        port,
+        "POST",
+        "/keys",
+        Some(r#"{"plan":"basic","name":"acme"}"#),
+    );
+    assert_eq!(status, 201, "{created}");
+    let old = created["key"].as_str().unwrap().to_string();
+    assert!(old.starts_with("pk_") && old.len() == 67, "{created}");
+    assert_eq!(
+        (
+            created["name"].as_str(),
+            created["plan"].as_str(),
+            created["state"].as_str()
+        ),
+        (Some("acme"), Some("basic"), Some("active"))
+    );
+    assert_eq!(created["hash"], format!("sha256:{}", sha_hex(&old)));
+    assert_eq!(poll_key_status(&gw, "/k", &old, 200).status, 200);
+
+    // Listed without the text.
+    let (status, list) = admin_json(port, "GET", "/keys", None);
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["name"], "acme");
+    assert!(!list.to_string().contains(&old));
+
+    // Rotated with a grace period: both keys work until it ends, then only the new one.
+    let (status, rotated) =
+        admin_json(port, "POST", "/keys/acme/rotate", Some(r#"{"grace":"3s"}"#));
+    assert_eq!(status, 201, "{rotated}");
+    let new = rotated["key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        (rotated["name"].as_str(), rotated["plan"].as_str()),
+        (Some("acme"), Some("basic"))
+    );
+    assert!(rotated["old_expires"].is_string(), "{rotated}");
+    assert_eq!(poll_key_status(&gw, "/k", &new, 200).status, 200);
+    assert_eq!(
+        get_key(&mut gw.connect(), "/k", &old).status,
+        200,
+        "the old key works during the grace"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_key(&mut gw.connect(), "/k", &old).status == 200 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_gateway_error(&get_key(&mut gw.connect(), "/k", &old), 403, FORBIDDEN);
+    assert_eq!(get_key(&mut gw.connect(), "/k", &new).status, 200);
+    let (_, list) = admin_json(port, "GET", "/keys", None);
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "expired").count(),
+        1,
+        "{list}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| **s == "active").count(),
+        1,
+        "{list}"
+    );
+
+    // Revoked by name: both keys called acme (the expired one too).
+    let (status, v) = admin_json(port, "DELETE", "/keys/acme", None);
+    assert_eq!((status, v["revoked"].as_u64()), (200, Some(2)), "{v}");
+    assert_eq!(poll_key_status(&gw, "/k", &new, 403).status, 403);
+    let (status, v) = admin_json(port, "DELETE", "/keys/acme", None);
+    assert_eq!(status, 404, "{v}");
+
+    // What is refused, and why.
+    let (status, v) = admin_json(port, "POST", "/keys", Some(r#"{"plan":"nope"}"#));
+    assert_eq!(status, 400);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown plan \"nope\""),
+        "{v}"
+    );
+    let (status, v) = admin_json(port, "POST", "/keys", Some("not json"));
+    assert_eq!(status, 400, "{v}");
+    let (status, _) = admin_json(port, "GET", "/keys/acme", None);
+    assert_eq!(status, 405);
+    let (status, v) = admin_json(
+        port,
+        "POST",
+        "/keys/ghost/rotate",
+        Some(r#"{"grace":"1h"}"#),
+    );
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = admin_json(
+        port,
+        "POST",
+        "/keys/acme/rotate",
+        Some(r#"{"grace":"soon"}"#),
+    );
+    assert!(status == 400 || status == 404, "{status} {v}");
+}
+
+#[test]
+fn keys_rotate_on_the_command_line() {
+    let gw = Gateway::start("", &keys_config());
+    let (code, out, err) = keys(&gw, &["create", "--plan", "basic", "--name", "cli-rot"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let old = assert_key_text(&out);
+    let (code, out, err) = keys(&gw, &["rotate", "cli-rot", "--grace", "1h"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let new = assert_key_text(&out);
+    assert!(err.contains("the old key works until"), "{err}");
+    assert_eq!(poll_key_status(&gw, "/k", &new, 200).status, 200);
+    assert_eq!(
+        get_key(&mut gw.connect(), "/k", &old).status,
+        200,
+        "within the grace"
+    );
+    let (code, _, err) = keys(&gw, &["rotate", "nobody", "--grace", "1h"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no active key named \"nobody\""), "{err}");
+}

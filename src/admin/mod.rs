@@ -23,6 +23,7 @@
 //! connection bounded to [`IO_TIMEOUT`] per read and write, at most
 //! [`MAX_CONNECTIONS`] at once.
 
+mod keys;
 pub mod metrics;
 
 use std::io::{Read, Write};
@@ -199,8 +200,9 @@ fn serve(mut stream: TcpStream, shared: &Shared, control: &Control) {
 
 type Parsed = (Vec<u8>, crate::http::request::RequestHead, Vec<Header>);
 
-/// Reads one request head (and drops its body). `Ok(None)`: the client left
-/// before sending one; `Err(status)`: answer it with that status.
+/// Reads one request: its head, and its body (bounded) after it in the buffer.
+/// `Ok(None)`: the client left before sending one; `Err(status)`: answer it
+/// with that status.
 fn read_request(stream: &mut TcpStream) -> Result<Option<Parsed>, u16> {
     let mut buf = Vec::with_capacity(1024);
     let mut headers = Vec::new();
@@ -227,13 +229,14 @@ fn read_request(stream: &mut TcpStream) -> Result<Option<Parsed>, u16> {
         // The admin API takes no streamed bodies.
         _ => return Err(400),
     };
-    let mut have = (buf.len() - head.len) as u64;
-    while have < body {
+    let want = head.len + body as usize;
+    while buf.len() < want {
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => return Err(400),
-            Ok(n) => have += n as u64,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+    buf.truncate(want);
     Ok(Some((buf, head, headers)))
 }
 
@@ -246,7 +249,14 @@ fn route(
     control: &Control,
 ) -> Answer {
     let hb = &buf[..head.len];
+    let body = &buf[head.len..];
     let path = head.path.get(hb);
+    if path == b"/keys" || path.starts_with(b"/keys/") {
+        if !authorized(hb, headers, shared) {
+            return unauthorized();
+        }
+        return keys::route(head.method, path, body, shared);
+    }
     // (what `Allow` says, whether it is read-only, whether it needs no token)
     let (allow, read, public) = match path {
         b"/healthz" | b"/ready" => ("GET, HEAD", true, true),
@@ -255,10 +265,7 @@ fn route(
         _ => ("", false, false),
     };
     if !public && !authorized(hb, headers, shared) {
-        let mut a = Answer::message(401);
-        a.extra
-            .push_str("www-authenticate: Bearer realm=\"portcullis-admin\"\r\n");
-        return a;
+        return unauthorized();
     }
     if allow.is_empty() {
         return Answer::message(404);
@@ -300,6 +307,13 @@ fn route(
             ),
         },
     }
+}
+
+fn unauthorized() -> Answer {
+    let mut a = Answer::message(401);
+    a.extra
+        .push_str("www-authenticate: Bearer realm=\"portcullis-admin\"\r\n");
+    a
 }
 
 /// Whether the request carries one of the current snapshot's tokens (always,

@@ -186,6 +186,57 @@ impl Store {
         })
     }
 
+    /// Rotates the active keys named `name`: adds `new` (under the same name)
+    /// and makes every active key of that name expire at `until` at the
+    /// latest, in one transaction. Returns how many old keys were cut short;
+    /// an error when no active key has that name or `new`'s hash exists.
+    pub fn rotate_key(
+        &self,
+        name: &str,
+        new: &StoredKey,
+        until: u64,
+        now: u64,
+    ) -> Result<usize, StoreError> {
+        let json = serde_json::to_vec(new).map_err(|e| self.err("cannot encode the key", e))?;
+        self.write(|tx| {
+            let mut keys = tx.open_table(KEYS).map_err(|e| self.err("keys table", e))?;
+            if keys
+                .get(&new.hash)
+                .map_err(|e| self.err("read key", e))?
+                .is_some()
+            {
+                return Err(StoreError(format!(
+                    "{}: a key with the same hash already exists",
+                    self.path.display()
+                )));
+            }
+            let mut old = Vec::new();
+            for entry in keys.iter().map_err(|e| self.err("read keys", e))? {
+                let (hash, json) = entry.map_err(|e| self.err("read keys", e))?;
+                let key = self.decode(hash.value(), json.value())?;
+                let active = !key.revoked && key.expires.is_none_or(|e| e > now);
+                if key.name == name && active {
+                    let expires = Some(key.expires.map_or(until, |e| e.min(until)));
+                    old.push(StoredKey { expires, ..key });
+                }
+            }
+            if old.is_empty() {
+                return Err(StoreError(format!("no active key named {name:?}")));
+            }
+            for key in &old {
+                let json =
+                    serde_json::to_vec(key).map_err(|e| self.err("cannot encode the key", e))?;
+                keys.insert(&key.hash, json.as_slice())
+                    .map_err(|e| self.err("write key", e))?;
+            }
+            keys.insert(&new.hash, json.as_slice())
+                .map_err(|e| self.err("write key", e))?;
+            drop(keys);
+            self.bump_version(tx)?;
+            Ok(old.len())
+        })
+    }
+
     /// The keys with their version (a counter bumped by every create and revoke that
     /// changed something; 0 for a new store), only when the version differs from
     /// `seen`. One read transaction.
