@@ -865,3 +865,109 @@ fn sighup_reload_switches_upstream_targets() {
     let r = c.get("/old-conn");
     assert_eq!(r.status, 200, "{:?}", r);
 }
+
+#[test]
+fn access_log_names_the_agent_identity_waf_rules_and_refusal() {
+    let rules = TempDir::new("log-rules");
+    fs::write(
+        rules.path.join("xss.toml"),
+        "[[rule]]\nid = 100001\ndescription = \"script tag\"\ncategory = \"xss\"\ntargets = [\"query\"]\ntransforms = [\"url_decode\", \"lowercase\"]\nany = [\"<script\"]\nscore = 5\n",
+    )
+    .unwrap();
+    let key = "pk_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
+    let hash = portcullis::hex::encode(&portcullis::guard::api_key::hash_key(key.as_bytes()));
+    let rest = format!(
+        "[waf.w]\nrules = \"{}\"\n\n[[plan]]\nname = \"basic\"\n\n[[api_key]]\nname = \"acme\"\nplan = \"basic\"\nhash = \"sha256:{hash}\"\n\n\
+         [[route]]\nname = \"k\"\npath = \"/k\"\napi_key = true\nwaf = \"w\"\nmock = {{ status = 200, body = \"ok\" }}\n",
+        rules.path.display()
+    );
+    let gw = Gateway::start_with_log("", "access = \"access.log\"\n", &rest);
+    let mut c = gw.connect();
+    let r = c.request(
+        format!("GET /k HTTP/1.1\r\nHost: a\r\nUser-Agent: probe/1.0\r\nx-api-key: {key}\r\nX-Request-Id: who-1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = c.request(
+        format!("GET /k?q=%3Cscript%3E HTTP/1.1\r\nHost: a\r\nx-api-key: {key}\r\nX-Request-Id: who-2\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let lines = wait_lines(&gw.dir.path.join("access.log"), 3);
+    let access: Vec<Map<String, Value>> = lines
+        .iter()
+        .filter_map(|l| parse_flat_json(l).ok())
+        .filter(|o| o.get("type").is_none())
+        .collect();
+    let find = |id: &str| {
+        access
+            .iter()
+            .find(|o| json_get(o, "request_id").as_str() == Some(id))
+            .unwrap_or_else(|| panic!("no line for {id}: {lines:?}"))
+    };
+    let ok = find("who-1");
+    assert_eq!(json_get(ok, "user_agent"), "probe/1.0");
+    assert_eq!(json_get(ok, "identity"), "acme");
+    assert!(
+        ok.get("denied").is_none() && ok.get("waf").is_none() && ok.get("tls").is_none(),
+        "{ok:?}"
+    );
+    let refused = find("who-2");
+    assert_eq!(json_get(refused, "denied"), "waf/rule");
+    assert_eq!(json_get(refused, "waf"), "100001");
+    // The WAF runs before the API key stage: refused there, no one was identified.
+    assert!(refused.get("identity").is_none(), "{refused:?}");
+}
+
+#[test]
+fn access_log_in_nginx_combined_format() {
+    let rest = mock_route("mock", "/m", 200, "mocked");
+    let gw = Gateway::start_with_log(
+        "",
+        "access = \"access.log\"\nformat = \"combined\"\n",
+        &rest,
+    );
+    let mut c = gw.connect();
+    let r = c.request(
+        b"GET /m?q=\"x\" HTTP/1.1\r\nHost: a\r\nUser-Agent: Mozilla/5.0 (X11)\r\nReferer: https://example.com/\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let r2 = c.request(b"GET /m HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(r2.status, 200);
+    let lines = wait_lines(&gw.dir.path.join("access.log"), 2);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    // 127.0.0.1 - - [04/Dec/2026:20:45:01 +0000] "GET /m?q=\x22x\x22 HTTP/1.1" 200 151 "https://example.com/" "Mozilla/5.0 (X11)"
+    let (head, tail) = lines[0].split_once(" [").unwrap();
+    assert_eq!(head, "127.0.0.1 - -");
+    let (time, rest) = tail.split_once("] ").unwrap();
+    assert_eq!(time.len(), 26, "{time}");
+    assert!(
+        time.ends_with(" +0000") && time.as_bytes()[2] == b'/' && time.as_bytes()[11] == b':',
+        "{time}"
+    );
+    assert_eq!(
+        rest,
+        format!(
+            "\"GET /m?q=\\x22x\\x22 HTTP/1.1\" 200 {} \"https://example.com/\" \"Mozilla/5.0 (X11)\"",
+            r.raw_len
+        )
+    );
+    assert!(
+        lines[1].ends_with(&format!(
+            "\"GET /m HTTP/1.1\" 200 {} \"-\" \"-\"",
+            r2.raw_len
+        )),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
+fn log_format_is_checked() {
+    let (code, _, err) = check_config(
+        "[log]\nformat = \"xml\"\n\n[[route]]\nname = \"r\"\npath = \"/\"\nmock = {}\n",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("gw.toml:2:") && err.contains("log.format") && err.contains("xml"),
+        "{err}"
+    );
+}

@@ -128,6 +128,16 @@ impl Default for ServerConfig {
     }
 }
 
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    /// nginx's `combined`: `addr - user [time] "request" status bytes "referer" "agent"`.
+    Combined,
+}
+
 /// `[log]`: operational log level and the access log's destination.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -135,6 +145,8 @@ pub struct LogConfig {
     pub level: String,
     /// `"stdout"`, `"off"`, or a file path (relative to the config file).
     pub access: String,
+    /// The access line's format: `"json"` (the default) or `"combined"` (nginx's).
+    pub format: LogFormat,
 }
 
 impl Default for LogConfig {
@@ -142,6 +154,7 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".into(),
             access: "stdout".into(),
+            format: LogFormat::Json,
         }
     }
 }

@@ -187,6 +187,9 @@ impl ApiKeyCheck {
         adds.push_str(&plan.name);
         adds.push_str("\r\n");
         ctx.api_key = Some((key, plan));
+        if ctx.audit.is_some() && ctx.identity.principal.is_none() {
+            ctx.identity.principal = Some(key.name.to_string());
+        }
         Verdict::Continue
     }
 }

@@ -52,6 +52,9 @@ pub struct RequestCtx<'a> {
     pub audit: Option<&'a crate::log::AccessSink>,
     /// This core's series counters (WAF rule matches).
     pub counters: &'a crate::metrics::CoreCounters,
+    /// The WAF rule ids that matched (comma-separated), for the access log;
+    /// set only when there is one.
+    pub waf_rules: Option<String>,
     /// The query string as sent (without `?`), empty when there is none.
     pub query: &'a [u8],
     /// The head's bytes, which `headers` index into. A guard that consumes a

@@ -26,12 +26,26 @@ pub struct AccessRecord<'a> {
     pub duration: Duration,
     /// (stage, reason) when a stage refused the request.
     pub denied: Option<(&'static str, &'static str)>,
+    /// The `User-Agent` and `Referer` fields as sent (empty when absent).
+    pub user_agent: &'a [u8],
+    pub referer: &'a [u8],
+    /// The TLS version, on an HTTPS listener.
+    pub tls: Option<&'static str>,
+    /// The principal the authentication (or API key) stage established.
+    pub identity: Option<&'a str>,
+    /// The WAF rule ids the request matched, comma-separated.
+    pub waf: Option<&'a str>,
+    /// The request line's HTTP/1.x minor version.
+    pub http_minor: u8,
 }
 
 /// The shared half: every core's queue, the drop counter and the writer's stop
 /// and reopen flags.
 pub struct AccessLog {
     queues: Vec<ArrayQueue<String>>,
+    /// nginx's `combined` format instead of JSON lines (access lines only;
+    /// WAF audit lines stay JSON objects, one per line).
+    combined: bool,
     dropped: AtomicU64,
     stop: AtomicBool,
     reopen: AtomicBool,
@@ -50,7 +64,13 @@ pub struct AccessSink {
 
 impl AccessLog {
     pub fn new(cores: usize) -> Arc<AccessLog> {
+        AccessLog::with_format(cores, false)
+    }
+
+    /// `combined`: write access lines in nginx's combined format.
+    pub fn with_format(cores: usize, combined: bool) -> Arc<AccessLog> {
         Arc::new(AccessLog {
+            combined,
             queues: (0..cores).map(|_| ArrayQueue::new(QUEUE_LINES)).collect(),
             dropped: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -145,6 +165,12 @@ impl AccessLog {
 
 impl AccessSink {
     pub fn record(&self, r: &AccessRecord<'_>) {
+        if self.log.combined {
+            let mut line = String::with_capacity(256);
+            format_combined(&mut line, r);
+            self.push(line);
+            return;
+        }
         let mut line = self.start_line(320);
         format_record(&mut line, r);
         self.push(line);
@@ -183,6 +209,56 @@ impl AccessSink {
             self.log.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// nginx's `combined` line: `$remote_addr - $remote_user [$time_local]
+/// "$request" $status $bytes_sent "$http_referer" "$http_user_agent"`, with
+/// the principal as the user and bytes outside printable ASCII, `"` and `\`
+/// written `\xHH` as nginx does.
+fn format_combined(s: &mut String, r: &AccessRecord<'_>) {
+    fn quoted(s: &mut String, bytes: &[u8]) {
+        use std::fmt::Write as _;
+        if bytes.is_empty() {
+            s.push('-');
+            return;
+        }
+        for &b in bytes {
+            if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+                s.push(b as char);
+            } else {
+                let _ = write!(s, "\\x{b:02X}");
+            }
+        }
+    }
+    let mut num = itoa::Buffer::new();
+    push_ip(s, r.client_ip);
+    s.push_str(" - ");
+    match r.identity {
+        Some(id) if !id.is_empty() => quoted(s, id.as_bytes()),
+        _ => s.push('-'),
+    }
+    s.push_str(" [");
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    super::time::format_clf(s, secs);
+    s.push_str("] \"");
+    quoted(s, r.method);
+    s.push(' ');
+    quoted(s, r.path);
+    s.push_str(if r.http_minor == 0 {
+        " HTTP/1.0\" "
+    } else {
+        " HTTP/1.1\" "
+    });
+    s.push_str(num.format(r.status));
+    s.push(' ');
+    s.push_str(num.format(r.bytes_out));
+    s.push_str(" \"");
+    quoted(s, r.referer);
+    s.push_str("\" \"");
+    quoted(s, r.user_agent);
+    s.push_str("\"\n");
 }
 
 /// Appends everything after the timestamp.
@@ -226,6 +302,24 @@ fn format_record(s: &mut String, r: &AccessRecord<'_>) {
         s.push_str(stage);
         s.push('/');
         s.push_str(reason);
+        s.push('"');
+    }
+    if !r.user_agent.is_empty() {
+        s.push_str(",\"user_agent\":");
+        json_str(s, r.user_agent);
+    }
+    if let Some(v) = r.tls {
+        s.push_str(",\"tls\":\"");
+        s.push_str(v);
+        s.push('"');
+    }
+    if let Some(id) = r.identity {
+        s.push_str(",\"identity\":");
+        json_str(s, id.as_bytes());
+    }
+    if let Some(ids) = r.waf {
+        s.push_str(",\"waf\":\"");
+        s.push_str(ids);
         s.push('"');
     }
     s.push_str("}\n");
@@ -311,12 +405,18 @@ mod tests {
                 upstream_time: Some(Duration::from_micros(1500)),
                 duration: Duration::from_micros(2000),
                 denied: Some(("waf", "rule")),
+                user_agent: b"curl/8",
+                referer: b"",
+                tls: Some("TLSv1.3"),
+                identity: Some("alice"),
+                waf: Some("941110,941160"),
+                http_minor: 1,
             },
         );
         let tail = s.split_once("\",\"request_id\"").unwrap().1;
         assert_eq!(
             tail,
-            ":\"id\",\"client_ip\":\"127.0.0.1\",\"method\":\"GET\",\"path\":\"/a\\\"b\",\"route\":\"r\",\"status\":200,\"bytes_in\":10,\"bytes_out\":20,\"upstream\":\"127.0.0.1:9\",\"upstream_ms\":1.500,\"duration_ms\":2.000,\"denied\":\"waf/rule\"}\n"
+            ":\"id\",\"client_ip\":\"127.0.0.1\",\"method\":\"GET\",\"path\":\"/a\\\"b\",\"route\":\"r\",\"status\":200,\"bytes_in\":10,\"bytes_out\":20,\"upstream\":\"127.0.0.1:9\",\"upstream_ms\":1.500,\"duration_ms\":2.000,\"denied\":\"waf/rule\",\"user_agent\":\"curl/8\",\"tls\":\"TLSv1.3\",\"identity\":\"alice\",\"waf\":\"941110,941160\"}\n"
         );
     }
 
@@ -337,6 +437,12 @@ mod tests {
             upstream_time: None,
             duration: Duration::ZERO,
             denied: None,
+            user_agent: b"",
+            referer: b"",
+            tls: None,
+            identity: None,
+            waf: None,
+            http_minor: 1,
         };
         for _ in 0..QUEUE_LINES + 5 {
             sink.record(&r);

@@ -17,6 +17,26 @@ pub(super) fn format_unix_millis(out: &mut String, ms: i64) {
     );
 }
 
+/// Appends `[04/Dec/2026:20:45:01 +0000]`'s inside (nginx's `$time_local`, in UTC)
+/// for `secs` seconds after the Unix epoch.
+pub(super) fn format_clf(out: &mut String, secs: i64) {
+    use std::fmt::Write;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{d:02}/{}/{y:04}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+}
+
 /// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -43,5 +63,8 @@ mod tests {
         s.clear();
         format_unix_millis(&mut s, 951_782_400_000);
         assert_eq!(s, "2000-02-29T00:00:00.000Z");
+        s.clear();
+        format_clf(&mut s, 1_795_460_650);
+        assert_eq!(s, "23/Nov/2026:19:04:10 +0000");
     }
 }

@@ -343,7 +343,8 @@ fn start_access_log(config: &Config, dir: &Path, workers: usize) -> Result<Acces
                 (out, Some(Box::new(open)))
             }
         };
-    let log = AccessLog::new(workers);
+    let combined = config.log.format == crate::config::LogFormat::Combined;
+    let log = AccessLog::with_format(workers, combined);
     let writer = log.spawn_writer(out, reopen);
     Ok((Some(log), Some(writer)))
 }

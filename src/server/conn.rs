@@ -250,6 +250,12 @@ fn log_refusal<S>(core: &Core, conn: &ClientConn<S>, id: &[u8], status: u16) {
             upstream_time: None,
             duration: Duration::ZERO,
             denied: Some(reason.labels()),
+            user_agent: b"",
+            referer: b"",
+            tls: conn.tls.as_ref().map(|t| t.version),
+            identity: None,
+            waf: None,
+            http_minor: 1,
         });
     }
 }

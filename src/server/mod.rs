@@ -148,9 +148,15 @@ async fn serve_tls(
         .and_then(|chain| chain.first())
         .and_then(|leaf| crate::tls::ClientCert::from_der(leaf))
         .map(Box::new);
+    let version = match tls.session().protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "TLS",
+    };
     let facts = ConnTls {
         listener: i,
         client_cert,
+        version,
     };
     conn::serve(core, tls, peer, Some(facts)).await;
 }

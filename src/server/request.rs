@@ -201,6 +201,7 @@ async fn guard<S: ClientIo>(
         route: Some(&route.name),
         audit: core.access.as_ref(),
         counters: &core.counters,
+        waf_rules: None,
         request_id: req.id.as_bytes(),
         head: hb,
         headers: &mut *req.headers,
@@ -214,6 +215,8 @@ async fn guard<S: ClientIo>(
     };
     let v = guard::run(&route.guards, &mut ctx).await;
     req.additions = ctx.additions;
+    req.exchange.identity = ctx.identity.principal.take();
+    req.exchange.waf_rules = ctx.waf_rules.take();
     Some(v)
 }
 
@@ -252,6 +255,12 @@ fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&
     };
     let hb = req.head_bytes(&conn.buf);
     let ex = &req.exchange;
+    let field = |name: &[u8]| {
+        req.headers
+            .iter()
+            .find(|h| h.name.get(hb).eq_ignore_ascii_case(name))
+            .map_or(&b""[..], |h| h.value.get(hb))
+    };
     sink.record(&AccessRecord {
         request_id: req.id.as_bytes(),
         client_ip: req.client_ip,
@@ -265,6 +274,12 @@ fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&
         upstream_time: ex.upstream_time,
         duration: took,
         denied: req.exchange.denied.map(|d| d.labels()),
+        user_agent: field(b"user-agent"),
+        referer: field(b"referer"),
+        tls: conn.tls.as_ref().map(|t| t.version),
+        identity: ex.identity.as_deref(),
+        waf: ex.waf_rules.as_deref(),
+        http_minor: req.head.minor,
     });
 }
 

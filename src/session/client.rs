@@ -55,6 +55,8 @@ pub struct ConnTls {
     pub listener: usize,
     /// The client's certificate, verified against `client_ca`.
     pub client_cert: Option<Box<crate::tls::ClientCert>>,
+    /// The negotiated protocol version (`TLSv1.3`, `TLSv1.2`).
+    pub version: &'static str,
 }
 
 impl<S: ClientIo> ClientConn<S> {

@@ -97,4 +97,8 @@ pub struct Exchange {
     pub timed: bool,
     /// The stage's reason, when a guard refused the request.
     pub denied: Option<crate::guard::Reason>,
+    /// For the access log (set only when there is one): who the request is,
+    /// and the WAF rule ids it matched.
+    pub identity: Option<String>,
+    pub waf_rules: Option<String>,
 }

@@ -64,6 +64,10 @@ impl Authorizer {
 pub struct Identity {
     /// The verified claims of a JWT.
     pub claims: Option<Arc<Claims>>,
+    /// Who the request is, for the access log's `identity` (JWT `sub`, SigV4
+    /// principal, mTLS subject, API key name); set only when there is an
+    /// access log to write it to.
+    pub principal: Option<String>,
 }
 
 /// A core's authentication state: verified tokens (and, for external authorizers,
@@ -126,7 +130,13 @@ fn value_of<'a>(ctx: &RequestCtx<'a>, source: &jwt::TokenSource) -> Option<&'a [
 /// Runs the route's authorizer.
 pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_>) -> Verdict {
     match auth {
-        Authorizer::Mtls(m) => m.check(name, ctx.client_cert),
+        Authorizer::Mtls(m) => {
+            let v = m.check(name, ctx.client_cert);
+            if matches!(v, Verdict::Continue) && ctx.audit.is_some() {
+                ctx.identity.principal = ctx.client_cert.map(|c| c.subject.clone());
+            }
+            v
+        }
         Authorizer::Sigv4(s) => {
             let head = ctx.head;
             let all: Vec<(&[u8], &[u8])> = ctx
@@ -156,6 +166,9 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                     adds.push_str("x-principal: ");
                     adds.push_str(&key.principal);
                     adds.push_str("\r\n");
+                    if ctx.audit.is_some() {
+                        ctx.identity.principal = Some(key.principal.to_string());
+                    }
                     Verdict::Continue
                 }
                 Err(f) => refuse_401(name, f.reason(), sigv4_reason(f), "AWS4-HMAC-SHA256"),
@@ -272,6 +285,13 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                         }
                     }
                     ctx.additions.upstream.push_str(&claims.upstream);
+                    if ctx.audit.is_some() {
+                        ctx.identity.principal = claims
+                            .map
+                            .get("sub")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_string);
+                    }
                     ctx.identity.claims = Some(claims);
                     Verdict::Continue
                 }

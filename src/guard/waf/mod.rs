@@ -288,7 +288,7 @@ impl Waf {
     /// `count` when it went on.
     fn count_matches(
         &self,
-        ctx: &RequestCtx<'_>,
+        ctx: &mut RequestCtx<'_>,
         hits: &[Hit],
         crs: Option<&crs::Outcome>,
         blocked: bool,
@@ -299,6 +299,15 @@ impl Waf {
             .iter()
             .map(|h| self.rules.rules[h.rule].id)
             .chain(crs.into_iter().flat_map(|o| o.matches.iter().map(|m| m.id)));
+        if ctx.audit.is_some() {
+            let list = ctx.waf_rules.get_or_insert_with(String::new);
+            for id in ids.clone() {
+                if !list.is_empty() {
+                    list.push(',');
+                }
+                list.push_str(itoa::Buffer::new().format(id));
+            }
+        }
         for id in ids {
             ctx.counters
                 .bump((waf, u64::from(id) << 1 | u64::from(blocked)), || {
