@@ -27,10 +27,7 @@ Authorization: Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1c2VyLTEifQ
 Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark\r\n";
 
 fn policy() -> Cors {
-    let source = Source {
-        path: "bench.toml".into(),
-        text: POLICY.into(),
-    };
+    let source = Source::new("bench.toml", POLICY);
     let c: CorsConfig = toml::from_str(POLICY).unwrap();
     compile("web", &c, &source).unwrap()
 }

@@ -53,10 +53,11 @@ pub fn audit_file(path: &Path) -> Result<(Source, Vec<Finding>), String> {
 pub fn report(source: &Source, findings: &[Finding], strict: bool) -> (String, bool) {
     let mut out = String::new();
     for f in findings {
+        let (file, line) = source.locate(f.line);
         out.push_str(&format!(
             "{}:{}: {}: {} — fix: {}\n",
-            source.path.display(),
-            f.line,
+            file.display(),
+            line,
             f.severity,
             f.what,
             f.fix

@@ -29,6 +29,8 @@ pub use crate::upstream::Upstream;
 /// `[server]`, compiled: the client side's size limits and timeouts.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
+    /// `[server] stage`, when set.
+    pub stage: Option<Arc<str>>,
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
     pub header_timeout: Duration,
@@ -111,7 +113,26 @@ impl Gateway {
         jwks: &JwksRegistry,
     ) -> Result<Gateway, ConfigError> {
         let s = &config.server;
+        let stage = match &s.stage {
+            Some(st) => {
+                let v = st.get_ref();
+                let ok = !v.is_empty()
+                    && v.len() <= 64
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !ok {
+                    return Err(source.error_at(
+                        st.span(),
+                        "server.stage",
+                        format!("{v:?}: use 1-64 letters, digits, '-', '_' or '.' (it becomes a metric label)"),
+                    ));
+                }
+                Some(Arc::from(v.as_str()))
+            }
+            None => None,
+        };
         let server = ServerSettings {
+            stage,
             max_header_bytes: usize::try_from(s.max_header_bytes.0)
                 .unwrap_or(usize::MAX)
                 .clamp(1024, 1 << 20),

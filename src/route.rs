@@ -322,10 +322,7 @@ mod tests {
 
     fn with_cors(mut r: Route) -> Route {
         let text = "origins = [\"https://app.example.com\"]\n";
-        let source = crate::config::Source {
-            path: "gw.toml".into(),
-            text: text.into(),
-        };
+        let source = crate::config::Source::new("gw.toml", text);
         let c: crate::config::CorsConfig = toml::from_str(text).unwrap();
         let cors = crate::guard::cors::compile("web", &c, &source).unwrap();
         r.guards.insert(0, Guard::Cors(Arc::new(cors)));

@@ -230,7 +230,12 @@ fn start_counted() -> (Gateway, u16, Upstream, TempDir) {
         proxy_route("dead", "/dead", "dead"),
     );
     // Two workers: each counts its own connections; a scrape sums them.
-    (Gateway::start("workers = 2\n", &rest), port, up, secrets)
+    (
+        Gateway::start("workers = 2\nstage = \"prod\"\n", &rest),
+        port,
+        up,
+        secrets,
+    )
 }
 
 fn metrics_text(port: u16) -> String {
@@ -307,6 +312,12 @@ fn requests_are_counted_per_route_and_code_across_cores_and_reloads() {
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(buckets.len(), 15, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("portcullis_build_info{version=\"")
+                && l.ends_with(",stage=\"prod\"} 1")),
+        "{text}"
+    );
     // 16 requests, each on a connection of its own (the harness's readiness
     // probes add a few); none open now but what the scrape raced with.
     let value = |prefix: &str| -> u64 {

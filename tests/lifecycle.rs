@@ -881,7 +881,7 @@ fn access_log_names_the_agent_identity_waf_rules_and_refusal() {
          [[route]]\nname = \"k\"\npath = \"/k\"\napi_key = true\nwaf = \"w\"\nmock = {{ status = 200, body = \"ok\" }}\n",
         rules.path.display()
     );
-    let gw = Gateway::start_with_log("", "access = \"access.log\"\n", &rest);
+    let gw = Gateway::start_with_log("stage = \"staging\"\n", "access = \"access.log\"\n", &rest);
     let mut c = gw.connect();
     let r = c.request(
         format!("GET /k HTTP/1.1\r\nHost: a\r\nUser-Agent: probe/1.0\r\nx-api-key: {key}\r\nX-Request-Id: who-1\r\n\r\n").as_bytes(),
@@ -906,6 +906,7 @@ fn access_log_names_the_agent_identity_waf_rules_and_refusal() {
     let ok = find("who-1");
     assert_eq!(json_get(ok, "user_agent"), "probe/1.0");
     assert_eq!(json_get(ok, "identity"), "acme");
+    assert_eq!(json_get(ok, "stage"), "staging");
     assert!(
         ok.get("denied").is_none() && ok.get("waf").is_none() && ok.get("tls").is_none(),
         "{ok:?}"
@@ -961,6 +962,18 @@ fn access_log_in_nginx_combined_format() {
 }
 
 #[test]
+fn stage_is_checked() {
+    let (code, _, err) = check_config(
+        "[server]\nstage = \"prod 2\"\n\n[[route]]\nname = \"r\"\npath = \"/\"\nmock = {}\n",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("gw.toml:2:") && err.contains("server.stage"),
+        "{err}"
+    );
+}
+
+#[test]
 fn log_format_is_checked() {
     let (code, _, err) = check_config(
         "[log]\nformat = \"xml\"\n\n[[route]]\nname = \"r\"\npath = \"/\"\nmock = {}\n",
@@ -969,5 +982,129 @@ fn log_format_is_checked() {
     assert!(
         err.contains("gw.toml:2:") && err.contains("log.format") && err.contains("xml"),
         "{err}"
+    );
+}
+
+#[test]
+fn include_merges_route_files_and_errors_name_the_included_file() {
+    let dir = TempDir::new("include");
+    fs::create_dir(dir.path.join("routes")).unwrap();
+    fs::write(
+        dir.path.join("routes/a.toml"),
+        "# shared routes\n[[route]]\nname = \"a\"\npath = \"/a\"\nmock = { status = 200, body = \"from a\" }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path.join("routes/b.toml"),
+        "[[route]]\nname = \"b\"\npath = \"/b\"\nmock = { status = 200, body = \"from b\" }\n",
+    )
+    .unwrap();
+    let main = dir.path.join("gw.toml");
+    fs::write(
+        &main,
+        "include = [\"routes/*.toml\"]\n\n[log]\naccess = \"off\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = check_config_file(&main);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // An unknown field in the second included file: that file, its line.
+    fs::write(
+        dir.path.join("routes/b.toml"),
+        "[[route]]\nname = \"b\"\npath = \"/b\"\nbogus = 1\nmock = {}\n",
+    )
+    .unwrap();
+    let (code, _, err) = check_config_file(&main);
+    assert_eq!(code, 1);
+    let b = dir.path.join("routes/b.toml");
+    assert!(
+        err.contains(&format!("{}:4:", b.display())) && err.contains("bogus"),
+        "{err}"
+    );
+
+    // A table the main file has too: TOML's duplicate, in the included file.
+    fs::write(&b, "[log]\naccess = \"stdout\"\n").unwrap();
+    let (code, _, err) = check_config_file(&main);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("{}:1:", b.display())), "{err}");
+
+    // Top-level keys belong to the main file.
+    fs::write(&b, "\n# x\ninclude = [\"more.toml\"]\n").unwrap();
+    let (code, _, err) = check_config_file(&main);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("{}:3:", b.display())) && err.contains("tables only"),
+        "{err}"
+    );
+
+    // A named file that does not exist: the main file's include line.
+    fs::write(&main, "[log]\naccess = \"off\"\n").unwrap();
+    fs::write(
+        &main,
+        "include = [\"routes/a.toml\", \"stage/prod.toml\"]\n",
+    )
+    .unwrap();
+    let (code, _, err) = check_config_file(&main);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("{}:1:", main.display())) && err.contains("stage/prod.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn included_routes_serve() {
+    let up = Upstream::start();
+    let dir = TempDir::new("include-run");
+    fs::write(
+        dir.path.join("shared.toml"),
+        format!(
+            "{}{}",
+            upstream_block("u", &[up.port], ""),
+            proxy_route("api", "/api", "u")
+        ),
+    )
+    .unwrap();
+    let rest = format!("{}\n", mock_route("local", "/local", 200, "local"));
+    // The harness writes [server] first, so a config with include (a top-level
+    // key, which must come before any table) is written here.
+    let port = free_port();
+    let main = dir.path.join("gw.toml");
+    fs::write(
+        &main,
+        format!(
+            "include = [\"shared.toml\"]\n\n[server]\nworkers = 1\nlisten = [\"127.0.0.1:{port}\"]\n\n[log]\naccess = \"off\"\n\n{rest}"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&main)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use std::io::Write as _;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_response(&mut std::io::BufReader::new(s), false).unwrap()
+    };
+    let local = get("/local");
+    let api = get("/api/x");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(local.status, 200);
+    assert_eq!(
+        api.status, 200,
+        "the included route proxies to the included upstream"
     );
 }

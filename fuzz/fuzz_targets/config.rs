@@ -6,7 +6,7 @@ use portcullis::gateway::Gateway;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let source = Source { path: "fuzz.toml".into(), text: text.to_string() };
+    let source = Source::new("fuzz.toml", text);
     match parse(&source) {
         Ok(config) => {
             if let Err(e) = Gateway::compile(&config, &source) {

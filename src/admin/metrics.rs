@@ -43,9 +43,11 @@ type Family<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, u64)]);
 pub fn render(shared: &Shared, control: &Control) -> String {
     let mut out = String::with_capacity(1024);
     let driver = control.driver.get().map_or("unknown", |d| d.as_str());
+    let stage = shared.gateway.load().server.stage.clone();
     let build = format!(
-        "{{version=\"{}\",driver=\"{driver}\"}}",
-        env!("CARGO_PKG_VERSION")
+        "{{version=\"{}\",driver=\"{driver}\",stage=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        stage.as_deref().unwrap_or("")
     );
     let ready = control.ready.load(Ordering::Acquire) && !shared.shutdown.load(Ordering::Acquire);
     let dropped = control.access_log.get().map_or(0, |a| a.dropped());

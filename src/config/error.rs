@@ -53,8 +53,9 @@ impl ConfigError {
     /// An error at byte offset `pos` of `source`.
     pub(crate) fn at(source: &Source, pos: usize, field: Option<String>, message: String) -> Self {
         let (line, col) = line_col(&source.text, pos);
+        let (file, line) = source.locate(line);
         ConfigError {
-            file: source.path.display().to_string(),
+            file: file.display().to_string(),
             line,
             col,
             field,
@@ -266,10 +267,7 @@ mod tests {
     /// The fuzz target's crash input, through the whole parser: an error, rendered.
     #[test]
     fn fuzz_crash_input_is_a_config_error() {
-        let source = crate::config::Source {
-            path: "fuzz.toml".into(),
-            text: "#\u{79e}2- =K\0i2".to_string(),
-        };
+        let source = crate::config::Source::new("fuzz.toml", "#\u{79e}2- =K\0i2");
         let e = crate::config::parse(&source).expect_err("not a valid config");
         let shown = e.to_string();
         assert!(shown.starts_with("fuzz.toml:1:"), "{shown}");

@@ -10,6 +10,7 @@ mod admin;
 mod auth;
 mod cors;
 mod error;
+pub mod include;
 pub mod redact;
 pub mod secret;
 mod throttle;
@@ -39,6 +40,9 @@ pub use waf::{Exclusion, RateBased, WafConfig};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Other files merged into this one ([`include`]).
+    #[serde(default)]
+    pub include: Vec<String>,
     #[serde(default)]
     pub server: ServerConfig,
     pub admin: Option<AdminConfig>,
@@ -92,6 +96,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// `[[server.tls]]`: HTTPS listeners.
     pub tls: Vec<TlsListenerConfig>,
+    /// The deployment stage (`dev`, `staging`, `prod`): logged at start, in
+    /// `portcullis_build_info` and on every access line.
+    pub stage: Option<Spanned<String>>,
 }
 
 impl ServerConfig {
@@ -124,6 +131,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
             tls: Vec::new(),
+            stage: None,
         }
     }
 }
@@ -279,11 +287,32 @@ fn default_content_type() -> String {
 /// The text a config was read from, kept so later stages can turn spans into lines.
 #[derive(Debug, Clone)]
 pub struct Source {
+    /// The main file.
     pub path: PathBuf,
+    /// Its text, with the files it includes appended ([`include`]).
     pub text: String,
+    /// Where each included file starts in `text`.
+    pub parts: Vec<include::Part>,
 }
 
 impl Source {
+    /// The text of one file, nothing included.
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Source {
+        Source {
+            path: path.into(),
+            text: text.into(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// The file and its line for line `line` of the merged text.
+    pub fn locate(&self, line: usize) -> (&Path, usize) {
+        match self.parts.iter().rev().find(|p| p.first_line <= line) {
+            Some(p) => (&p.path, line - p.first_line + 1),
+            None => (&self.path, line),
+        }
+    }
+
     /// An error about the value at byte span `span` of this file.
     pub fn error_at(
         &self,
@@ -303,10 +332,8 @@ impl Source {
 /// Reads and parses a config file.
 pub fn load(path: &Path) -> Result<(Config, Source), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
-    let source = Source {
-        path: path.to_path_buf(),
-        text,
-    };
+    let mut source = Source::new(path, text);
+    include::merge(&mut source)?;
     let config = parse(&source)?;
     Ok((config, source))
 }
@@ -321,10 +348,7 @@ mod tests {
     use super::*;
 
     fn src(text: &str) -> Source {
-        Source {
-            path: "gw.toml".into(),
-            text: text.into(),
-        }
+        Source::new("gw.toml", text)
     }
 
     #[test]

@@ -3,10 +3,7 @@
 use super::*;
 
 fn compile(text: &str) -> Result<Gateway, String> {
-    let source = Source {
-        path: "gw.toml".into(),
-        text: text.into(),
-    };
+    let source = Source::new("gw.toml", text);
     let config = crate::config::parse(&source).map_err(|e| e.to_string())?;
     Gateway::compile(&config, &source).map_err(|e| e.to_string())
 }

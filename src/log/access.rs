@@ -37,6 +37,8 @@ pub struct AccessRecord<'a> {
     pub waf: Option<&'a str>,
     /// The request line's HTTP/1.x minor version.
     pub http_minor: u8,
+    /// `[server] stage`, when set.
+    pub stage: Option<&'a str>,
 }
 
 /// The shared half: every core's queue, the drop counter and the writer's stop
@@ -322,6 +324,10 @@ fn format_record(s: &mut String, r: &AccessRecord<'_>) {
         s.push_str(ids);
         s.push('"');
     }
+    if let Some(stage) = r.stage {
+        s.push_str(",\"stage\":");
+        json_str(s, stage.as_bytes());
+    }
     s.push_str("}\n");
 }
 
@@ -411,6 +417,7 @@ mod tests {
                 identity: Some("alice"),
                 waf: Some("941110,941160"),
                 http_minor: 1,
+                stage: None,
             },
         );
         let tail = s.split_once("\",\"request_id\"").unwrap().1;
@@ -443,6 +450,7 @@ mod tests {
             identity: None,
             waf: None,
             http_minor: 1,
+            stage: None,
         };
         for _ in 0..QUEUE_LINES + 5 {
             sink.record(&r);

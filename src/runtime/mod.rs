@@ -136,7 +136,8 @@ pub fn run(path: &Path) -> Result<(), String> {
     }
     control.ready.store(true, Ordering::Release);
     tracing::info!(
-        "portcullis running: workers={workers} driver={driver_name} listen={} routes={} config={}",
+        "portcullis running: workers={workers} driver={driver_name} stage={} listen={} routes={} config={}",
+        shared.gateway.load().server.stage.as_deref().unwrap_or("-"),
         listen
             .iter()
             .map(|(a, k)| match k {

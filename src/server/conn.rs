@@ -237,6 +237,7 @@ fn log_refusal<S>(core: &Core, conn: &ClientConn<S>, id: &[u8], status: u16) {
     let reason = crate::guard::Reason::of_protocol_status(status);
     core.count_request(None, status, Duration::ZERO, Some(reason.index()));
     if let Some(sink) = &core.access {
+        let gw = core.gateway();
         sink.record(&AccessRecord {
             request_id: id,
             client_ip: conn.peer.ip().to_canonical(),
@@ -256,6 +257,7 @@ fn log_refusal<S>(core: &Core, conn: &ClientConn<S>, id: &[u8], status: u16) {
             identity: None,
             waf: None,
             http_minor: 1,
+            stage: gw.server.stage.as_deref(),
         });
     }
 }

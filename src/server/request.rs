@@ -68,7 +68,7 @@ pub(super) async fn handle<S: ClientIo>(
             keep
         }
     };
-    log(core, conn, &req, routed);
+    log(core, gw, conn, &req, routed);
     conn.additions = req.additions;
     keep
 }
@@ -242,7 +242,13 @@ fn add_hsts<S>(gw: &Gateway, conn: &ClientConn<S>, req: &mut Request<'_>) {
 }
 
 /// Log phase: the request counted, and the access line when there is an access log.
-fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&Route>) {
+fn log<S>(
+    core: &Core,
+    gw: &Gateway,
+    conn: &ClientConn<S>,
+    req: &Request<'_>,
+    routed: Option<&Route>,
+) {
     let took = req.started.elapsed();
     core.count_request(
         routed.map(|r| r.index),
@@ -280,6 +286,7 @@ fn log<S>(core: &Core, conn: &ClientConn<S>, req: &Request<'_>, routed: Option<&
         identity: ex.identity.as_deref(),
         waf: ex.waf_rules.as_deref(),
         http_minor: req.head.minor,
+        stage: gw.server.stage.as_deref(),
     });
 }
 

@@ -5,10 +5,7 @@ fn rule(v: &str) -> OriginRule {
 }
 
 fn policy(toml_text: &str) -> Result<Cors, String> {
-    let source = Source {
-        path: "gw.toml".into(),
-        text: toml_text.into(),
-    };
+    let source = Source::new("gw.toml", toml_text);
     let c: CorsConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
     compile("web", &c, &source).map_err(|e| e.to_string())
 }
