@@ -472,3 +472,35 @@ fn config_is_the_running_one_with_secrets_redacted() {
     let v = json(&admin(port, "GET", "/config", Some(TOKEN)));
     assert_eq!(v["route"][0]["name"], "everything", "{v}");
 }
+
+#[test]
+fn jwks_key_sets_are_exported_per_authorizer() {
+    let dir = TempDir::new("jwks");
+    fs::write(
+        dir.path.join("jwks.json"),
+        r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
+    )
+    .unwrap();
+    let port = free_port();
+    let rest = format!(
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\n\n[auth.users]\ntype = \"jwt\"\nissuer = \"https://issuer.example\"\njwks_file = \"{}\"\nalgorithms = [\"ES256\"]\n\n\
+         [[route]]\nname = \"r\"\npath = \"/\"\nauth = \"users\"\nmock = {{}}\n",
+        dir.path.join("jwks.json").display()
+    );
+    let gw = Gateway::start("", &rest);
+    assert_eq!(gw.get("/").status, 401);
+    let text = admin(port, "GET", "/metrics", None).body_str().to_string();
+    assert_lines(&text, &["portcullis_jwks_keys{authorizer=\"users\"} 1"]);
+    let loaded: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("portcullis_jwks_last_success_timestamp_seconds{authorizer=\"users\"} ")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(loaded <= now && loaded + 120 > now, "{loaded} vs {now}");
+}

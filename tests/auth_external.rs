@@ -768,3 +768,36 @@ fn check_rejects_jwt_field_in_external_authorizer() {
         "issuer does not apply to type \"external\"",
     );
 }
+
+#[test]
+fn cache_hits_and_misses_are_counted_per_authorizer() {
+    let authz = AuthServer::constant(Answer::allow(&[]));
+    let up = Upstream::start();
+    let admin = free_port();
+    let rest = format!(
+        "[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{}{}",
+        partner(&authz.url(), IDENTITY_AUTHORIZATION),
+        protected_route(up.port)
+    );
+    let gw = Gateway::start("", &rest);
+    let mut c = gw.connect();
+    for i in 0..5 {
+        assert_passed(&get_auth(&mut c, &format!("/p/{i}"), "tok-a"));
+    }
+    assert_eq!(authz.calls(), 1);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).unwrap();
+    use std::io::{Read as _, Write as _};
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: a\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    for line in [
+        "portcullis_authorizer_cache_misses_total{authorizer=\"partner\"} 1",
+        "portcullis_authorizer_cache_hits_total{authorizer=\"partner\"} 4",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+}

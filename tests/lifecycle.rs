@@ -63,7 +63,11 @@ fn check_passes_every_example_config() {
             checked += 1;
         }
     }
-    assert!(checked >= 6, "{checked} example configs in {}", dir.display());
+    assert!(
+        checked >= 6,
+        "{checked} example configs in {}",
+        dir.display()
+    );
 }
 
 #[test]

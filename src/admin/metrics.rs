@@ -23,6 +23,8 @@
 //! `portcullis_connections_active` gauge, their difference),
 //! `portcullis_tls_handshakes_total{listener,result}`,
 //! `portcullis_access_log_dropped_total`, `portcullis_store_flush_errors_total`,
+//! `portcullis_authorizer_cache_hits_total` / `_misses_total{authorizer}`,
+//! `portcullis_jwks_keys` and `portcullis_jwks_last_success_timestamp_seconds{authorizer}`,
 //! `portcullis_request_duration_seconds{route}` (a histogram of the whole
 //! request, head read to response end; buckets [`crate::metrics::BUCKETS`]).
 
@@ -121,7 +123,51 @@ pub fn render(shared: &Shared, control: &Control) -> String {
         &shared.metrics.upstreams(),
     );
     series(&mut out, &shared.metrics.series_totals());
+    jwks(&mut out, &shared.gateway.load());
     out
+}
+
+/// The key sets of the serving config's JWT authorizers.
+fn jwks(out: &mut String, gw: &crate::gateway::Gateway) {
+    use crate::guard::auth::Authorizer;
+    use crate::guard::Guard;
+    let mut seen: Vec<(&str, &crate::guard::auth::jwks::JwksCache)> = Vec::new();
+    for r in gw.routes.iter() {
+        for g in &r.guards {
+            if let Guard::Auth(name, a) = g {
+                if let Authorizer::Jwt(j) = &**a {
+                    if !seen.iter().any(|(n, _)| *n == &**name) {
+                        seen.push((name, &j.jwks));
+                    }
+                }
+            }
+        }
+    }
+    seen.sort_by_key(|(n, _)| *n);
+    let families: [(&str, &str, &str); 2] = [
+        (
+            "portcullis_jwks_keys",
+            "gauge",
+            "Keys in the JWT authorizer's key set.",
+        ),
+        (
+            "portcullis_jwks_last_success_timestamp_seconds",
+            "gauge",
+            "When the JWT authorizer's key set was last loaded (Unix seconds; 0: never).",
+        ),
+    ];
+    for (i, (family, kind, help)) in families.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} {kind}");
+        for (name, cache) in &seen {
+            let v = if i == 0 {
+                cache.keys().len() as u64
+            } else {
+                cache.last_success.load(Ordering::Relaxed)
+            };
+            let _ = writeln!(out, "{family}{{authorizer=\"{}\"}} {v}", Label(name));
+        }
+    }
 }
 
 /// Families counted as named series, with their help text.
@@ -133,6 +179,14 @@ const SERIES: &[(&str, &str)] = &[
     (
         "portcullis_upstream_errors_total",
         "Failed exchanges with an upstream by kind (connect, timeout, reset, malformed).",
+    ),
+    (
+        "portcullis_authorizer_cache_hits_total",
+        "External authorizer decisions answered from the decision cache, by authorizer.",
+    ),
+    (
+        "portcullis_authorizer_cache_misses_total",
+        "External authorizer decisions that asked the authorizer, by authorizer.",
     ),
     ("portcullis_connections_total", "Client connections accepted, by listener."),
     ("portcullis_connections_closed_total", "Client connections closed, by listener."),

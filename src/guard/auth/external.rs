@@ -112,8 +112,22 @@ pub struct Question<'a> {
 }
 
 impl ExternalAuth {
-    /// Asks (or remembers) whether the request may pass.
-    pub async fn decide(&self, state: &ExternalState, q: &Question<'_>) -> Decision {
+    /// Asks (or remembers) whether the request may pass, and whether the
+    /// answer came from the decision cache (`None`: no cache configured).
+    pub async fn decide(
+        &self,
+        state: &ExternalState,
+        q: &Question<'_>,
+    ) -> (Decision, Option<bool>) {
+        let cached = (!self.cache_ttl.is_zero()).then_some(false);
+        let decision = match self.decide_cached(state, q).await {
+            (d, true) => return (d, Some(true)),
+            (d, false) => d,
+        };
+        (decision, cached)
+    }
+
+    async fn decide_cached(&self, state: &ExternalState, q: &Question<'_>) -> (Decision, bool) {
         let mut ident = Vec::with_capacity(64);
         for v in q.identity {
             ident.extend_from_slice(&(v.len() as u32).to_le_bytes());
@@ -129,7 +143,7 @@ impl ExternalAuth {
             if let Some(slot) = cache.slot_of(&key) {
                 let c = cache.at(slot);
                 if c.cache_id == self.cache_id && c.identity[..] == ident[..] && now < c.until {
-                    return c.decision.clone();
+                    return (c.decision.clone(), true);
                 }
             }
         }
@@ -139,11 +153,12 @@ impl ExternalAuth {
             Ok(d) => d,
             Err(reason) => {
                 tracing::warn!(authorizer = %self.host, reason, "external authorizer failed");
-                return if self.fail_open {
+                let d = if self.fail_open {
                     Decision::Allow(String::new())
                 } else {
                     Decision::Deny(403, None)
                 };
+                return (d, false);
             }
         };
         if !self.cache_ttl.is_zero() {
@@ -164,7 +179,7 @@ impl ExternalAuth {
                 }
             }
         }
-        decision
+        (decision, false)
     }
 
     fn question_body(&self, q: &Question<'_>) -> Vec<u8> {

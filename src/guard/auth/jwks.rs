@@ -197,6 +197,8 @@ pub struct JwksCache {
     state: Mutex<FetchState>,
     /// Fetches started so far (for the log and tests).
     pub fetches: AtomicU64,
+    /// When a key set was last installed (Unix seconds; 0: never).
+    pub last_success: AtomicU64,
 }
 
 impl JwksCache {
@@ -214,6 +216,7 @@ impl JwksCache {
                 refresh,
             }),
             fetches: AtomicU64::new(0),
+            last_success: AtomicU64::new(0),
         }
     }
 
@@ -235,6 +238,8 @@ impl JwksCache {
     fn install(&self, set: KeySet) {
         self.keys.store(Arc::new(set));
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.last_success
+            .store(crate::limit::period::unix_now(), Ordering::Relaxed);
     }
 
     /// Starts a fetch if one is due. Called by the control thread.

@@ -204,7 +204,19 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                 request_id: ctx.request_id,
                 headers: &forwarded,
             };
-            match ext.decide(&ctx.auth.external, &q).await {
+            let (decision, cached) = ext.decide(&ctx.auth.external, &q).await;
+            if let Some(hit) = cached {
+                let family = if hit {
+                    "portcullis_authorizer_cache_hits_total"
+                } else {
+                    "portcullis_authorizer_cache_misses_total"
+                };
+                let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, name);
+                ctx.counters.bump((key, u64::from(hit) | 0xa070_0000), || {
+                    format!("{family}{{authorizer=\"{name}\"}}")
+                });
+            }
+            match decision {
                 external::Decision::Allow(lines) => {
                     // Headers under the prefix are the authorizer's to set.
                     let prefix = ext.response_prefix.as_bytes();
