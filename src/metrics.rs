@@ -251,6 +251,26 @@ impl Registry {
         s as u32
     }
 
+    /// The largest value any core holds for series `series` (0 when none has it).
+    pub fn series_max(&self, series: &str) -> u64 {
+        let id = match self
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .index
+            .get(series)
+        {
+            Some(&id) => id,
+            None => return 0,
+        };
+        self.cores
+            .iter()
+            .filter_map(|c| c.cell(id))
+            .map(|c| c.load(Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Every series counter, summed over the cores, sorted by series.
     pub fn series_totals(&self) -> Vec<(Arc<str>, u64)> {
         let list = self
@@ -357,6 +377,12 @@ impl Registry {
     }
 }
 
+/// The internal series a core keeps a target's resting deadline in (Unix
+/// seconds; 0: not resting): read by the scrape, never printed.
+pub fn target_series(upstream: &str, target: std::net::SocketAddr) -> String {
+    format!("\0target{{upstream=\"{upstream}\",target=\"{target}\"}}")
+}
+
 /// A core's way to the series counters: its store and a cache of the
 /// counters it has met, by a key the caller chooses (core-local: no lock
 /// once a series is known).
@@ -373,6 +399,24 @@ impl CoreCounters {
             core,
             known: Default::default(),
         }
+    }
+
+    /// Sets the value of the series `key` stands for (a gauge this core owns).
+    pub fn set(&self, key: (u64, u64), value: u64, series: impl FnOnce() -> String) {
+        let id = *self
+            .known
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| self.registry.series(&series()));
+        if let Some(c) = self.registry.core(self.core).cell(id) {
+            c.store(value, Relaxed);
+        }
+    }
+
+    /// Whether this core has a target-health series for `target` (it rested once).
+    pub fn known_target(&self, upstream: &str, target: std::net::SocketAddr) -> bool {
+        let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (upstream, target));
+        self.known.borrow().contains_key(&(key, 0xd0_0000))
     }
 
     /// Adds one to the series `key` stands for; `series` names it the first

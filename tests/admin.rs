@@ -225,8 +225,9 @@ fn start_counted() -> (Gateway, u16, Upstream, TempDir) {
         token.display(),
         upstream_block("u", &[up.port], ""),
         proxy_route("api", "/api", "u"),
-        // Nothing listens there: every exchange fails to connect.
-        upstream_block("dead", &[free_port()], ""),
+        // Nothing listens there: every exchange fails to connect, and the
+        // target rests after the first.
+        upstream_block("dead", &[free_port()], "max_fails = 1"),
         proxy_route("dead", "/dead", "dead"),
     );
     // Two workers: each counts its own connections; a scrape sums them.
@@ -334,6 +335,21 @@ fn requests_are_counted_per_route_and_code_across_cores_and_reloads() {
         value(&format!("portcullis_connections_active{listener}")) <= 2,
         "{text}"
     );
+    let target_up = |upstream: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "portcullis_upstream_target_up{{upstream=\"{upstream}\","
+                ))
+            })
+            .unwrap_or_else(|| panic!("no target of {upstream} in:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(target_up("u"), "1");
+    assert_eq!(target_up("dead"), "0", "resting after max_fails = 1");
     assert_lines(
         &text,
         &[

@@ -19,6 +19,7 @@
 //! `portcullis_waf_matches_total{waf,rule,action}`,
 //! `portcullis_upstream_duration_seconds{upstream}` (a histogram),
 //! `portcullis_upstream_errors_total{upstream,kind}`,
+//! `portcullis_upstream_target_up{upstream,target}`,
 //! `portcullis_connections_total{listener}` (and `_closed_total`, and the
 //! `portcullis_connections_active` gauge, their difference),
 //! `portcullis_tls_handshakes_total{listener,result}`,
@@ -124,7 +125,34 @@ pub fn render(shared: &Shared, control: &Control) -> String {
     );
     series(&mut out, &shared.metrics.series_totals());
     jwks(&mut out, &shared.gateway.load());
+    targets(&mut out, shared);
     out
+}
+
+/// `portcullis_upstream_target_up`: 0 while any core rests the target after
+/// `max_fails` failures in a row (passive health), 1 otherwise.
+fn targets(out: &mut String, shared: &Shared) {
+    let family = "portcullis_upstream_target_up";
+    let _ = writeln!(
+        out,
+        "# HELP {family} 1 unless a core rests the target after max_fails failures in a row."
+    );
+    let _ = writeln!(out, "# TYPE {family} gauge");
+    let now = crate::limit::period::unix_now();
+    let gw = shared.gateway.load();
+    for u in &gw.upstreams {
+        for t in &u.targets {
+            let until = shared
+                .metrics
+                .series_max(&crate::metrics::target_series(&u.name, *t));
+            let up = u64::from(until <= now);
+            let _ = writeln!(
+                out,
+                "{family}{{upstream=\"{}\",target=\"{t}\"}} {up}",
+                Label(&u.name)
+            );
+        }
+    }
 }
 
 /// The key sets of the serving config's JWT authorizers.

@@ -198,7 +198,8 @@ impl<S: ClientIo> Forward<'_, '_, S> {
                             if timed_out { 504 } else { 502 },
                             attempt_started.elapsed(),
                         );
-                        core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                        let rest = core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                        core.note_target(up, addr, rest);
                         if excluded.is_none() && up.targets.len() > 1 {
                             excluded = Some(addr);
                             continue;
@@ -247,17 +248,21 @@ impl<S: ClientIo> Forward<'_, '_, S> {
                 }
                 Err(Attempt::Stale) if reused => return Err(Failure::Status(502, !body.is_done())),
                 Err(Attempt::Stale) | Err(Attempt::Reset) | Err(Attempt::Malformed) => {
-                    core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                    let rest = core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                    core.note_target(up, addr, rest);
                     return Err(Failure::Status(502, !body.is_done()));
                 }
                 Err(Attempt::Timeout) => {
-                    core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                    let rest = core.upstreams.borrow_mut().failed(addr, up, Instant::now());
+                    core.note_target(up, addr, rest);
                     return Err(Failure::Status(504, !body.is_done()));
                 }
                 Err(Attempt::Client(f)) => return Err(f),
             }
         };
-        core.upstreams.borrow_mut().succeeded(answered.addr);
+        if core.upstreams.borrow_mut().succeeded(answered.addr) {
+            core.note_target(up, answered.addr, None);
+        }
         let resp = &answered.resp;
         if resp.body == BodyKind::Chunked && resp.extra_codings && head.minor == 0 {
             // An HTTP/1.0 client gets the body decoded from chunked, which would leave

@@ -173,6 +173,24 @@ impl Core {
         });
     }
 
+    /// Records a target's passive health for `portcullis_upstream_target_up`:
+    /// resting for `rest` (after `max_fails`), or answering again (None).
+    pub fn note_target(
+        &self,
+        up: &crate::upstream::Upstream,
+        target: std::net::SocketAddr,
+        rest: Option<std::time::Duration>,
+    ) {
+        if rest.is_none() && !self.counters.known_target(&up.name, target) {
+            return;
+        }
+        let until = rest.map_or(0, |d| crate::limit::period::unix_now() + d.as_secs().max(1));
+        let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (&*up.name, target));
+        self.counters.set((key, 0xd0_0000), until, || {
+            crate::metrics::target_series(&up.name, target)
+        });
+    }
+
     /// The Gateway snapshot to serve the next request with.
     #[allow(clippy::redundant_allocation)]
     pub fn gateway(&self) -> Rc<Arc<Gateway>> {

@@ -161,8 +161,14 @@ impl UpstreamPools {
         }
     }
 
-    /// A connect failure or timeout; after `up.max_fails` in a row the target rests.
-    pub fn failed(&mut self, addr: SocketAddr, up: &Upstream, now: Instant) {
+    /// A connect failure or timeout; after `up.max_fails` in a row the target
+    /// rests (for `up.fail_timeout`, returned then).
+    pub fn failed(
+        &mut self,
+        addr: SocketAddr,
+        up: &Upstream,
+        now: Instant,
+    ) -> Option<std::time::Duration> {
         let s = self.targets.entry(addr).or_default();
         s.fails += 1;
         s.idle.clear();
@@ -171,15 +177,21 @@ impl UpstreamPools {
                 tracing::warn!(upstream = %up.name, target = %addr, "target failed {} times; skipped for {:?}", s.fails, up.fail_timeout);
             }
             s.down_until = Some(now + up.fail_timeout);
+            return Some(up.fail_timeout);
         }
+        None
     }
 
-    pub fn succeeded(&mut self, addr: SocketAddr) {
-        if let Some(s) = self.targets.get_mut(&addr) {
-            if s.fails != 0 {
+    /// An answer: the target's failures are forgotten. Returns whether it had
+    /// any (its health changed).
+    pub fn succeeded(&mut self, addr: SocketAddr) -> bool {
+        match self.targets.get_mut(&addr) {
+            Some(s) if s.fails != 0 => {
                 s.fails = 0;
                 s.down_until = None;
+                true
             }
+            _ => false,
         }
     }
 }
