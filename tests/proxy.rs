@@ -1200,3 +1200,28 @@ fn upstream_early_answer_to_a_large_upload_is_relayed() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].target, "/early-413");
 }
+
+#[test]
+fn identity_headers_a_client_sends_never_reach_the_upstream() {
+    let up = Upstream::start();
+    let gw = gw_for(&up);
+    let mut c = gw.connect();
+    let r = c.request(
+        b"GET /x HTTP/1.1\r\nHost: a\r\nX-Principal: admin\r\nX-API-Key-Name: acme\r\nX-Usage-Plan: pro\r\nX-Client-Cert-Subject: CN=root\r\nX-Other: kept\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.last();
+    for h in [
+        "x-principal",
+        "x-api-key-name",
+        "x-usage-plan",
+        "x-client-cert-subject",
+    ] {
+        assert_eq!(
+            seen.header(h),
+            None,
+            "{h} reached the upstream on a route without those stages"
+        );
+    }
+    assert_eq!(seen.header("x-other"), Some("kept"));
+}

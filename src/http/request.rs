@@ -182,10 +182,12 @@ pub fn parse_head(buf: &[u8], headers: &mut Vec<Header>) -> Result<Option<Reques
             15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => {
                 role = HeaderRole::ForwardedFor;
             }
-            // Identity the gateway establishes (API key stage): never the client's.
-            12 | 14
+            // Identity the gateway establishes (API key stage, SigV4's principal):
+            // never the client's, on every route, whatever its stages.
+            11 | 12 | 14
                 if name.eq_ignore_ascii_case(b"x-usage-plan")
-                    || name.eq_ignore_ascii_case(b"x-api-key-name") =>
+                    || name.eq_ignore_ascii_case(b"x-api-key-name")
+                    || name.eq_ignore_ascii_case(b"x-principal") =>
             {
                 role = HeaderRole::Replaced;
             }
