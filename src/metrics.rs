@@ -151,6 +151,28 @@ struct Names {
     index: FxHashMap<Arc<str>, u32>,
 }
 
+impl Names {
+    /// The number of `name`, handed out on first sight and kept; `grow(c)`
+    /// runs before the first number of chunk `c` (of `chunk` numbers) is
+    /// handed out. `u32::MAX` once `CHUNKS` chunks are used.
+    fn number(&mut self, name: &str, chunk: usize, grow: impl Fn(usize)) -> u32 {
+        if let Some(&n) = self.index.get(name) {
+            return n;
+        }
+        let n = self.list.len();
+        if n >= chunk * CHUNKS {
+            return u32::MAX;
+        }
+        if n % chunk == 0 {
+            grow(n / chunk);
+        }
+        let name: Arc<str> = name.into();
+        self.list.push(name.clone());
+        self.index.insert(name, n as u32);
+        n as u32
+    }
+}
+
 /// What a slot counts: a route's requests, or an upstream's exchanges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotKind {
@@ -209,22 +231,11 @@ impl Registry {
             }
         };
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&s) = names.index.get(name) {
-            return s;
-        }
-        let s = names.list.len();
-        if s >= CHUNK * CHUNKS {
-            return u32::MAX;
-        }
-        if s % CHUNK == 0 {
+        names.number(name, CHUNK, |chunk| {
             for c in self.cores.iter() {
-                c.chunks[s / CHUNK].get_or_init(|| (0..CHUNK).map(|_| Slot::default()).collect());
+                c.chunks[chunk].get_or_init(|| (0..CHUNK).map(|_| Slot::default()).collect());
             }
-        }
-        let name: Arc<str> = name.into();
-        names.list.push(name.clone());
-        names.index.insert(name, s as u32);
-        s as u32
+        })
     }
 
     /// The counter of the series `series` (`family{labels}`, labels in the
@@ -232,23 +243,11 @@ impl Registry {
     /// every chunk is used.
     pub fn series(&self, series: &str) -> u32 {
         let mut names = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&s) = names.index.get(series) {
-            return s;
-        }
-        let s = names.list.len();
-        if s >= CELL_CHUNK * CHUNKS {
-            return u32::MAX;
-        }
-        if s % CELL_CHUNK == 0 {
+        names.number(series, CELL_CHUNK, |chunk| {
             for c in self.cores.iter() {
-                c.cells[s / CELL_CHUNK]
-                    .get_or_init(|| (0..CELL_CHUNK).map(|_| AtomicU64::new(0)).collect());
+                c.cells[chunk].get_or_init(|| (0..CELL_CHUNK).map(|_| AtomicU64::new(0)).collect());
             }
-        }
-        let name: Arc<str> = series.into();
-        names.list.push(name.clone());
-        names.index.insert(name, s as u32);
-        s as u32
+        })
     }
 
     /// The largest value any core holds for series `series` (0 when none has it).
