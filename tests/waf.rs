@@ -530,3 +530,67 @@ fn route_waf_names_must_exist() {
         "{err}"
     );
 }
+
+/// A chunked body is decoded for the WAF (its framing forwarded as it came):
+/// an attack split across chunks is seen whole; past `inspect_body` the
+/// oversize setting decides as for a long Content-Length body.
+#[test]
+fn chunked_bodies_are_inspected_decoded() {
+    let send = |gw: &Gateway, chunks: &[&str]| {
+        let mut raw = String::from(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        for c in chunks {
+            raw.push_str(&format!("{:x}\r\n{c}\r\n", c.len()));
+        }
+        raw.push_str("0\r\n\r\n");
+        gw.connect().request(raw.as_bytes())
+    };
+    let gw = start_waf("inspect_body = 1024", "", "");
+    assert_eq!(send(&gw, &["hello ", "world"]).status, 200);
+    let r = send(&gw, &["<scr", "ipt>alert(1)</scr", "ipt>"]);
+    assert_gateway_error(&r, 403, FORBIDDEN);
+    // Past the first KiB the default (continue) does not look.
+    let padding = "a".repeat(700);
+    assert_eq!(
+        send(&gw, &[&padding, &padding, "<script>alert(1)</script>"]).status,
+        200
+    );
+    // match: a chunked body longer than inspect_body is refused, a short one inspected.
+    let gw = start_waf("inspect_body = 1024\noversize = \"match\"", "", "");
+    assert_gateway_error(&send(&gw, &[&padding, &padding]), 403, FORBIDDEN);
+    assert_eq!(send(&gw, &["short"]).status, 200);
+}
+
+/// What the WAF buffered of a chunked body is forwarded as it came, the rest
+/// streamed after it, and the next request on the connection still parses.
+#[test]
+fn a_chunked_body_read_for_the_waf_reaches_the_upstream_whole() {
+    let up = Upstream::start();
+    let rest = format!(
+        "[waf.default]\nrules = \"{}\"\ninspect_body = 1024\n\n{}[[route]]\nname = \"up\"\npath = \"/\"\nwaf = \"default\"\nupstream = \"u\"\n",
+        rules_dir().display(),
+        upstream_block("u", &[up.port], "")
+    );
+    let gw = Gateway::start("", &rest);
+    let part = "b".repeat(900);
+    let raw = format!(
+        "POST /in HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{part}\r\n{:x}\r\n{part}\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n",
+        part.len(),
+        part.len()
+    );
+    let mut c = gw.connect();
+    c.send(raw.as_bytes());
+    let first = c.read_response();
+    assert_eq!(first.status, 200, "{first:?}");
+    let second = c.read_response();
+    assert_eq!(second.status, 200, "{second:?}");
+    let seen = up.seen();
+    let post = seen
+        .iter()
+        .find(|s| s.target == "/in")
+        .expect("the POST reached the upstream");
+    assert_eq!(post.body_len, 1800);
+    assert!(post.body.iter().all(|&b| b == b'b'));
+    assert!(seen.iter().any(|s| s.target == "/next"));
+}

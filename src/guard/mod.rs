@@ -329,6 +329,12 @@ impl BodyNeed {
         need
     }
 
+    /// How many decoded bytes of a chunked body (whose length is unknown) to
+    /// buffer: the WAF's prefix (a signed payload is never chunked here).
+    pub fn chunked_prefix(&self) -> u64 {
+        self.prefix
+    }
+
     /// How many bytes of a body of `n` bytes to buffer; 0 for none.
     pub fn bytes(&self, n: u64) -> u64 {
         let whole = self.whole_up_to.filter(|&max| n <= max).map_or(0, |_| n);

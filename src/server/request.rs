@@ -163,15 +163,39 @@ async fn guard<S: ClientIo>(
 ) -> Option<Verdict> {
     let head = req.head;
     let mut buffered = None;
-    if let BodyKind::Length(n) = head.body {
-        let want = route.body_need.bytes(n.min(route.max_body_bytes));
-        if want > 0 {
-            let body_start = req.base + head.len;
-            buffer_body(conn, body_start, want as usize, head.expect_continue)
-                .await
-                .ok()?;
-            buffered = Some(want as usize);
+    // A chunked body's first bytes, decoded (its framing stays in the buffer,
+    // forwarded as it came); and whether that is the whole body.
+    let mut decoded: Option<(Vec<u8>, bool)> = None;
+    match head.body {
+        BodyKind::Length(n) => {
+            let want = route.body_need.bytes(n.min(route.max_body_bytes));
+            if want > 0 {
+                let body_start = req.base + head.len;
+                buffer_body(conn, body_start, want as usize, head.expect_continue)
+                    .await
+                    .ok()?;
+                buffered = Some(want as usize);
+            }
         }
+        BodyKind::Chunked => {
+            let want = route.body_need.chunked_prefix().min(route.max_body_bytes);
+            if want > 0 {
+                let body_start = req.base + head.len;
+                let max_trailer = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
+                decoded = Some(
+                    buffer_chunked(
+                        conn,
+                        body_start,
+                        want as usize,
+                        head.expect_continue,
+                        max_trailer,
+                    )
+                    .await
+                    .ok()?,
+                );
+            }
+        }
+        _ => {}
     }
     let keys = core.keys();
     let hb = req.head_bytes(&conn.buf);
@@ -191,12 +215,15 @@ async fn guard<S: ClientIo>(
         path,
         query: query_of(target),
         raw_path,
-        body: buffered.map(|n| &conn.buf[body_start..body_start + n]),
+        body: match &decoded {
+            Some((d, _)) => Some(&d[..]),
+            None => buffered.map(|n| &conn.buf[body_start..body_start + n]),
+        },
         has_body: !matches!(head.body, BodyKind::None),
         body_complete: match head.body {
             BodyKind::Length(n) => n == 0 || buffered == Some(n as usize),
             BodyKind::None => true,
-            _ => false,
+            _ => decoded.as_ref().is_some_and(|(_, whole)| *whole),
         },
         route: Some(&route.name),
         audit: core.access.as_ref(),
@@ -326,6 +353,62 @@ async fn buffer_body<S: ClientIo>(
         }
     }
     Ok(())
+}
+
+/// Reads a chunked body into `conn.buf` from `start` until `want` bytes of
+/// chunk data are in (or the body ended, or its framing is refused: the
+/// forward then answers that), and returns that data decoded and whether it
+/// is the whole body. The raw bytes buffered are bounded (framing can be most
+/// of a body made of tiny chunks): at most `4 × want + 4 KiB`.
+async fn buffer_chunked<S: ClientIo>(
+    conn: &mut ClientConn<S>,
+    start: usize,
+    want: usize,
+    expect_continue: bool,
+    max_trailer: usize,
+) -> Result<(Vec<u8>, bool), ()> {
+    use crate::http::chunked::ChunkedScanner;
+    let raw_cap = want.saturating_mul(4).saturating_add(4096);
+    let mut continued = false;
+    loop {
+        let mut scanner = ChunkedScanner::new(max_trailer);
+        let raw = &conn.buf[start.min(conn.buf.len())..];
+        let mut data = Vec::with_capacity(want.min(raw.len()));
+        let framing_ok = scanner
+            .feed(raw, |r| {
+                let room = want.saturating_sub(data.len());
+                data.extend_from_slice(&raw[r.start..r.end.min(r.start + room)]);
+            })
+            .is_ok();
+        // Whole: the body ended and all of its data fit in `want`.
+        let whole = scanner.is_done() && scanner.data_len <= want as u64;
+        if scanner.is_done() || !framing_ok || data.len() >= want || raw.len() >= raw_cap {
+            return Ok((data, whole));
+        }
+        if expect_continue && !continued {
+            conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..])
+                .await
+                .map_err(|_| ())?;
+            continued = true;
+        }
+        let need = start + raw_cap;
+        if conn.buf.capacity() < need.min(conn.buf.len() + 16 * 1024) {
+            conn.buf.reserve(16 * 1024);
+        }
+        let buf = std::mem::take(&mut conn.buf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let read = conn.stream.read(buf.slice_mut(len..cap.min(need)));
+        let (r, b) = conn
+            .deadline
+            .within(conn.idle_timeout, read)
+            .await
+            .map_err(|_| ())?;
+        conn.buf = b.into_inner();
+        match r {
+            Ok(0) | Err(_) => return Err(()),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// The query of a request target (after `?`), or empty.
