@@ -520,3 +520,30 @@ fn jwks_key_sets_are_exported_per_authorizer() {
         .as_secs();
     assert!(loaded <= now && loaded + 120 > now, "{loaded} vs {now}");
 }
+
+#[test]
+fn mutations_from_a_browser_are_refused_even_on_an_open_loopback_listener() {
+    let port = free_port();
+    let gw = Gateway::start(
+        "",
+        &format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n\n[[route]]\nname = \"r\"\npath = \"/\"\nmock = {{}}\n"),
+    );
+    let send = |raw: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        read_response(&mut BufReader::new(s), false).unwrap()
+    };
+    // A page's cross-site POST (a "simple" request: no preflight).
+    let r = send("POST /reload HTTP/1.1\r\nhost: 127.0.0.1\r\norigin: https://evil.example\r\ncontent-type: text/plain\r\ncontent-length: 0\r\n\r\n");
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = send("POST /keys/acme/rotate HTTP/1.1\r\nhost: 127.0.0.1\r\nsec-fetch-site: cross-site\r\ncontent-length: 14\r\n\r\n{\"grace\":\"0s\"}");
+    assert_eq!(r.status, 403, "{r:?}");
+    // The operator's curl: no Origin, no token needed on loopback without one.
+    let r = send("POST /reload HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n");
+    assert_eq!(r.status, 200, "{r:?}");
+    // Reads stay open (a page cannot read the answer cross-origin anyway).
+    let r =
+        send("GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\norigin: https://evil.example\r\n\r\n");
+    assert_eq!(r.status, 200, "{r:?}");
+    drop(gw);
+}

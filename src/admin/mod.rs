@@ -14,6 +14,9 @@
 //!   `{"status":"error","error":"FILE:LINE:COL: FIELD: MESSAGE"}` with the old
 //!   config kept.
 //!
+//! A `POST` or `DELETE` carrying `Origin` or `Sec-Fetch-Site` (a browser's) is
+//! refused with 403, token or not: a web page cannot drive the admin API.
+//!
 //! Every endpoint but the two probes wants `Authorization: Bearer <token>` with
 //! one of `[admin] token` (several may be listed, so one can be rotated; they are
 //! read from the snapshot current at each request, so a reload rotates them);
@@ -251,6 +254,17 @@ fn route(
     let hb = &buf[..head.len];
     let body = &buf[head.len..];
     let path = head.path.get(hb);
+    // A mutation from a web page (a browser sends Origin, or Sec-Fetch-Site):
+    // refused, so a page open on this host cannot reload the gateway or change
+    // its keys through a loopback listener that needs no token. Operators'
+    // tools (curl, scripts, Prometheus) send neither.
+    let from_browser = headers.iter().any(|h| {
+        let n = h.name.get(hb);
+        n.eq_ignore_ascii_case(b"origin") || n.eq_ignore_ascii_case(b"sec-fetch-site")
+    });
+    if from_browser && !matches!(head.method, Method::Get | Method::Head) {
+        return Answer::message(403);
+    }
     if path == b"/keys" || path.starts_with(b"/keys/") {
         if !authorized(hb, headers, shared) {
             return unauthorized();
