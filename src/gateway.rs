@@ -31,6 +31,8 @@ pub use crate::upstream::Upstream;
 pub struct ServerSettings {
     /// `[server] stage`, when set.
     pub stage: Option<Arc<str>>,
+    /// `/ready` 503 before the listeners close, at SIGTERM.
+    pub shutdown_delay: Duration,
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
     pub header_timeout: Duration,
@@ -133,6 +135,7 @@ impl Gateway {
         };
         let server = ServerSettings {
             stage,
+            shutdown_delay: s.shutdown_delay.0,
             max_header_bytes: usize::try_from(s.max_header_bytes.0)
                 .unwrap_or(usize::MAX)
                 .clamp(1024, 1 << 20),

@@ -547,3 +547,32 @@ fn mutations_from_a_browser_are_refused_even_on_an_open_loopback_listener() {
     assert_eq!(r.status, 200, "{r:?}");
     drop(gw);
 }
+
+#[test]
+fn shutdown_delay_says_503_while_still_serving_then_drains() {
+    let port = free_port();
+    let mut gw = Gateway::start(
+        "shutdown_delay = \"1500ms\"\n",
+        &format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n\n[[route]]\nname = \"r\"\npath = \"/\"\nmock = {{}}\n"),
+    );
+    assert_eq!(admin(port, "GET", "/ready", None).status, 200);
+    gw.signal("TERM");
+    thread::sleep(Duration::from_millis(300));
+    let r = admin(port, "GET", "/ready", None);
+    assert_eq!(
+        (r.status, r.body_str()),
+        (503, r#"{"status":"draining"}"#.to_string())
+    );
+    // The load balancer has time to see it: new connections are still served.
+    assert_eq!(gw.get("/").status, 200);
+    let started = std::time::Instant::now();
+    assert!(
+        gw.wait_exit(Duration::from_secs(10)).is_some(),
+        "exits after the delay"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -52,7 +52,9 @@ pub fn render(shared: &Shared, control: &Control) -> String {
         env!("CARGO_PKG_VERSION"),
         stage.as_deref().unwrap_or("")
     );
-    let ready = control.ready.load(Ordering::Acquire) && !shared.shutdown.load(Ordering::Acquire);
+    let ready = control.ready.load(Ordering::Acquire)
+        && !control.stopping.load(Ordering::Acquire)
+        && !shared.shutdown.load(Ordering::Acquire);
     let dropped = control.access_log.get().map_or(0, |a| a.dropped());
     let flush_errors = control.store_flush_errors.load(Ordering::Relaxed);
     let families: [Family<'_>; 7] = [

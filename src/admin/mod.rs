@@ -52,6 +52,9 @@ const MAX_BODY: u64 = 64 << 10;
 pub struct Control {
     /// Set once every listener is bound and the first config is live.
     pub ready: AtomicBool,
+    /// Set at SIGTERM/SIGINT: `/ready` says 503 from then on (the listeners
+    /// close after `server.shutdown_delay`).
+    pub stopping: AtomicBool,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     /// Unix seconds of the last successful load (the start counts).
@@ -77,6 +80,7 @@ impl Control {
         let (tx, rx) = mpsc::channel();
         let control = Control {
             ready: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             last_reload_success: AtomicU64::new(crate::limit::period::unix_now()),
@@ -296,7 +300,10 @@ fn route(
     }
     match path {
         b"/healthz" => Answer::json(200, r#"{"status":"ok"}"#),
-        b"/ready" if shared.shutdown.load(Ordering::Acquire) => {
+        b"/ready"
+            if shared.shutdown.load(Ordering::Acquire)
+                || control.stopping.load(Ordering::Acquire) =>
+        {
             Answer::json(503, r#"{"status":"draining"}"#)
         }
         b"/ready" if !control.ready.load(Ordering::Acquire) => {

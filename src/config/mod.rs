@@ -96,6 +96,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// `[[server.tls]]`: HTTPS listeners.
     pub tls: Vec<TlsListenerConfig>,
+    /// After SIGTERM, how long `/ready` says 503 while the gateway still
+    /// accepts and serves, before the listeners close and the drain begins.
+    pub shutdown_delay: ConfigDuration,
     /// The deployment stage (`dev`, `staging`, `prod`): logged at start, in
     /// `portcullis_build_info` and on every access line.
     pub stage: Option<Spanned<String>>,
@@ -131,6 +134,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
             tls: Vec::new(),
+            shutdown_delay: ConfigDuration(std::time::Duration::ZERO),
             stage: None,
         }
     }

@@ -150,7 +150,13 @@ pub fn run(path: &Path) -> Result<(), String> {
         path.display()
     );
 
+    // SIGTERM/SIGINT: when the listeners close (after server.shutdown_delay).
+    let mut stop_at: Option<std::time::Instant> = None;
     'control: loop {
+        if stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            shared.shutdown.store(true, Ordering::Release);
+            break 'control;
+        }
         for signal in signals.pending() {
             match signal {
                 SIGHUP => {
@@ -166,12 +172,24 @@ pub fn run(path: &Path) -> Result<(), String> {
                     }
                 }
                 _ => {
+                    let server = &shared.gateway.load().server;
+                    let delay = server.shutdown_delay;
+                    // A second signal during the delay stops at once.
+                    if delay.is_zero() || stop_at.is_some() {
+                        tracing::info!(
+                            "signal {signal}: draining (up to {:?})",
+                            server.drain_timeout
+                        );
+                        control.stopping.store(true, Ordering::Release);
+                        shared.shutdown.store(true, Ordering::Release);
+                        break 'control;
+                    }
                     tracing::info!(
-                        "signal {signal}: draining (up to {:?})",
-                        shared.gateway.load().server.drain_timeout
+                        "signal {signal}: /ready says 503; serving {delay:?} more, then draining (up to {:?})",
+                        server.drain_timeout
                     );
-                    shared.shutdown.store(true, Ordering::Release);
-                    break 'control;
+                    control.stopping.store(true, Ordering::Release);
+                    stop_at = Some(std::time::Instant::now() + delay);
                 }
             }
         }
