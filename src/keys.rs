@@ -132,18 +132,42 @@ pub fn rotate(store: &Store, name: &str, grace: &str) -> Result<(Created, u64), 
     let grace: crate::config::ConfigDuration =
         grace.parse().map_err(|e: String| format!("grace: {e}"))?;
     let t = now();
-    let old = store
+    let active: Vec<StoredKey> = store
         .list_keys()
         .map_err(|e| e.to_string())?
         .into_iter()
-        .find(|k| k.name == name && !k.revoked && k.expires.is_none_or(|e| e > t))
-        .ok_or_else(|| format!("no active key named {name:?}"))?;
-    let created = new_key(Some(name), &old.plan, old.expires)?;
+        .filter(|k| k.name == name && !k.revoked && k.expires.is_none_or(|e| e > t))
+        .collect();
+    let Some(first) = active.first() else {
+        return Err(format!("no active key named {name:?}"));
+    };
+    if active.iter().any(|k| k.plan != first.plan) {
+        return Err(format!(
+            "the active keys named {name:?} are on different plans: revoke the ones to drop first"
+        ));
+    }
+    // The new key lives as long as the longest-lived of them (a key cut short
+    // by an earlier rotation's grace must not pass its cut on).
+    let expires = active
+        .iter()
+        .map(|k| k.expires)
+        .reduce(|a, b| match (a, b) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            _ => None,
+        })
+        .flatten();
+    let created = new_key(Some(name), &first.plan, expires)?;
     let until = t.saturating_add(grace.0.as_secs());
     store
         .rotate_key(name, &created.key, until, t)
         .map_err(|e| e.to_string())?;
-    Ok((created, until))
+    // When the old keys stop working: the grace's end, or earlier if they expire first.
+    let old_until = active
+        .iter()
+        .map(|k| k.expires.map_or(until, |e| e.min(until)))
+        .max()
+        .unwrap_or(until);
+    Ok((created, old_until))
 }
 
 /// `active`, `revoked` or `expired` at `t`.
@@ -231,5 +255,61 @@ pub fn run(cmd: Command) -> Result<(), String> {
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (Store, std::path::PathBuf) {
+        let mut r = [0u8; 8];
+        crate::random::fill(&mut r).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "portcullis-keys-{}-{}",
+            std::process::id(),
+            crate::hex::encode(&r)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        (Store::new(&dir.join("k.redb")).unwrap(), dir)
+    }
+
+    fn key(name: &str, plan: &str, expires: Option<u64>) -> StoredKey {
+        new_key(Some(name), plan, expires).unwrap().key
+    }
+
+    #[test]
+    fn a_second_rotation_within_the_grace_keeps_the_new_key_unbounded() {
+        let (s, dir) = store();
+        s.create_key(&key("acme", "basic", None)).unwrap();
+        let (first, _) = rotate(&s, "acme", "1h").unwrap();
+        let (second, until) = rotate(&s, "acme", "1h").unwrap();
+        assert_eq!(first.key.expires, None);
+        assert_eq!(second.key.expires, None, "not the earlier key's grace cut");
+        let keys = s.list_keys().unwrap();
+        let newest = keys.iter().find(|k| k.hash == second.key.hash).unwrap();
+        assert_eq!(newest.expires, None);
+        assert!(keys
+            .iter()
+            .filter(|k| k.hash != second.key.hash)
+            .all(|k| k.expires.is_some_and(|e| e <= until)));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn rotation_refuses_keys_of_one_name_on_two_plans_and_reports_an_earlier_expiry() {
+        let (s, dir) = store();
+        let soon = now() + 60;
+        s.create_key(&key("acme", "basic", Some(soon))).unwrap();
+        let (c, until) = rotate(&s, "acme", "24h").unwrap();
+        assert_eq!(until, soon, "the old key expires before the grace ends");
+        assert_eq!(c.key.expires, Some(soon));
+        let mut other = key("acme", "pro", None);
+        other.name = "acme".into();
+        // Two plans under one name (written straight into the store).
+        s.rotate_key("acme", &other, now() + 3600, now()).unwrap();
+        let e = rotate(&s, "acme", "1h").err().unwrap();
+        assert!(e.contains("different plans"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

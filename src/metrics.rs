@@ -78,6 +78,13 @@ impl Slot {
             bump(c, 1);
         }
         let code = u32::from(status);
+        // No response (the client left first): code 0 is a free entry's mark,
+        // so these count apart, shown as code="000".
+        if code == 0 {
+            bump(&self.classes[0], 1);
+            self.time(took);
+            return;
+        }
         let counted = self.codes.iter().find_map(|(c, n)| match c.load(Relaxed) {
             0 => {
                 c.store(code, Relaxed);
@@ -88,8 +95,12 @@ impl Slot {
         });
         match counted {
             Some(n) => bump(n, 1),
-            None => bump(&self.classes[usize::from(status / 100).min(5)], 1),
+            None => bump(&self.classes[usize::from(status / 100).clamp(1, 5)], 1),
         }
+        self.time(took);
+    }
+
+    fn time(&self, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         match BUCKETS_US.iter().position(|&b| us <= b) {
             Some(i) => bump(&self.buckets[i], 1),
@@ -352,7 +363,12 @@ impl Registry {
                 }
             }
             for (class, n) in s.classes.iter().enumerate() {
-                add(format!("{class}xx"), n.load(Relaxed));
+                let label = if class == 0 {
+                    "000".to_string()
+                } else {
+                    format!("{class}xx")
+                };
+                add(label, n.load(Relaxed));
             }
             for (b, n) in buckets.iter_mut().zip(s.buckets.iter().chain([&s.over])) {
                 *b += n.load(Relaxed);
@@ -376,10 +392,25 @@ impl Registry {
     }
 }
 
+/// `s` as a label value of the text format (`\\`, `\"` and newlines escaped).
+pub fn label_value(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n"),
+    )
+}
+
 /// The internal series a core keeps a target's resting deadline in (Unix
 /// seconds; 0: not resting): read by the scrape, never printed.
 pub fn target_series(upstream: &str, target: std::net::SocketAddr) -> String {
-    format!("\0target{{upstream=\"{upstream}\",target=\"{target}\"}}")
+    format!(
+        "\0target{{upstream=\"{}\",target=\"{target}\"}}",
+        label_value(upstream)
+    )
 }
 
 /// A core's way to the series counters: its store and a cache of the
@@ -454,6 +485,23 @@ mod tests {
         assert_eq!(o.buckets[BUCKETS.len()], 1); // over 10 s
         assert!((o.sum_seconds - 20.0033).abs() < 1e-9);
         assert_eq!(o.denied, vec![(3, 1)]);
+    }
+
+    #[test]
+    fn requests_without_a_response_count_as_000_and_take_no_code_entry() {
+        let r = Registry::new(1);
+        let s = r.slot("r");
+        r.core(0).record(s, 0, Duration::ZERO, None);
+        r.core(0).record(s, 200, Duration::ZERO, None);
+        let t = &r.routes()[1];
+        assert_eq!(t.codes, vec![("000".into(), 1), ("200".into(), 1)]);
+        assert_eq!(t.count, 2);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("plain"), "plain");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
     #[test]

@@ -1231,6 +1231,23 @@ fn keys_over_the_admin_api_create_list_rotate_with_grace_and_revoke() {
         Some(r#"{"grace":"soon"}"#),
     );
     assert!(status == 400 || status == 404, "{status} {v}");
+
+    // A name with a space, percent-encoded in the path.
+    let body = r#"{"plan":"basic","name":"acme corp"}"#;
+    assert_eq!(admin_json(port, "POST", "/keys", Some(body)).0, 201);
+    let (status, v) = admin_json(
+        port,
+        "POST",
+        "/keys/acme%20corp/rotate",
+        Some(r#"{"grace":"1h"}"#),
+    );
+    assert_eq!(
+        (status, v["name"].as_str()),
+        (201, Some("acme corp")),
+        "{v}"
+    );
+    let (status, v) = admin_json(port, "DELETE", "/keys/acme%20corp", None);
+    assert_eq!((status, v["revoked"].as_u64()), (200, Some(2)), "{v}");
 }
 
 #[test]

@@ -54,6 +54,30 @@ fn field<'a>(
     }
 }
 
+/// A path segment with its `%XX` escapes decoded (key names may hold spaces,
+/// `/`, `?`, …); None when it is not UTF-8 or holds a raw `/`.
+fn percent_decoded(seg: &[u8]) -> Option<String> {
+    if seg.contains(&b'/') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(seg.len());
+    let mut i = 0;
+    while i < seg.len() {
+        match (seg[i], seg.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let h = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn created_json(c: &crate::keys::Created, t: u64) -> serde_json::Value {
     let mut v = crate::keys::to_json(&c.key, t);
     v["key"] = serde_json::Value::String(c.text.clone());
@@ -67,8 +91,8 @@ pub(super) fn route(method: Method, path: &[u8], body: &[u8], shared: &Shared) -
         .strip_prefix(b"/")
         .map(|r| r.strip_suffix(b"/rotate").map_or((r, false), |n| (n, true)));
     let name = match name {
-        Some((n, rotate)) => match std::str::from_utf8(n) {
-            Ok(s) if !s.is_empty() && !s.contains('/') => Some((s.to_string(), rotate)),
+        Some((n, rotate)) => match percent_decoded(n) {
+            Some(s) if !s.is_empty() => Some((s, rotate)),
             _ => return Answer::message(404),
         },
         None if rest.is_empty() => None,

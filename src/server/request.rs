@@ -370,19 +370,28 @@ async fn buffer_chunked<S: ClientIo>(
     use crate::http::chunked::ChunkedScanner;
     let raw_cap = want.saturating_mul(4).saturating_add(4096);
     let mut continued = false;
+    // Fed incrementally: each read's new bytes only (a body sent a byte at a
+    // time costs linear work, not a rescan per read).
+    let mut scanner = ChunkedScanner::new(max_trailer);
+    let mut data: Vec<u8> = Vec::new();
+    let mut fed = start.min(conn.buf.len());
+    let mut framing_ok = true;
     loop {
-        let mut scanner = ChunkedScanner::new(max_trailer);
-        let raw = &conn.buf[start.min(conn.buf.len())..];
-        let mut data = Vec::with_capacity(want.min(raw.len()));
-        let framing_ok = scanner
-            .feed(raw, |r| {
+        if framing_ok && !scanner.is_done() {
+            let raw = &conn.buf[fed..];
+            let result = scanner.feed(raw, |r| {
                 let room = want.saturating_sub(data.len());
                 data.extend_from_slice(&raw[r.start..r.end.min(r.start + room)]);
-            })
-            .is_ok();
+            });
+            match result {
+                Ok(n) => fed += n,
+                Err(_) => framing_ok = false,
+            }
+        }
+        let raw_len = conn.buf.len().saturating_sub(start);
         // Whole: the body ended and all of its data fit in `want`.
         let whole = scanner.is_done() && scanner.data_len <= want as u64;
-        if scanner.is_done() || !framing_ok || data.len() >= want || raw.len() >= raw_cap {
+        if scanner.is_done() || !framing_ok || data.len() >= want || raw_len >= raw_cap {
             return Ok((data, whole));
         }
         if expect_continue && !continued {

@@ -169,7 +169,10 @@ impl Core {
     pub fn count_upstream_error(&self, upstream: &str, kind: &'static str) {
         let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (upstream, kind));
         self.counters.bump((key, 0x0e77), || {
-            format!("portcullis_upstream_errors_total{{upstream=\"{upstream}\",kind=\"{kind}\"}}")
+            format!(
+                "portcullis_upstream_errors_total{{upstream=\"{}\",kind=\"{kind}\"}}",
+                crate::metrics::label_value(upstream)
+            )
         });
     }
 

@@ -213,7 +213,10 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                 };
                 let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, name);
                 ctx.counters.bump((key, u64::from(hit) | 0xa070_0000), || {
-                    format!("{family}{{authorizer=\"{name}\"}}")
+                    format!(
+                        "{family}{{authorizer=\"{}\"}}",
+                        crate::metrics::label_value(name)
+                    )
                 });
             }
             match decision {

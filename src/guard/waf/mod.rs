@@ -313,7 +313,7 @@ impl Waf {
                 .bump((waf, u64::from(id) << 1 | u64::from(blocked)), || {
                     format!(
                     "portcullis_waf_matches_total{{waf=\"{}\",rule=\"{id}\",action=\"{action}\"}}",
-                    self.name
+                    crate::metrics::label_value(&self.name)
                 )
                 });
         }
