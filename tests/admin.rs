@@ -576,3 +576,33 @@ fn shutdown_delay_says_503_while_still_serving_then_drains() {
         started.elapsed()
     );
 }
+
+#[test]
+fn requests_from_a_disallowed_origin_are_counted() {
+    let port = free_port();
+    let gw = Gateway::start(
+        "",
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:{port}\"\n\n[cors.web]\norigins = [\"https://app.example.com\"]\n\n\
+             [[route]]\nname = \"api\"\npath = \"/\"\ncors = \"web\"\nmock = {{}}\n"
+        ),
+    );
+    let ok = gw.get_with("x", "/", &[("Origin", "https://app.example.com")]);
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    for _ in 0..2 {
+        let r = gw.get_with("x", "/", &[("Origin", "https://evil.example")]);
+        assert_eq!(
+            (r.status, r.header("access-control-allow-origin")),
+            (200, None)
+        );
+    }
+    assert_eq!(gw.get("/").status, 200, "no Origin: not a CORS request");
+    let text = admin(port, "GET", "/metrics", None).body_str().to_string();
+    assert_lines(
+        &text,
+        &["portcullis_cors_disallowed_total{route=\"api\"} 2"],
+    );
+}

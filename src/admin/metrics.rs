@@ -207,6 +207,10 @@ const SERIES: &[(&str, &str)] = &[
         "WAF rule matches by WAF, rule id and action (block: the request was refused; count: it went on).",
     ),
     (
+        "portcullis_cors_disallowed_total",
+        "Requests from an origin the route's CORS policy does not allow (forwarded without CORS fields), by route.",
+    ),
+    (
         "portcullis_upstream_errors_total",
         "Failed exchanges with an upstream by kind (connect, timeout, reset, malformed).",
     ),

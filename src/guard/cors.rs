@@ -109,7 +109,25 @@ pub fn preflight_method<'h>(method: &[u8], hb: &'h [u8], headers: &[Header]) -> 
 
 impl Cors {
     pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
-        self.apply(ctx.method, ctx.head, ctx.headers, &mut ctx.additions.client)
+        let v = self.apply(ctx.method, ctx.head, ctx.headers, &mut ctx.additions.client);
+        // An actual request from an origin the policy does not allow goes on
+        // without CORS fields (the browser keeps the answer from the page), and
+        // is counted: `portcullis_cors_disallowed_total{route}`.
+        if matches!(v, Verdict::Continue) {
+            let disallowed = field(ctx.head, ctx.headers, b"origin")
+                .is_some_and(|o| self.allowed_origin(o).is_none());
+            if disallowed {
+                let route = ctx.route.unwrap_or("");
+                let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, route);
+                ctx.counters.bump((key, 0xc025), || {
+                    format!(
+                        "portcullis_cors_disallowed_total{{route=\"{}\"}}",
+                        crate::metrics::label_value(route)
+                    )
+                });
+            }
+        }
+        v
     }
 
     /// The stage on a request head (`method`, its bytes `hb` and header index):
