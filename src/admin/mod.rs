@@ -7,7 +7,7 @@
 //!   needs a token (load balancers and orchestrators probe them).
 //! - `GET /metrics`: Prometheus text format 0.0.4 ([`metrics`]).
 //! - `/keys`: the store's API keys, listed, created, revoked and rotated
-//!   ([`keys`]).
+//!   (`keys.rs`).
 //! - `GET /config`: the config the serving snapshot was compiled from, as JSON,
 //!   every secret (and every `env:`/`file:` reference) shown as `"<redacted>"`
 //!   ([`crate::config::redact`]).
