@@ -111,7 +111,7 @@ pub enum Verdict {
 }
 
 /// Why a stage refused a request: a fixed set, so metric labels stay bounded.
-/// Each reason belongs to one stage ([`Reason::stage`]).
+/// Each reason belongs to one stage ([`Reason::labels`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     // protocol (refused before routing)
