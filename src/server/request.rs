@@ -317,6 +317,33 @@ fn log<S>(
     });
 }
 
+/// `100 Continue`, for a client that waits for it before sending its body.
+async fn send_continue<S: ClientIo>(conn: &mut ClientConn<S>) -> Result<(), ()> {
+    conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..])
+        .await
+        .map(|_| ())
+        .map_err(|_| ())
+}
+
+/// One read of the client into `conn.buf`'s spare capacity, filling it to at
+/// most `limit` bytes, within `idle_timeout`. Err: the client went away,
+/// failed or stalled.
+async fn read_more<S: ClientIo>(conn: &mut ClientConn<S>, limit: usize) -> Result<(), ()> {
+    let buf = std::mem::take(&mut conn.buf);
+    let (len, cap) = (buf.len(), buf.capacity());
+    let read = conn.stream.read(buf.slice_mut(len..cap.min(limit)));
+    let (r, b) = conn
+        .deadline
+        .within(conn.idle_timeout, read)
+        .await
+        .map_err(|_| ())?;
+    conn.buf = b.into_inner();
+    match r {
+        Ok(0) | Err(_) => Err(()),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Reads until `conn.buf` holds `n` body bytes from `start` (sending `100 Continue`
 /// first when the client waits for it). Err: the client went away or stalled.
 async fn buffer_body<S: ClientIo>(
@@ -330,27 +357,13 @@ async fn buffer_body<S: ClientIo>(
         return Ok(());
     }
     if expect_continue {
-        conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..])
-            .await
-            .map_err(|_| ())?;
+        send_continue(conn).await?;
     }
     if conn.buf.capacity() < need {
         conn.buf.reserve_exact(need - conn.buf.len());
     }
     while conn.buf.len() < need {
-        let buf = std::mem::take(&mut conn.buf);
-        let (len, cap) = (buf.len(), buf.capacity());
-        let read = conn.stream.read(buf.slice_mut(len..cap));
-        let (r, b) = conn
-            .deadline
-            .within(conn.idle_timeout, read)
-            .await
-            .map_err(|_| ())?;
-        conn.buf = b.into_inner();
-        match r {
-            Ok(0) | Err(_) => return Err(()),
-            Ok(_) => {}
-        }
+        read_more(conn, need).await?;
     }
     Ok(())
 }
@@ -395,28 +408,14 @@ async fn buffer_chunked<S: ClientIo>(
             return Ok((data, whole));
         }
         if expect_continue && !continued {
-            conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..])
-                .await
-                .map_err(|_| ())?;
+            send_continue(conn).await?;
             continued = true;
         }
         let need = start + raw_cap;
         if conn.buf.capacity() < need.min(conn.buf.len() + 16 * 1024) {
             conn.buf.reserve(16 * 1024);
         }
-        let buf = std::mem::take(&mut conn.buf);
-        let (len, cap) = (buf.len(), buf.capacity());
-        let read = conn.stream.read(buf.slice_mut(len..cap.min(need)));
-        let (r, b) = conn
-            .deadline
-            .within(conn.idle_timeout, read)
-            .await
-            .map_err(|_| ())?;
-        conn.buf = b.into_inner();
-        match r {
-            Ok(0) | Err(_) => return Err(()),
-            Ok(_) => {}
-        }
+        read_more(conn, need).await?;
     }
 }
 
