@@ -184,6 +184,11 @@ impl Names {
     }
 }
 
+/// The names, whatever a panicking holder left (they are only ever appended).
+fn lock(m: &Mutex<Names>) -> std::sync::MutexGuard<'_, Names> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What a slot counts: a route's requests, or an upstream's exchanges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotKind {
@@ -241,7 +246,7 @@ impl Registry {
                 &prefixed
             }
         };
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names = lock(&self.names);
         names.number(name, CHUNK, |chunk| {
             for c in self.cores.iter() {
                 c.chunks[chunk].get_or_init(|| (0..CHUNK).map(|_| Slot::default()).collect());
@@ -253,7 +258,7 @@ impl Registry {
     /// text format's syntax), handed out on first sight; `u32::MAX` when
     /// every chunk is used.
     pub fn series(&self, series: &str) -> u32 {
-        let mut names = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names = lock(&self.series);
         names.number(series, CELL_CHUNK, |chunk| {
             for c in self.cores.iter() {
                 c.cells[chunk].get_or_init(|| (0..CELL_CHUNK).map(|_| AtomicU64::new(0)).collect());
@@ -263,42 +268,26 @@ impl Registry {
 
     /// The largest value any core holds for series `series` (0 when none has it).
     pub fn series_max(&self, series: &str) -> u64 {
-        let id = match self
-            .series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .index
-            .get(series)
-        {
-            Some(&id) => id,
-            None => return 0,
-        };
+        let id = lock(&self.series).index.get(series).copied();
+        id.map_or(0, |id| self.cell_values(id).max().unwrap_or(0))
+    }
+
+    /// Every core's value of series counter `id`.
+    fn cell_values(&self, id: u32) -> impl Iterator<Item = u64> + '_ {
         self.cores
             .iter()
-            .filter_map(|c| c.cell(id))
+            .filter_map(move |c| c.cell(id))
             .map(|c| c.load(Relaxed))
-            .max()
-            .unwrap_or(0)
     }
 
     /// Every series counter, summed over the cores, sorted by series.
     pub fn series_totals(&self) -> Vec<(Arc<str>, u64)> {
-        let list = self
-            .series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .list
-            .clone();
+        let list = lock(&self.series).list.clone();
         let mut out: Vec<(Arc<str>, u64)> = list
             .into_iter()
             .enumerate()
             .map(|(i, name)| {
-                let n = self
-                    .cores
-                    .iter()
-                    .filter_map(|c| c.cell(i as u32))
-                    .map(|c| c.load(Relaxed))
-                    .fold(0u64, u64::wrapping_add);
+                let n = self.cell_values(i as u32).fold(0u64, u64::wrapping_add);
                 (name, n)
             })
             .collect();
@@ -318,12 +307,7 @@ impl Registry {
     }
 
     fn slots(&self, kind: SlotKind) -> Vec<RouteTotals> {
-        let list = self
-            .names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .list
-            .clone();
+        let list = lock(&self.names).list.clone();
         list.into_iter()
             .enumerate()
             .filter_map(|(i, name)| {
@@ -404,22 +388,35 @@ pub fn label_value(s: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
-/// The internal series a core keeps a target's resting deadline in (Unix
-/// seconds; 0: not resting): read by the scrape, never printed.
-pub fn target_series(upstream: &str, target: std::net::SocketAddr) -> String {
-    format!(
-        "\0target{{upstream=\"{}\",target=\"{target}\"}}",
-        label_value(upstream)
-    )
+/// A series' text name: `family{a="x",b="y"}`, label values escaped.
+pub fn series_name(family: &str, labels: &[(&str, &str)]) -> String {
+    let mut s = String::with_capacity(64);
+    s.push_str(family);
+    s.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(k);
+        s.push_str("=\"");
+        s.push_str(&label_value(v));
+        s.push('"');
+    }
+    s.push('}');
+    s
 }
 
-/// A core's way to the series counters: its store and a cache of the
-/// counters it has met, by a key the caller chooses (core-local: no lock
-/// once a series is known).
+/// The internal series a core keeps a target's resting deadline in (Unix
+/// seconds; 0: not resting): read by the scrape, never printed.
+pub const TARGET_REST: &str = "\0target";
+
+/// A core's way to the series counters: its store and a cache, by the hash
+/// of family and labels, of the counters it has met (core-local: no lock and
+/// no formatting once a series is known).
 pub struct CoreCounters {
     registry: Arc<Registry>,
     core: usize,
-    known: std::cell::RefCell<FxHashMap<(u64, u64), u32>>,
+    known: std::cell::RefCell<FxHashMap<u64, u32>>,
 }
 
 impl CoreCounters {
@@ -431,35 +428,37 @@ impl CoreCounters {
         }
     }
 
-    /// Sets the value of the series `key` stands for (a gauge this core owns).
-    pub fn set(&self, key: (u64, u64), value: u64, series: impl FnOnce() -> String) {
+    fn key(family: &str, labels: &[(&str, &str)]) -> u64 {
+        std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (family, labels))
+    }
+
+    /// This core's counter of a series, handed out the first time it meets it.
+    fn cell(&self, family: &str, labels: &[(&str, &str)]) -> Option<&AtomicU64> {
         let id = *self
             .known
             .borrow_mut()
-            .entry(key)
-            .or_insert_with(|| self.registry.series(&series()));
-        if let Some(c) = self.registry.core(self.core).cell(id) {
+            .entry(Self::key(family, labels))
+            .or_insert_with(|| self.registry.series(&series_name(family, labels)));
+        self.registry.core(self.core).cell(id)
+    }
+
+    /// Adds one to a series.
+    pub fn bump(&self, family: &str, labels: &[(&str, &str)]) {
+        if let Some(c) = self.cell(family, labels) {
+            bump(c, 1);
+        }
+    }
+
+    /// Sets the value of a series this core owns (a gauge).
+    pub fn set(&self, family: &str, labels: &[(&str, &str)], value: u64) {
+        if let Some(c) = self.cell(family, labels) {
             c.store(value, Relaxed);
         }
     }
 
-    /// Whether this core has a target-health series for `target` (it rested once).
-    pub fn known_target(&self, upstream: &str, target: std::net::SocketAddr) -> bool {
-        let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (upstream, target));
-        self.known.borrow().contains_key(&(key, 0xd0_0000))
-    }
-
-    /// Adds one to the series `key` stands for; `series` names it the first
-    /// time this core meets `key`.
-    pub fn bump(&self, key: (u64, u64), series: impl FnOnce() -> String) {
-        let id = *self
-            .known
-            .borrow_mut()
-            .entry(key)
-            .or_insert_with(|| self.registry.series(&series()));
-        if let Some(c) = self.registry.core(self.core).cell(id) {
-            bump(c, 1);
-        }
+    /// Whether this core has met the series.
+    pub fn has(&self, family: &str, labels: &[(&str, &str)]) -> bool {
+        self.known.borrow().contains_key(&Self::key(family, labels))
     }
 }
 
@@ -524,16 +523,19 @@ mod tests {
             CoreCounters::new(r.clone(), 0),
             CoreCounters::new(r.clone(), 1),
         );
-        let name = || "x_total{rule=\"1\"}".to_string();
-        a.bump((1, 1), name);
-        b.bump((1, 1), name);
-        b.bump((1, 1), || unreachable!("known on this core"));
-        b.bump((2, 0), || "x_total{rule=\"2\"}".to_string());
+        a.bump("x_total", &[("rule", "1")]);
+        b.bump("x_total", &[("rule", "1")]);
+        b.bump("x_total", &[("rule", "1")]);
+        b.bump("x_total", &[("rule", "2")]);
+        assert!(b.has("x_total", &[("rule", "2")]) && !a.has("x_total", &[("rule", "2")]));
+        let odd = CoreCounters::new(r.clone(), 0);
+        odd.bump("y_total", &[("waf", "a\"b")]);
         assert_eq!(
             r.series_totals(),
             vec![
                 ("x_total{rule=\"1\"}".into(), 3),
-                ("x_total{rule=\"2\"}".into(), 1)
+                ("x_total{rule=\"2\"}".into(), 1),
+                ("y_total{waf=\"a\\\"b\"}".into(), 1),
             ]
         );
     }

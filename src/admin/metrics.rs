@@ -144,9 +144,10 @@ fn targets(out: &mut String, shared: &Shared) {
     let gw = shared.gateway.load();
     for u in &gw.upstreams {
         for t in &u.targets {
-            let until = shared
-                .metrics
-                .series_max(&crate::metrics::target_series(&u.name, *t));
+            let until = shared.metrics.series_max(&crate::metrics::series_name(
+                crate::metrics::TARGET_REST,
+                &[("upstream", &u.name), ("target", &t.to_string())],
+            ));
             let up = u64::from(until <= now);
             let _ = writeln!(
                 out,

@@ -118,13 +118,8 @@ impl Cors {
                 .is_some_and(|o| self.allowed_origin(o).is_none());
             if disallowed {
                 let route = ctx.route.unwrap_or("");
-                let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, route);
-                ctx.counters.bump((key, 0xc025), || {
-                    format!(
-                        "portcullis_cors_disallowed_total{{route=\"{}\"}}",
-                        crate::metrics::label_value(route)
-                    )
-                });
+                ctx.counters
+                    .bump("portcullis_cors_disallowed_total", &[("route", route)]);
             }
         }
         v

@@ -40,7 +40,6 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string())
         .into();
-    let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, &*label);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -59,7 +58,8 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
                     continue;
                 }
                 core.connections.set(core.connections.get() + 1);
-                count_connection(&core, key, &label, "portcullis_connections_total");
+                core.counters
+                    .bump("portcullis_connections_total", &[("listener", &label)]);
                 let c = core.clone();
                 let label = label.clone();
                 monoio::spawn(async move {
@@ -76,7 +76,10 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
                         tracing::error!(client = %peer_ip, "panic while serving a connection; connection closed");
                     }
                     c.connections.set(c.connections.get() - 1);
-                    count_connection(&c, key, &label, "portcullis_connections_closed_total");
+                    c.counters.bump(
+                        "portcullis_connections_closed_total",
+                        &[("listener", &label)],
+                    );
                 });
             }
             Err(e) => {
@@ -89,15 +92,6 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, kind: ListenerKi
             }
         }
     }
-}
-
-/// Counts a connection event of listener `label` (its key: `key`) in the
-/// core's own series counters (`portcullis_connections_active` is opened
-/// minus closed, at scrape).
-fn count_connection(core: &Core, key: u64, label: &str, family: &'static str) {
-    let salt = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, family);
-    core.counters
-        .bump((key, salt), || format!("{family}{{listener=\"{label}\"}}"));
 }
 
 /// Completes the TLS handshake of listener `i`, then serves the connection.
@@ -127,10 +121,10 @@ async fn serve_tls(
         Ok(Err(_)) => "error",
         Err(_) => "timeout",
     };
-    let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (label, outcome));
-    core.counters.bump((key, 0x7715), || {
-        format!("portcullis_tls_handshakes_total{{listener=\"{label}\",result=\"{outcome}\"}}")
-    });
+    core.counters.bump(
+        "portcullis_tls_handshakes_total",
+        &[("listener", label), ("result", outcome)],
+    );
     let tls = match result {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {

@@ -167,13 +167,10 @@ impl Core {
     /// Counts a failed exchange with `upstream` by kind (`connect`, `timeout`,
     /// `reset`, `malformed`).
     pub fn count_upstream_error(&self, upstream: &str, kind: &'static str) {
-        let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (upstream, kind));
-        self.counters.bump((key, 0x0e77), || {
-            format!(
-                "portcullis_upstream_errors_total{{upstream=\"{}\",kind=\"{kind}\"}}",
-                crate::metrics::label_value(upstream)
-            )
-        });
+        self.counters.bump(
+            "portcullis_upstream_errors_total",
+            &[("upstream", upstream), ("kind", kind)],
+        );
     }
 
     /// Records a target's passive health for `portcullis_upstream_target_up`:
@@ -184,14 +181,14 @@ impl Core {
         target: std::net::SocketAddr,
         rest: Option<std::time::Duration>,
     ) {
-        if rest.is_none() && !self.counters.known_target(&up.name, target) {
+        let target = target.to_string();
+        let labels = [("upstream", &*up.name), ("target", target.as_str())];
+        let family = crate::metrics::TARGET_REST;
+        if rest.is_none() && !self.counters.has(family, &labels) {
             return;
         }
         let until = rest.map_or(0, |d| crate::limit::period::unix_now() + d.as_secs().max(1));
-        let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, (&*up.name, target));
-        self.counters.set((key, 0xd0_0000), until, || {
-            crate::metrics::target_series(&up.name, target)
-        });
+        self.counters.set(family, &labels, until);
     }
 
     /// The Gateway snapshot to serve the next request with.

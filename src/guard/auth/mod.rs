@@ -211,13 +211,7 @@ pub async fn authenticate(name: &str, auth: &Authorizer, ctx: &mut RequestCtx<'_
                 } else {
                     "portcullis_authorizer_cache_misses_total"
                 };
-                let key = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, name);
-                ctx.counters.bump((key, u64::from(hit) | 0xa070_0000), || {
-                    format!(
-                        "{family}{{authorizer=\"{}\"}}",
-                        crate::metrics::label_value(name)
-                    )
-                });
+                ctx.counters.bump(family, &[("authorizer", name)]);
             }
             match decision {
                 external::Decision::Allow(lines) => {

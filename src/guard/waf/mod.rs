@@ -293,7 +293,6 @@ impl Waf {
         crs: Option<&crs::Outcome>,
         blocked: bool,
     ) {
-        let waf = std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, &*self.name);
         let action = if blocked { "block" } else { "count" };
         let ids = hits
             .iter()
@@ -309,13 +308,15 @@ impl Waf {
             }
         }
         for id in ids {
-            ctx.counters
-                .bump((waf, u64::from(id) << 1 | u64::from(blocked)), || {
-                    format!(
-                    "portcullis_waf_matches_total{{waf=\"{}\",rule=\"{id}\",action=\"{action}\"}}",
-                    crate::metrics::label_value(&self.name)
-                )
-                });
+            let mut rule = itoa::Buffer::new();
+            ctx.counters.bump(
+                "portcullis_waf_matches_total",
+                &[
+                    ("waf", &self.name),
+                    ("rule", rule.format(id)),
+                    ("action", action),
+                ],
+            );
         }
     }
 
