@@ -76,16 +76,6 @@ pub fn report(source: &Source, findings: &[Finding], strict: bool) -> (String, b
     (out, high > 0 || (strict && !findings.is_empty()))
 }
 
-/// The line (1-based) of byte `offset` of the source.
-fn line_at(source: &Source, offset: usize) -> usize {
-    let end = offset.min(source.text.len());
-    source.text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
 /// The line of the first line of the source that starts with `prefix`, or 1.
 fn line_of(source: &Source, prefix: &str) -> usize {
     source
@@ -118,7 +108,7 @@ pub fn audit(config: &Config, source: &Source) -> Vec<Finding> {
     };
 
     for r in &config.routes {
-        let line = line_at(source, r.name.span().start);
+        let line = source.line(r.name.span().start);
         let name = r.name.get_ref();
         let auth = named(&r.auth);
         if auth.is_none() && !r.api_key && !r.public {
@@ -149,7 +139,7 @@ pub fn audit(config: &Config, source: &Source) -> Vec<Finding> {
     for (name, w) in &config.waf {
         if let Some(mode) = w.mode.as_ref().filter(|m| m.get_ref() == "count") {
             add(
-                line_at(source, mode.span().start),
+                source.line(mode.span().start),
                 Severity::Medium,
                 format!("waf {name:?} is in count mode: it logs attacks and lets them through"),
                 "set mode = \"block\" once its matches have been reviewed",
@@ -161,7 +151,7 @@ pub fn audit(config: &Config, source: &Source) -> Vec<Finding> {
     for l in &config.server.listen {
         if !loopback(l.get_ref()) && !https_only {
             add(
-                line_at(source, l.span().start),
+                source.line(l.span().start),
                 Severity::High,
                 format!("plain HTTP listener {} off loopback, without https_only", l.get_ref()),
                 "serve HTTPS ([[server.tls]]) and set https_only = true there, so plain requests are redirected",
@@ -172,7 +162,7 @@ pub fn audit(config: &Config, source: &Source) -> Vec<Finding> {
     for (i, u) in config.upstreams.iter().enumerate() {
         if u.tls.as_ref().is_some_and(|t| !t.verify) {
             add(
-                line_at(source, u.name.span().start),
+                source.line(u.name.span().start),
                 Severity::High,
                 format!(
                     "upstream {:?} (upstream[{i}]): TLS without certificate verification",
@@ -186,7 +176,7 @@ pub fn audit(config: &Config, source: &Source) -> Vec<Finding> {
     if let Some(a) = &config.admin {
         if !loopback(a.listen.get_ref()) {
             add(
-                line_at(source, a.listen.span().start),
+                source.line(a.listen.span().start),
                 Severity::Medium,
                 format!("the admin API listens off loopback ({})", a.listen.get_ref()),
                 "listen on 127.0.0.1 (reach it through SSH or a private network), or firewall the port",

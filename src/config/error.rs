@@ -101,7 +101,7 @@ fn floor_boundary(text: &str, pos: usize) -> usize {
     pos
 }
 
-fn line_col(text: &str, pos: usize) -> (usize, usize) {
+pub(super) fn line_col(text: &str, pos: usize) -> (usize, usize) {
     let pos = floor_boundary(text, pos);
     let before = &text.as_bytes()[..pos];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;

@@ -309,6 +309,12 @@ impl Source {
         }
     }
 
+    /// The line (1-based, of the merged text) of byte `pos`; [`Source::locate`]
+    /// names its file and line there.
+    pub fn line(&self, pos: usize) -> usize {
+        error::line_col(&self.text, pos).0
+    }
+
     /// The file and its line for line `line` of the merged text.
     pub fn locate(&self, line: usize) -> (&Path, usize) {
         match self.parts.iter().rev().find(|p| p.first_line <= line) {

@@ -352,3 +352,17 @@ pub async fn run<'a>(guards: &'a [Guard], ctx: &mut RequestCtx<'a>) -> Verdict {
     }
     Verdict::Continue
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    /// `index` is the declaration order, which `ALL` must list in full.
+    #[test]
+    fn reasons_are_listed_in_declaration_order() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+        assert_eq!(Reason::ALL.last().unwrap().index() + 1, Reason::ALL.len());
+    }
+}
