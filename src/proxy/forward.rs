@@ -211,12 +211,13 @@ impl<S: ClientIo> Forward<'_, '_, S> {
                     }
                 },
             };
-            let started = self.req.exchange.timed.then(Instant::now);
             core.upstreams.borrow_mut().started(addr);
             let attempt = self.send_and_receive(&mut stream, out, &mut body).await;
             core.upstreams.borrow_mut().finished(addr);
-            self.req.exchange.upstream_time = started.map(|t| t.elapsed());
+            // One clock for the histogram and the access log's upstream_ms
+            // (from picking the target: a fresh connection's connect counts).
             let took = attempt_started.elapsed();
+            self.req.exchange.upstream_time = Some(took);
             match &attempt {
                 Ok((_, resp)) => core.count_upstream(up.index, resp.status, took),
                 Err(Attempt::Stale) if reused && replayable && head.method.is_idempotent() => {}

@@ -94,8 +94,7 @@ fn begin<'r, S>(
     let normalized = head.normalize.then(|| normalize_path(head.path.get(hb)));
     let mut additions = std::mem::take(&mut conn.additions);
     additions.clear();
-    // Always timed: the latency histogram needs it (the upstream's time only
-    // when the access log shows it).
+    // Every request is timed: the latency histogram needs it.
     let started = Instant::now();
     Request {
         base,
@@ -110,7 +109,6 @@ fn begin<'r, S>(
         started,
         exchange: Exchange {
             bytes_in: head.len as u64,
-            timed: core.access.is_some(),
             ..Exchange::default()
         },
     }

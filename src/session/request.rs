@@ -93,8 +93,6 @@ pub struct Exchange {
     pub bytes_out: u64,
     pub upstream: Option<SocketAddr>,
     pub upstream_time: Option<Duration>,
-    /// Whether to take timings (only the access log reads them).
-    pub timed: bool,
     /// The stage's reason, when a guard refused the request.
     pub denied: Option<crate::guard::Reason>,
     /// For the access log (set only when there is one): who the request is,
