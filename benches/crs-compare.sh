@@ -94,16 +94,17 @@ touch "$RUN/modsec_audit.json"
 nginx -c "$RUN/nginx-modsecurity.conf" -p "$RUN" >"$RUN/modsec.out" 2>&1 &
 MS_PID=$!; STARTED+=("$MS_PID")
 
-# portcullis with the CRS in block mode, proxying to the same upstream.
-cat >"$RUN/gw.toml" <<EOF
+# portcullis configs: one WAF in block mode (`$3`: its rule lines) on a route
+# proxying to the same upstream. gw_config FILE PORT WAF-LINES ACCESS-LOG
+gw_config() {
+    cat >"$1" <<EOF
 [server]
 workers = 1
-listen = ["127.0.0.1:$GW_PORT"]
+listen = ["127.0.0.1:$2"]
 [log]
-access = "$RUN/access.log"
-[waf.crs]
-crs = "$CRS_DIR"
-crs_setup = "$CRS_SETUP"
+access = "$4"
+[waf.w]
+$3
 mode = "block"
 [[upstream]]
 name = "u"
@@ -112,8 +113,14 @@ targets = ["127.0.0.1:$UP_PORT"]
 name = "all"
 path = "/"
 upstream = "u"
-waf = "crs"
+waf = "w"
 EOF
+}
+CRS_LINES="crs = \"$CRS_DIR\"
+crs_setup = \"$CRS_SETUP\""
+NATIVE_LINES="rules = \"$REPO/rules\""
+# portcullis with the CRS, logging each request's matched ids.
+gw_config "$RUN/gw.toml" "$GW_PORT" "$CRS_LINES" "$RUN/access.log"
 if [[ -n ${PORTCULLIS_BIN:-} ]]; then
     BIN=$PORTCULLIS_BIN
     "$BIN" check --config "$RUN/gw.toml" >"$RUN/check.out" 2>&1 || { cat "$RUN/check.out" >&2; log "$BIN: config refused"; exit 1; }
@@ -133,28 +140,10 @@ GW_PID=$!; STARTED+=("$GW_PID")
 
 # The same gateway with the native rules (the default rule set), and with both.
 for side in native both; do
-    port=$NATIVE_PORT crs=
-    if [[ $side == both ]]; then port=$BOTH_PORT crs="crs = \"$CRS_DIR\"
-crs_setup = \"$CRS_SETUP\""; fi
-    cat >"$RUN/gw-$side.toml" <<EOF
-[server]
-workers = 1
-listen = ["127.0.0.1:$port"]
-[log]
-access = "off"
-[waf.w]
-rules = "$REPO/rules"
-$crs
-mode = "block"
-[[upstream]]
-name = "u"
-targets = ["127.0.0.1:$UP_PORT"]
-[[route]]
-name = "all"
-path = "/"
-upstream = "u"
-waf = "w"
-EOF
+    port=$NATIVE_PORT lines=$NATIVE_LINES
+    if [[ $side == both ]]; then port=$BOTH_PORT lines="$NATIVE_LINES
+$CRS_LINES"; fi
+    gw_config "$RUN/gw-$side.toml" "$port" "$lines" off
     "$BIN" run --config "$RUN/gw-$side.toml" >"$RUN/gw-$side.out" 2>&1 &
     pid=$!; STARTED+=("$pid")
     wait_port "$port" "$pid" "portcullis ($side)"

@@ -35,6 +35,14 @@ fn start() -> (Gateway, u16, Upstream, TempDir) {
     (gw, port, up, secrets)
 }
 
+/// [`TOKEN`] in a file of its own: (its dir, kept alive by the caller; the file).
+fn token_file() -> (TempDir, std::path::PathBuf) {
+    let secrets = TempDir::new("admin-token");
+    let token = secrets.path.join("token");
+    fs::write(&token, TOKEN).unwrap();
+    (secrets, token)
+}
+
 /// One request to the admin port; `token`: sent as a bearer token.
 fn admin(port: u16, method: &str, path: &str, token: Option<&str>) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to admin");
@@ -216,9 +224,7 @@ fn check_refuses_an_open_admin_listener_without_a_token() {
 /// route, and nothing (404 unmatched).
 fn start_counted() -> (Gateway, u16, Upstream, TempDir) {
     let up = Upstream::start();
-    let secrets = TempDir::new("admin-token");
-    let token = secrets.path.join("token");
-    fs::write(&token, TOKEN).unwrap();
+    let (secrets, token) = token_file();
     let port = free_port();
     let rest = format!(
         "[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"file:{}\"\n\n{}\n[[route]]\nname = \"ping\"\npath_exact = \"/ping\"\nmock = {{ status = 200, body = \"pong\" }}\n\n{}{}{}",
@@ -409,9 +415,7 @@ fn metrics_pass_promtool() {
 
 #[test]
 fn refusals_are_counted_by_route_stage_and_reason() {
-    let secrets = TempDir::new("admin-token");
-    let token = secrets.path.join("token");
-    fs::write(&token, TOKEN).unwrap();
+    let (_secrets, token) = token_file();
     let port = free_port();
     // One rule (the shipped set takes seconds to compile in a debug build).
     let rule_dir = TempDir::new("admin-rules");

@@ -27,12 +27,6 @@ fn error(status: u16, message: impl std::fmt::Display) -> Answer {
     )
 }
 
-fn not_allowed(allow: &str) -> Answer {
-    let mut a = Answer::message(405);
-    a.extra.push_str(&format!("allow: {allow}\r\n"));
-    a
-}
-
 /// The JSON object of a request body; a 400 saying why otherwise.
 fn object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, Answer> {
     match serde_json::from_slice::<serde_json::Value>(body) {
@@ -118,7 +112,7 @@ pub(super) fn route(method: Method, path: &[u8], body: &[u8], shared: &Shared) -
                 Err(e) => Err(error(400, e)),
             }
         }),
-        (None, _) => Ok(not_allowed("GET, HEAD, POST")),
+        (None, _) => Ok(Answer::not_allowed("GET, HEAD, POST")),
         (Some((name, false)), Method::Delete) => {
             open().map(|store| match store.revoke_key(&name) {
                 Ok(0) => error(404, format!("no active key named {name:?}")),
@@ -126,7 +120,7 @@ pub(super) fn route(method: Method, path: &[u8], body: &[u8], shared: &Shared) -
                 Err(e) => error(503, e),
             })
         }
-        (Some((_, false)), _) => Ok(not_allowed("DELETE")),
+        (Some((_, false)), _) => Ok(Answer::not_allowed("DELETE")),
         (Some((name, true)), Method::Post) => object(body).and_then(|o| {
             let grace = field(&o, "grace")?.ok_or_else(|| error(400, "grace is required"))?;
             let store = open()?;
@@ -140,7 +134,7 @@ pub(super) fn route(method: Method, path: &[u8], body: &[u8], shared: &Shared) -
                 Err(e) => Err(error(400, e)),
             }
         }),
-        (Some((_, true)), _) => Ok(not_allowed("POST")),
+        (Some((_, true)), _) => Ok(Answer::not_allowed("POST")),
     };
     result.unwrap_or_else(|a| a)
 }

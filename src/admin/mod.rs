@@ -176,6 +176,13 @@ impl Answer {
         }
     }
 
+    /// 405 naming the methods the endpoint takes.
+    fn not_allowed(allow: &str) -> Answer {
+        let mut a = Answer::message(405);
+        a.extra.push_str(&format!("allow: {allow}\r\n"));
+        a
+    }
+
     fn message(status: u16) -> Answer {
         Answer::json(
             status,
@@ -296,9 +303,7 @@ fn route(
         _ => false,
     };
     if !method_ok {
-        let mut a = Answer::message(405);
-        a.extra.push_str(&format!("allow: {allow}\r\n"));
-        return a;
+        return Answer::not_allowed(allow);
     }
     match path {
         b"/healthz" => Answer::json(200, r#"{"status":"ok"}"#),
