@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion, cors: &Cors, name: &str, raw: &str, preflight: bool)
     c.bench_function(name, |b| {
         b.iter(|| {
             client.clear();
-            let v = cors.apply(black_box(method), raw.as_bytes(), &headers, &mut client);
+            let (v, _) = cors.apply(black_box(method), raw.as_bytes(), &headers, &mut client);
             assert_eq!(matches!(v, Verdict::Respond(_)), preflight);
             black_box(client.len())
         })

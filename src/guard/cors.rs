@@ -109,38 +109,36 @@ pub fn preflight_method<'h>(method: &[u8], hb: &'h [u8], headers: &[Header]) -> 
 
 impl Cors {
     pub fn check(&self, ctx: &mut RequestCtx<'_>) -> Verdict {
-        let v = self.apply(ctx.method, ctx.head, ctx.headers, &mut ctx.additions.client);
+        let (v, disallowed) =
+            self.apply(ctx.method, ctx.head, ctx.headers, &mut ctx.additions.client);
         // An actual request from an origin the policy does not allow goes on
         // without CORS fields (the browser keeps the answer from the page), and
         // is counted: `portcullis_cors_disallowed_total{route}`.
-        if matches!(v, Verdict::Continue) {
-            let disallowed = field(ctx.head, ctx.headers, b"origin")
-                .is_some_and(|o| self.allowed_origin(o).is_none());
-            if disallowed {
-                let route = ctx.route.unwrap_or("");
-                ctx.counters
-                    .bump("portcullis_cors_disallowed_total", &[("route", route)]);
-            }
+        if disallowed {
+            let route = ctx.route.unwrap_or("");
+            ctx.counters
+                .bump("portcullis_cors_disallowed_total", &[("route", route)]);
         }
         v
     }
 
     /// The stage on a request head (`method`, its bytes `hb` and header index):
     /// the preflight's answer, or `Continue` with the CORS lines for the client
-    /// appended to `client`.
+    /// appended to `client`; and whether it was an actual request from an
+    /// origin the policy does not allow.
     pub fn apply(
         &self,
         method: &[u8],
         hb: &[u8],
         headers: &[Header],
         client: &mut String,
-    ) -> Verdict {
+    ) -> (Verdict, bool) {
         let Some(origin) = field(hb, headers, b"origin") else {
-            return Verdict::Continue;
+            return (Verdict::Continue, false);
         };
         let allowed = self.allowed_origin(origin);
         if let Some(requested) = preflight_method(method, hb, headers) {
-            return match allowed {
+            let v = match allowed {
                 Some(echo) if self.preflight_allowed(hb, headers, requested) => {
                     push_allow_origin(client, echo);
                     client.push_str(&self.preflight_lines);
@@ -154,6 +152,7 @@ impl Cors {
                 }
                 _ => Verdict::Deny(Reply::error(403), Reason::CorsPreflight),
             };
+            return (v, false);
         }
         match allowed {
             Some(echo) => {
@@ -162,7 +161,7 @@ impl Cors {
             }
             None => client.push_str("vary: origin\r\n"),
         }
-        Verdict::Continue
+        (Verdict::Continue, allowed.is_none())
     }
 
     /// The `Access-Control-Allow-Origin` value for `origin`, if it is allowed.
